@@ -1,0 +1,343 @@
+/* sched.c — dynamic unit dispatch over MPI (see ts_sched.h).
+ *
+ * Why a thread on rank 0 instead of a dedicated coordinator rank: on a 2-core node a rank that
+ * only coordinates wastes half the machine, and the issue asks every rank to work. Only rank
+ * 0's main thread calls MPI (MPI_THREAD_FUNNELED suffices); its worker thread talks to it
+ * through a mutex-protected queue.
+ *
+ * Why polling with sleeps: Open MPI's blocking receive spins at 100% CPU. Waiting ranks would
+ * steal the core that a worker on the same node needs, so we poll with MPI_Test/MPI_Iprobe and
+ * nanosleep, backing off from 20 us to 1 ms. */
+#include "ts_sched.h"
+
+#include <mpi.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ts_error.h"
+#include "ts_io.h"
+
+enum { TAG_REQUEST = 7101, TAG_UNIT = 7102 };
+
+/* Wire format of a request (worker → rank 0). Fixed size: simple and small (~2.3 KB). */
+typedef struct wire_result {
+  int64_t has_result, idx, bytes, items, ok, attempts, code;
+  double seconds;
+  char output[1024], checksum[65], token[64], message[1024];
+} wire_result;
+
+typedef struct wire_unit {
+  int64_t idx; /* -1: stage over */
+  char id[256];
+} wire_unit;
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void backoff_sleep(long *ns) {
+  struct timespec t = {0, *ns};
+  nanosleep(&t, NULL);
+  *ns = *ns * 2 > 1000000 ? 1000000 : *ns * 2;
+}
+
+static int mpi_fail(int e, const char *what) {
+  char s[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(e, s, &len);
+  return ts_error_set(TS_EIO, "MPI_ERROR", "%s: %s", what, s);
+}
+
+/* Run one unit here and fill a wire_result. */
+static void do_unit(const ts_sched_cb *cb, int64_t idx, const char *id, wire_result *w) {
+  memset(w, 0, sizeof *w);
+  w->has_result = 1;
+  w->idx = idx;
+  ts_unit_record rec;
+  memset(&rec, 0, sizeof rec);
+  ts_error_clear();
+  double t0 = now_s();
+  int rc = cb->work(cb->ctx, idx, id, &rec);
+  if (rc >= 0 && rec.output[0]) {
+    char abs[TS_PATH_MAX];
+    rc = cb->output_path(cb->ctx, rec.output, abs, sizeof abs);
+    if (rc >= 0) rc = ts_io_sha256_file(abs, rec.checksum, &rec.bytes);
+  }
+  w->seconds = now_s() - t0;
+  if (rc >= 0) {
+    w->ok = 1;
+    w->bytes = rec.bytes;
+    w->items = rec.items;
+    memcpy(w->output, rec.output, sizeof w->output);
+    memcpy(w->checksum, rec.checksum, sizeof w->checksum);
+  } else {
+    w->ok = 0;
+    w->code = rc;
+    snprintf(w->token, sizeof w->token, "%s", ts_error_token()[0] ? ts_error_token() : "UNIT_FAILED");
+    snprintf(w->message, sizeof w->message, "%s", ts_error_message()[0] ? ts_error_message() : "unit failed without a message");
+  }
+}
+
+/* ---------------- worker ranks ---------------- */
+
+static int worker_loop(const ts_sched_cb *cb) {
+  wire_result w;
+  memset(&w, 0, sizeof w);
+  for (;;) {
+    int e = MPI_Send(&w, (int)sizeof w, MPI_BYTE, 0, TAG_REQUEST, MPI_COMM_WORLD);
+    if (e != MPI_SUCCESS) return mpi_fail(e, "send request");
+    wire_unit u;
+    MPI_Request req;
+    e = MPI_Irecv(&u, (int)sizeof u, MPI_BYTE, 0, TAG_UNIT, MPI_COMM_WORLD, &req);
+    if (e != MPI_SUCCESS) return mpi_fail(e, "receive unit");
+    long ns = 20000;
+    for (int flag = 0;;) {
+      e = MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+      if (e != MPI_SUCCESS) return mpi_fail(e, "wait unit");
+      if (flag) break;
+      backoff_sleep(&ns);
+    }
+    if (u.idx < 0) return 0;
+    u.id[sizeof u.id - 1] = '\0';
+    do_unit(cb, u.idx, u.id, &w);
+  }
+}
+
+/* ---------------- rank 0 ---------------- */
+
+typedef struct local_item { wire_result w; struct local_item *next; } local_item;
+
+typedef struct coord {
+  const ts_sched_cb *cb;
+  const char *const *ids;
+  const int64_t *idx;
+  int64_t n;
+  /* queue of positions (0..n-1) to hand out; FIFO ring large enough for n + retries */
+  int64_t *queue, qhead, qtail, qcap;
+  int *attempts;
+  pthread_mutex_t mu;
+  pthread_cond_t cv_queue;   /* local worker waits for work or the end */
+  bool over;
+  local_item *results;       /* local worker's finished units */
+  int64_t pos_of_local;      /* position the local worker is on, -1 none */
+  /* progress */
+  int64_t done, failed, items;
+  double t0, last_print;
+} coord;
+
+static bool q_pop(coord *c, int64_t *pos) {
+  if (c->qhead == c->qtail) return false;
+  *pos = c->queue[c->qhead++ % c->qcap];
+  return true;
+}
+static void q_push(coord *c, int64_t pos) { c->queue[c->qtail++ % c->qcap] = pos; }
+
+static void *local_worker(void *arg) {
+  coord *c = arg;
+  for (;;) {
+    int64_t pos;
+    pthread_mutex_lock(&c->mu);
+    while (!c->over && c->qhead == c->qtail) pthread_cond_wait(&c->cv_queue, &c->mu);
+    if (!q_pop(c, &pos)) { /* over */
+      pthread_mutex_unlock(&c->mu);
+      return NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    local_item *it = malloc(sizeof *it);
+    if (!it) abort(); /* out of memory in the scheduler is not recoverable */
+    do_unit(c->cb, pos, c->ids[pos], &it->w);
+    pthread_mutex_lock(&c->mu);
+    it->next = c->results;
+    c->results = it;
+    pthread_mutex_unlock(&c->mu);
+  }
+}
+
+static void progress(coord *c, bool final) {
+  if (!c->cb->progress) return;
+  double t = now_s();
+  if (!final && t - c->last_print < 2.0) return;
+  c->last_print = t;
+  double el = t - c->t0;
+  int64_t fin = c->done + c->failed;
+  double rate = el > 0 ? (double)fin / el : 0;
+  double eta = rate > 0 ? (double)(c->n - fin) / rate : 0;
+  fprintf(stderr, "%s: %lld/%lld units (%lld failed), %.1f items/s, %.0f s elapsed%s",
+          c->cb->stage, (long long)fin, (long long)c->n, (long long)c->failed,
+          el > 0 ? (double)c->items / el : 0.0, el, final ? "\n" : "");
+  if (!final) fprintf(stderr, ", ETA %.0f s\n", eta);
+}
+
+/* A result arrived (rank r, position pos). Returns <0 if the ledger failed. */
+static int handle(coord *c, int rank, const wire_result *w, int64_t *resolved) {
+  int64_t pos = w->idx;
+  c->attempts[pos]++;
+  /* Bad input (TS_EINPUT) and bad settings (TS_ECONFIG) fail the same way every time: only
+   * other failures (I/O, memory, library) are worth another attempt. */
+  bool retryable = w->code != TS_EINPUT && w->code != TS_ECONFIG;
+  if (!w->ok && retryable && c->attempts[pos] < c->cb->max_attempts) {
+    pthread_mutex_lock(&c->mu);
+    q_push(c, pos);
+    pthread_cond_signal(&c->cv_queue);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+  }
+  ts_sched_result r;
+  memset(&r, 0, sizeof r);
+  r.idx = c->idx[pos];
+  r.id = c->ids[pos];
+  r.ok = w->ok != 0;
+  r.rank = rank;
+  r.attempts = c->attempts[pos];
+  r.seconds = w->seconds;
+  if (r.ok) {
+    memcpy(r.rec.output, w->output, sizeof r.rec.output);
+    memcpy(r.rec.checksum, w->checksum, sizeof r.rec.checksum);
+    r.rec.output[sizeof r.rec.output - 1] = r.rec.checksum[64] = '\0';
+    r.rec.bytes = w->bytes;
+    r.rec.items = w->items;
+    r.rec.seconds = w->seconds;
+    c->done++;
+    c->items += w->items;
+  } else {
+    snprintf(r.token, sizeof r.token, "%s", w->token);
+    snprintf(r.message, sizeof r.message, "%s", w->message);
+    c->failed++;
+  }
+  (*resolved)++;
+  progress(c, false);
+  return c->cb->on_result(c->cb->ctx, &r);
+}
+
+static int coordinator(const ts_sched_cb *cb, const char *const *ids, const int64_t *idx, int64_t n) {
+  int nranks = 1, rc = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+  coord c;
+  memset(&c, 0, sizeof c);
+  c.cb = cb;
+  c.ids = ids;
+  c.idx = idx;
+  c.n = n;
+  c.qcap = n * (cb->max_attempts > 0 ? cb->max_attempts : 1) + 1;
+  c.queue = malloc(sizeof *c.queue * (size_t)c.qcap);
+  c.attempts = calloc((size_t)(n ? n : 1), sizeof *c.attempts);
+  bool *waiting = calloc((size_t)nranks, sizeof *waiting);
+  if (!c.queue || !c.attempts || !waiting) {
+    free(c.queue); free(c.attempts); free(waiting);
+    return ts_error_set(TS_ENOMEM, "NO_MEMORY", "scheduler queue of %lld units", (long long)n);
+  }
+  for (int64_t i = 0; i < n; i++) q_push(&c, i);
+  pthread_mutex_init(&c.mu, NULL);
+  pthread_cond_init(&c.cv_queue, NULL);
+  c.t0 = c.last_print = now_s();
+  pthread_t th;
+  bool th_ok = pthread_create(&th, NULL, local_worker, &c) == 0;
+  if (!th_ok) fprintf(stderr, "%s: warning: no worker thread on rank 0; other ranks do the work\n", cb->stage);
+  if (!th_ok && nranks == 1) {
+    /* run inline */
+    int64_t pos;
+    while (q_pop(&c, &pos)) {
+      wire_result w;
+      do_unit(cb, pos, ids[pos], &w);
+      int64_t dummy = 0;
+      if ((rc = handle(&c, 0, &w, &dummy)) < 0) break;
+    }
+    goto finish;
+  }
+
+  int64_t resolved = 0;
+  long ns = 20000;
+  while (resolved < n) {
+    bool busy = false;
+    /* results of the local worker */
+    pthread_mutex_lock(&c.mu);
+    local_item *list = c.results;
+    c.results = NULL;
+    pthread_mutex_unlock(&c.mu);
+    while (list) {
+      local_item *next = list->next;
+      if (rc >= 0) rc = handle(&c, 0, &list->w, &resolved);
+      free(list);
+      list = next;
+      busy = true;
+    }
+    if (rc < 0) break;
+    /* requests of other ranks */
+    for (;;) {
+      int flag = 0;
+      MPI_Status st;
+      int e = MPI_Iprobe(MPI_ANY_SOURCE, TAG_REQUEST, MPI_COMM_WORLD, &flag, &st);
+      if (e != MPI_SUCCESS) { rc = mpi_fail(e, "probe"); break; }
+      if (!flag) break;
+      wire_result w;
+      e = MPI_Recv(&w, (int)sizeof w, MPI_BYTE, st.MPI_SOURCE, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      if (e != MPI_SUCCESS) { rc = mpi_fail(e, "receive request"); break; }
+      busy = true;
+      waiting[st.MPI_SOURCE] = true;
+      if (w.has_result && (rc = handle(&c, st.MPI_SOURCE, &w, &resolved)) < 0) break;
+    }
+    if (rc < 0) break;
+    /* hand work to waiting ranks */
+    for (int r = 1; r < nranks; r++) {
+      if (!waiting[r]) continue;
+      int64_t pos;
+      pthread_mutex_lock(&c.mu);
+      bool got = q_pop(&c, &pos);
+      pthread_mutex_unlock(&c.mu);
+      if (!got) break;
+      wire_unit u = {.idx = pos};
+      snprintf(u.id, sizeof u.id, "%s", ids[pos]);
+      int e = MPI_Send(&u, (int)sizeof u, MPI_BYTE, r, TAG_UNIT, MPI_COMM_WORLD);
+      if (e != MPI_SUCCESS) { rc = mpi_fail(e, "send unit"); break; }
+      waiting[r] = false;
+      busy = true;
+    }
+    if (rc < 0) break;
+    if (busy) ns = 20000;
+    else backoff_sleep(&ns);
+  }
+
+finish:
+  pthread_mutex_lock(&c.mu);
+  c.over = true;
+  c.qhead = c.qtail; /* on error: drop what is left */
+  pthread_cond_broadcast(&c.cv_queue);
+  pthread_mutex_unlock(&c.mu);
+  if (th_ok) pthread_join(th, NULL);
+  /* results the local worker finished while we were stopping (error path only) */
+  for (local_item *it = c.results, *next; it; it = next) { next = it->next; free(it); }
+  /* every other rank has one request outstanding or on its way: answer it with "over" */
+  for (int r = 1; r < nranks; r++) {
+    if (!waiting[r]) {
+      wire_result w;
+      MPI_Request req;
+      MPI_Irecv(&w, (int)sizeof w, MPI_BYTE, r, TAG_REQUEST, MPI_COMM_WORLD, &req);
+      long wns = 20000;
+      for (int flag = 0; !flag;) {
+        MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+        if (!flag) backoff_sleep(&wns);
+      }
+    }
+    wire_unit u = {.idx = -1};
+    MPI_Send(&u, (int)sizeof u, MPI_BYTE, r, TAG_UNIT, MPI_COMM_WORLD);
+  }
+  progress(&c, true);
+  pthread_mutex_destroy(&c.mu);
+  pthread_cond_destroy(&c.cv_queue);
+  free(c.queue);
+  free(c.attempts);
+  free(waiting);
+  return rc;
+}
+
+int ts_sched_stage(const ts_sched_cb *cb, const char *const *ids, const int64_t *idx, int64_t n) {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank == 0 ? coordinator(cb, ids, idx, n) : worker_loop(cb);
+}

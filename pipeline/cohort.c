@@ -1,0 +1,184 @@
+/* cohort.c — the cohort CSV (slide_id, patient_id, path[, label][, mpp]) and the unit list.
+ *
+ * The CSV is read once by rank 0 and its text broadcast, so every rank parses the same bytes
+ * (rank 0 decides anything file-system based). Fields may be double-quoted (RFC 4180). */
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ts_error.h"
+#include "ts_io.h"
+#include "ts_stage.h"
+
+/* Split one CSV line in place into at most max fields. Returns the count, -1 on a bad quote. */
+static int split_csv(char *line, char **f, int max) {
+  int n = 0;
+  char *p = line;
+  for (;;) {
+    if (n == max) return n;
+    if (*p == '"') {
+      char *w = ++p;
+      f[n++] = w;
+      for (;;) {
+        if (!*p) return -1;
+        if (*p == '"') {
+          if (p[1] == '"') { *w++ = '"'; p += 2; continue; }
+          p++;
+          break;
+        }
+        *w++ = *p++;
+      }
+      *w = '\0';
+      if (*p == ',') { p++; continue; }
+      if (*p) return -1;
+      return n;
+    }
+    f[n++] = p;
+    char *c = strchr(p, ',');
+    if (!c) return n;
+    *c = '\0';
+    p = c + 1;
+  }
+}
+
+static void trim(char *s) {
+  size_t n = strlen(s);
+  while (n && (s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
+  size_t k = strspn(s, " \t");
+  if (k) memmove(s, s + k, n - k + 1);
+}
+
+int ts_cohort_parse(const char *csv_path, const char *text, ts_cohort *out) {
+  memset(out, 0, sizeof *out);
+  enum { MAXF = 64 };
+  char *copy = strdup(text), *fields[MAXF];
+  int rc = 0, col_slide = -1, col_patient = -1, col_path = -1, col_label = -1, col_mpp = -1, ncol = 0;
+  char dir[TS_PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", csv_path);
+  char *csv_dir = dirname(dir);
+  if (!copy) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "cohort");
+  out->csv_path = strdup(csv_path);
+  int line_no = 0;
+  for (char *line = copy, *next; line; line = next) {
+    next = strchr(line, '\n');
+    if (next) *next++ = '\0';
+    line_no++;
+    trim(line);
+    if (!line[0] || line[0] == '#') continue;
+    int n = split_csv(line, fields, MAXF);
+    if (n < 0) TS_FAIL(TS_ECONFIG, "COHORT_BAD_VALUE", "%s:%d: unbalanced quote", csv_path, line_no);
+    for (int i = 0; i < n; i++) trim(fields[i]);
+    if (ncol == 0) {
+      ncol = n;
+      for (int i = 0; i < n; i++) {
+        if (!strcmp(fields[i], "slide_id")) col_slide = i;
+        else if (!strcmp(fields[i], "patient_id")) col_patient = i;
+        else if (!strcmp(fields[i], "path")) col_path = i;
+        else if (!strcmp(fields[i], "label")) col_label = i;
+        else if (!strcmp(fields[i], "mpp")) col_mpp = i;
+      }
+      const char *miss = col_slide < 0 ? "slide_id" : col_patient < 0 ? "patient_id" : col_path < 0 ? "path" : NULL;
+      if (miss) TS_FAIL(TS_ECONFIG, "COHORT_MISSING_COLUMN", "%s:%d: no '%s' column (need slide_id, patient_id, path; optional label, mpp)", csv_path, line_no, miss);
+      continue;
+    }
+    if (n != ncol) TS_FAIL(TS_ECONFIG, "COHORT_BAD_VALUE", "%s:%d: %d fields, the header has %d", csv_path, line_no, n, ncol);
+    ts_cohort_row *rows = realloc(out->rows, sizeof *rows * (size_t)(out->n + 1));
+    if (!rows) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "cohort");
+    out->rows = rows;
+    ts_cohort_row *r = &rows[out->n];
+    memset(r, 0, sizeof *r);
+    r->line = line_no;
+    r->label = -1;
+    out->n++;
+    if (!fields[col_slide][0]) TS_FAIL(TS_ECONFIG, "COHORT_BAD_VALUE", "%s:%d: column slide_id: empty", csv_path, line_no);
+    for (int i = 0; i < out->n - 1; i++)
+      if (!strcmp(out->rows[i].slide_id, fields[col_slide]))
+        TS_FAIL(TS_ECONFIG, "COHORT_DUPLICATE_ID", "%s:%d: column slide_id: '%s' already on line %d", csv_path, line_no, fields[col_slide], out->rows[i].line);
+    r->slide_id = strdup(fields[col_slide]);
+    r->patient_id = strdup(fields[col_patient]);
+    char p[TS_PATH_MAX];
+    TS_TRY(ts_io_join(csv_dir, fields[col_path], p, sizeof p));
+    r->path = strdup(p);
+    if (col_label >= 0 && fields[col_label][0]) {
+      char *end;
+      long v = strtol(fields[col_label], &end, 10);
+      if (*end) TS_FAIL(TS_ECONFIG, "COHORT_BAD_VALUE", "%s:%d: column label: '%s' is not an integer", csv_path, line_no, fields[col_label]);
+      r->label = (int)v;
+    }
+    if (col_mpp >= 0 && fields[col_mpp][0]) {
+      char *end;
+      errno = 0;
+      double v = strtod(fields[col_mpp], &end);
+      if (*end || errno || !(v > 0) || !isfinite(v))
+        TS_FAIL(TS_ECONFIG, "COHORT_BAD_VALUE", "%s:%d: column mpp: '%s' is not a positive number", csv_path, line_no, fields[col_mpp]);
+      r->mpp = v;
+    }
+    if (!r->slide_id || !r->patient_id || !r->path) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "cohort");
+  }
+  if (ncol == 0) TS_FAIL(TS_ECONFIG, "COHORT_MISSING_COLUMN", "%s:1: empty file, expected a header slide_id,patient_id,path", csv_path);
+out:
+  free(copy);
+  if (rc < 0) ts_cohort_clear(out);
+  return rc;
+}
+
+void ts_cohort_clear(ts_cohort *c) {
+  for (int i = 0; i < c->n; i++) {
+    free(c->rows[i].slide_id);
+    free(c->rows[i].patient_id);
+    free(c->rows[i].path);
+  }
+  free(c->rows);
+  free(c->csv_path);
+  memset(c, 0, sizeof *c);
+}
+
+const ts_cohort_row *ts_cohort_find(const ts_cohort *c, const char *slide_id) {
+  for (int i = 0; i < c->n; i++)
+    if (!strcmp(c->rows[i].slide_id, slide_id)) return &c->rows[i];
+  return NULL;
+}
+
+/* ---- units ---- */
+
+static int units_push(ts_units *u, const char *id, const char *token, const char *message) {
+  if (u->n == u->cap) {
+    int64_t cap = u->cap ? u->cap * 2 : 64;
+    char **a = realloc(u->ids, sizeof *a * (size_t)cap);
+    if (a) u->ids = a;
+    char **b = realloc(u->fail_token, sizeof *b * (size_t)cap);
+    if (b) u->fail_token = b;
+    char **c = realloc(u->fail_message, sizeof *c * (size_t)cap);
+    if (c) u->fail_message = c;
+    if (!a || !b || !c) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "unit list");
+    u->cap = cap;
+  }
+  u->ids[u->n] = strdup(id);
+  u->fail_token[u->n] = token ? strdup(token) : NULL;
+  u->fail_message[u->n] = message ? strdup(message) : NULL;
+  u->n++;
+  return 0;
+}
+
+int ts_units_add(ts_units *u, const char *id) { return units_push(u, id, NULL, NULL); }
+int ts_units_add_failed(ts_units *u, const char *id, const char *token, const char *message) {
+  return units_push(u, id, token, message);
+}
+
+void ts_units_clear(ts_units *u) {
+  for (int64_t i = 0; i < u->n; i++) {
+    free(u->ids[i]);
+    free(u->fail_token[i]);
+    free(u->fail_message[i]);
+  }
+  free(u->ids);
+  free(u->fail_token);
+  free(u->fail_message);
+  memset(u, 0, sizeof *u);
+}
+
+int ts_run_path(const ts_run *run, const char *name, char *buf, size_t n) {
+  return ts_io_join(run->dir, name, buf, n);
+}

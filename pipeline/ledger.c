@@ -1,0 +1,230 @@
+/* ledger.c — SQLite ledger (see ts_ledger.h and schemas/ledger.sql).
+ *
+ * WAL mode with synchronous=FULL: a commit survives power loss, and readers (`tessera status`
+ * while a run goes on) never block the writer. Each call is one transaction. */
+#include "ts_ledger.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ts_error.h"
+#include "ts_ledger_sql.h"
+
+struct ts_ledger {
+  sqlite3 *db;
+  char path[1024];
+};
+
+static int sql_err(ts_ledger *l, const char *what) {
+  return ts_error_set(TS_EIO, "LEDGER_SQL", "%s: %s: %s", l->path, what, sqlite3_errmsg(l->db));
+}
+
+void ts_now_iso(char buf[32]) {
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int ts_ledger_open(const char *path, bool readonly, ts_ledger **out) {
+  *out = NULL;
+  ts_ledger *l = calloc(1, sizeof *l);
+  if (!l) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "ledger");
+  snprintf(l->path, sizeof l->path, "%s", path);
+  int flags = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (sqlite3_open_v2(path, &l->db, flags, NULL) != SQLITE_OK) {
+    int rc = ts_error_set(TS_EIO, "LEDGER_OPEN", "cannot open ledger %s: %s", path,
+                          l->db ? sqlite3_errmsg(l->db) : "out of memory");
+    sqlite3_close(l->db);
+    free(l);
+    return rc;
+  }
+  sqlite3_busy_timeout(l->db, 10000);
+  if (!readonly) {
+    char *msg = NULL;
+    if (sqlite3_exec(l->db, ts_ledger_sql, NULL, NULL, &msg) != SQLITE_OK) {
+      int rc = ts_error_set(TS_EIO, "LEDGER_OPEN", "cannot initialise ledger %s: %s", path, msg ? msg : "?");
+      sqlite3_free(msg);
+      sqlite3_close(l->db);
+      free(l);
+      return rc;
+    }
+  }
+  *out = l;
+  return 0;
+}
+
+void ts_ledger_close(ts_ledger **l) {
+  if (!l || !*l) return;
+  sqlite3_close((*l)->db);
+  free(*l);
+  *l = NULL;
+}
+
+/* Prepare, bind with a tiny format ('t' text, 'i' int64, 'd' double, 'n' null), step once. */
+static int exec1(ts_ledger *l, const char *sql, const char *fmt, ...) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK) return sql_err(l, "prepare");
+  va_list ap;
+  va_start(ap, fmt);
+  for (int i = 0; fmt && fmt[i]; i++) {
+    int k = i + 1;
+    switch (fmt[i]) {
+    case 't': { const char *s = va_arg(ap, const char *); s ? sqlite3_bind_text(st, k, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, k); break; }
+    case 'i': sqlite3_bind_int64(st, k, va_arg(ap, int64_t)); break;
+    case 'd': sqlite3_bind_double(st, k, va_arg(ap, double)); break;
+    default: sqlite3_bind_null(st, k); break;
+    }
+  }
+  va_end(ap);
+  int s = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (s != SQLITE_DONE && s != SQLITE_ROW) return sql_err(l, "step");
+  return 0;
+}
+
+int ts_ledger_run_begin(ts_ledger *l, const char *config_hash, const char *argv, int ranks,
+                        const char *hosts, const char *version, int64_t *run_id_out) {
+  char now[32];
+  ts_now_iso(now);
+  TS_CALL(exec1(l, "INSERT INTO runs(started, config_hash, argv, ranks, hosts, version) VALUES(?,?,?,?,?,?)",
+                "tttitt", now, config_hash, argv, (int64_t)ranks, hosts, version));
+  *run_id_out = sqlite3_last_insert_rowid(l->db);
+  return 0;
+}
+
+int ts_ledger_run_end(ts_ledger *l, int64_t run_id, int exit_code) {
+  char now[32];
+  ts_now_iso(now);
+  return exec1(l, "UPDATE runs SET finished=?, exit_code=? WHERE id=?", "tii", now, (int64_t)exit_code, run_id);
+}
+
+static int query_text(ts_ledger *l, const char *sql, const char *a, const char *b, char *out, size_t n) {
+  sqlite3_stmt *st = NULL;
+  out[0] = '\0';
+  if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK) return sql_err(l, "prepare");
+  sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
+  if (b) sqlite3_bind_text(st, 2, b, -1, SQLITE_TRANSIENT);
+  int s = sqlite3_step(st);
+  if (s == SQLITE_ROW && sqlite3_column_text(st, 0))
+    snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  if (s != SQLITE_ROW && s != SQLITE_DONE) return sql_err(l, "query");
+  return 0;
+}
+
+int ts_ledger_stage_hash(ts_ledger *l, const char *stage, char hex_out[65]) {
+  return query_text(l, "SELECT config_hash FROM stages WHERE name=?", stage, NULL, hex_out, 65);
+}
+
+int ts_ledger_stage_prepare(ts_ledger *l, const char *stage, int position, const char *hash, bool *reset_out) {
+  char old[65];
+  TS_CALL(ts_ledger_stage_hash(l, stage, old));
+  *reset_out = old[0] && strcmp(old, hash) != 0;
+  if (sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return sql_err(l, "begin");
+  int rc = 0;
+  if (*reset_out) TS_TRY(exec1(l, "DELETE FROM units WHERE stage=?", "t", stage));
+  TS_TRY(exec1(l, "INSERT INTO stages(name, position, config_hash) VALUES(?,?,?) "
+                  "ON CONFLICT(name) DO UPDATE SET position=excluded.position, config_hash=excluded.config_hash",
+               "tit", stage, (int64_t)position, hash));
+  if (sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) TS_FAIL(TS_EIO, "LEDGER_SQL", "%s: commit: %s", l->path, sqlite3_errmsg(l->db));
+  return 0;
+out:
+  sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
+}
+
+int ts_ledger_stage_times(ts_ledger *l, const char *stage, const char *started, const char *finished, double seconds) {
+  return exec1(l, "UPDATE stages SET started=?, finished=?, seconds=? WHERE name=?", "ttdt", started, finished, seconds, stage);
+}
+
+int ts_ledger_unit_add(ts_ledger *l, const char *stage, const char *unit, int64_t idx) {
+  return exec1(l, "INSERT INTO units(stage, unit, idx) VALUES(?,?,?) ON CONFLICT(stage, unit) DO UPDATE SET idx=excluded.idx",
+               "tti", stage, unit, idx);
+}
+
+int ts_ledger_unit_state(ts_ledger *l, const char *stage, const char *unit, char state_out[16]) {
+  return query_text(l, "SELECT state FROM units WHERE stage=? AND unit=?", stage, unit, state_out, 16);
+}
+
+int ts_ledger_unit_done(ts_ledger *l, const char *stage, const char *unit, int rank, int attempts,
+                        int64_t run_id, const ts_unit_record *r) {
+  char now[32];
+  ts_now_iso(now);
+  return exec1(l,
+               "UPDATE units SET state='done', attempts=?, rank=?, output=?, checksum=?, bytes=?, seconds=?, items=?, "
+               "error_token=NULL, error_message=NULL, run_id=?, updated=? WHERE stage=? AND unit=?",
+               "iittidiittt", (int64_t)attempts, (int64_t)rank, r->output, r->checksum, r->bytes, r->seconds, r->items,
+               run_id, now, stage, unit);
+}
+
+int ts_ledger_unit_failed(ts_ledger *l, const char *stage, const char *unit, int rank, int attempts, int64_t run_id,
+                          double seconds, const char *token, const char *message) {
+  char now[32];
+  ts_now_iso(now);
+  return exec1(l,
+               "UPDATE units SET state='failed', attempts=?, rank=?, output=NULL, checksum=NULL, bytes=NULL, seconds=?, "
+               "items=NULL, error_token=?, error_message=?, run_id=?, updated=? WHERE stage=? AND unit=?",
+               "iidttittt", (int64_t)attempts, (int64_t)rank, seconds, token, message, run_id, now, stage, unit);
+}
+
+int ts_ledger_unit_error(ts_ledger *l, const char *stage, const char *unit, char token_out[64]) {
+  return query_text(l, "SELECT error_token FROM units WHERE stage=? AND unit=? AND state='failed'", stage, unit, token_out, 64);
+}
+
+int ts_ledger_unit_output(ts_ledger *l, const char *stage, const char *unit, char *output, size_t n, char checksum_out[65]) {
+  TS_CALL(query_text(l, "SELECT output FROM units WHERE stage=? AND unit=? AND state='done'", stage, unit, output, n));
+  return query_text(l, "SELECT checksum FROM units WHERE stage=? AND unit=? AND state='done'", stage, unit, checksum_out, 65);
+}
+
+int ts_ledger_counts(ts_ledger *l, ts_stage_counts **out, int *n_out) {
+  *out = NULL;
+  *n_out = 0;
+  sqlite3_stmt *st = NULL;
+  const char *sql =
+      "SELECT s.name, "
+      " (SELECT count(*) FROM units u WHERE u.stage=s.name AND u.state='done'),"
+      " (SELECT count(*) FROM units u WHERE u.stage=s.name AND u.state='failed'),"
+      " (SELECT count(*) FROM units u WHERE u.stage=s.name AND u.state='pending'),"
+      " (SELECT coalesce(sum(items),0) FROM units u WHERE u.stage=s.name AND u.state='done')"
+      " FROM stages s ORDER BY s.position";
+  if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK) return sql_err(l, "prepare");
+  int cap = 8, n = 0;
+  ts_stage_counts *v = calloc((size_t)cap, sizeof *v);
+  int s;
+  while (v && (s = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      ts_stage_counts *nv = realloc(v, sizeof *v * (size_t)(cap *= 2));
+      if (!nv) { free(v); v = NULL; break; }
+      v = nv;
+    }
+    snprintf(v[n].name, sizeof v[n].name, "%s", (const char *)sqlite3_column_text(st, 0));
+    v[n].done = sqlite3_column_int64(st, 1);
+    v[n].failed = sqlite3_column_int64(st, 2);
+    v[n].pending = sqlite3_column_int64(st, 3);
+    v[n].items = sqlite3_column_int64(st, 4);
+    n++;
+  }
+  sqlite3_finalize(st);
+  if (!v) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "ledger counts");
+  *out = v;
+  *n_out = n;
+  return 0;
+}
+
+int ts_ledger_failures(ts_ledger *l, const char *stage,
+                       void (*fn)(void *, const char *, const char *, const char *), void *ctx) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(l->db, "SELECT unit, coalesce(error_token,''), coalesce(error_message,'') FROM units "
+                                "WHERE stage=? AND state='failed' ORDER BY idx, unit", -1, &st, NULL) != SQLITE_OK)
+    return sql_err(l, "prepare");
+  sqlite3_bind_text(st, 1, stage, -1, SQLITE_TRANSIENT);
+  while (sqlite3_step(st) == SQLITE_ROW)
+    fn(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+       (const char *)sqlite3_column_text(st, 2));
+  sqlite3_finalize(st);
+  return 0;
+}

@@ -1,0 +1,362 @@
+/* run.c — `tessera run CONFIG`: the driver. Rank 0 resolves the config, prepares the run
+ * directory and the ledger, and plans each stage; every rank then works through the stage's
+ * units with the scheduler (cluster/sched.c). Stage by stage, in registry order.
+ *
+ * Resume semantics: a stage's hash covers the config keys it declares and the hashes of the
+ * stages it needs. Same hash → only units not recorded done run. Different hash → all of the
+ * stage's units are forgotten and redone (and, through the chained hash, every later stage). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ts_cli.h"
+#include "ts_config.h"
+#include "ts_error.h"
+#include "ts_io.h"
+#include "ts_ledger.h"
+#include "ts_sched.h"
+#include "ts_stage.h"
+#include "ts_version.h"
+
+static void run_usage(FILE *f) {
+  fprintf(f,
+          "usage: tessera run CONFIG.yaml [--set section.key=value ...] [--reconfigure] [--quiet]\n"
+          "       mpirun -np N tessera run CONFIG.yaml ...     (srun --mpi=pmix under Slurm)\n\n"
+          "Runs every stage of the pipeline on the cohort of CONFIG. Outputs, the resolved config\n"
+          "and the ledger go to run.dir. Running again does only what is missing; a changed config\n"
+          "section redoes the stages that depend on it (needs --reconfigure on an existing run).\n\n"
+          "options:\n"
+          "  --set section.key=value  override one config value (validated like the file)\n"
+          "  --reconfigure            accept a config that differs from the run directory's\n"
+          "  --quiet                  no progress lines\n\n"
+          "config keys (section, key, type, default, meaning):\n");
+  ts_config_print_schema(f);
+  fprintf(f, "\nexit codes: 0 all units done, 1 some units failed (the rest completed), 2 usage or config error\n");
+}
+
+typedef struct run_state {
+  ts_run run;
+  const struct ts_stage *stage;
+  char stage_hash[65];
+  int64_t n_failed_now;
+} run_state;
+
+static int bcast_text(char **s, int rank) {
+  long long len = (rank == 0 && *s) ? (long long)strlen(*s) + 1 : 0;
+  MPI_Bcast(&len, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+  if (rank != 0) {
+    free(*s);
+    *s = len ? malloc((size_t)len) : NULL;
+    if (len && !*s) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "broadcast");
+  }
+  if (len) MPI_Bcast(*s, (int)len, MPI_CHAR, 0, MPI_COMM_WORLD);
+  return 0;
+}
+
+static int cb_work(void *ctx, int64_t pos, const char *id, ts_unit_record *rec) {
+  run_state *s = ctx;
+  ts_unit u = {.idx = pos, .id = id};
+  return s->stage->work(&s->run, &u, rec);
+}
+
+static int cb_output(void *ctx, const char *rel, char *buf, size_t n) {
+  run_state *s = ctx;
+  return ts_run_path(&s->run, rel, buf, n);
+}
+
+static int cb_result(void *ctx, const ts_sched_result *r) {
+  run_state *s = ctx;
+  if (r->ok)
+    return ts_ledger_unit_done(s->run.ledger, s->stage->name, r->id, r->rank, r->attempts, s->run.run_id, &r->rec);
+  s->n_failed_now++;
+  fprintf(stderr, "%s: unit %s failed on rank %d after %d attempt(s): %s\n", s->stage->name, r->id, r->rank,
+          r->attempts, r->message);
+  return ts_ledger_unit_failed(s->run.ledger, s->stage->name, r->id, r->rank, r->attempts, s->run.run_id,
+                               r->seconds, r->token, r->message);
+}
+
+/* Rank 0: hash of a stage = its config keys + the hashes of the stages it needs. */
+static void stage_hash(const ts_run *run, const struct ts_stage *st, char (*hashes)[65], char out[65]) {
+  char keys[65], buf[64 * 70 + 200];
+  ts_config_hash_keys(run->cfg, st->config_keys, keys);
+  int n = snprintf(buf, sizeof buf, "%s:%s", st->name, keys);
+  for (int k = 0; st->needs && st->needs[k]; k++)
+    for (int j = 0; ts_stages[j] && j < 64; j++)
+      if (!strcmp(ts_stages[j]->name, st->needs[k]) && n < (int)sizeof buf - 70)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s", hashes[j]);
+  ts_io_sha256(buf, strlen(buf), out);
+}
+
+static int dir_entries(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+  closedir(d);
+  return n;
+}
+
+/* Rank 0: prepare the run directory. Returns TS_ECONFIG for anything the user must fix. */
+static int prepare_dir(const ts_config *cfg, bool reconfigure, int *lock_fd) {
+  const char *dir = cfg->run.dir;
+  char path[TS_PATH_MAX];
+  bool exists = ts_io_exists(dir);
+  TS_CALL(ts_io_join(dir, "ledger.sqlite", path, sizeof path));
+  bool has_ledger = ts_io_exists(path);
+  if (exists && !has_ledger) {
+    /* a directory we did not make: refuse unless it is empty */
+    int n = dir_entries(dir);
+    if (n > 0)
+      return ts_error_set(TS_ECONFIG, "RUN_DIR_NOT_EMPTY", "%s exists, is not empty and holds no tessera ledger: choose another run.dir (tessera never writes into a directory it did not make)", dir);
+  }
+  TS_CALL(ts_io_mkdirs(dir, 0755));
+  TS_CALL(ts_io_join(dir, ".lock", path, sizeof path));
+  *lock_fd = open(path, O_CREAT | O_RDWR, 0644);
+  if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX | LOCK_NB) < 0)
+    return ts_error_set(TS_ECONFIG, "RUN_LOCKED", "%s: another tessera run is using this run directory", dir);
+  TS_CALL(ts_io_join(dir, "config.yaml", path, sizeof path));
+  if (ts_io_exists(path)) {
+    char *old = NULL;
+    TS_CALL(ts_io_read_all(path, &old, NULL));
+    bool same = !strcmp(old, cfg->text);
+    free(old);
+    if (!same && !reconfigure)
+      return ts_error_set(TS_ECONFIG, "RUN_CONFIG_CHANGED",
+                          "%s was made with a different config (see %s): pass --reconfigure to redo the stages whose settings changed, or choose another run.dir",
+                          dir, path);
+  }
+  return ts_io_write_atomic(path, cfg->text, strlen(cfg->text));
+}
+
+static void join_argv(int argc, char **argv, char *buf, size_t n) {
+  size_t k = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < argc && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%s", i ? " " : "tessera ", argv[i]);
+}
+
+int ts_cmd_run(int argc, char **argv) {
+  if (ts_cli_wants_help(argc, argv)) {
+    run_usage(stdout);
+    return 0;
+  }
+  const char *config_path = NULL;
+  const char **sets = calloc((size_t)argc, sizeof *sets);
+  int n_sets = 0;
+  bool reconfigure = false, quiet = false;
+  int usage_err = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--set") && i + 1 < argc) sets[n_sets++] = argv[++i];
+    else if (!strncmp(argv[i], "--set=", 6)) sets[n_sets++] = argv[i] + 6;
+    else if (!strcmp(argv[i], "--reconfigure")) reconfigure = true;
+    else if (!strcmp(argv[i], "--quiet")) quiet = true;
+    else if (argv[i][0] == '-' || config_path) usage_err = i;
+    else config_path = argv[i];
+  }
+
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  int rank = 0, nranks = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+
+  run_state s;
+  memset(&s, 0, sizeof s);
+  ts_config *cfg = NULL;
+  ts_cohort cohort;
+  memset(&cohort, 0, sizeof cohort);
+  char *cfg_text = NULL, *cohort_text = NULL, *cohort_path = NULL;
+  int lock_fd = -1, exit_code = TS_EXIT_OK, rc = 0;
+  ts_ledger *ledger = NULL;
+
+  /* ---- rank 0: config, run directory, ledger ---- */
+  int setup = 0;
+  if (rank == 0) {
+    if (usage_err || !config_path) {
+      fprintf(stderr, "USAGE: %s\n", usage_err ? "unexpected argument" : "missing CONFIG");
+      if (usage_err) fprintf(stderr, "  at '%s'\n", argv[usage_err]);
+      run_usage(stderr);
+      setup = TS_EXIT_USAGE;
+    } else if ((rc = ts_stages_check()) < 0 || (rc = ts_config_load(config_path, sets, n_sets, &cfg)) < 0 ||
+               (rc = prepare_dir(cfg, reconfigure, &lock_fd)) < 0) {
+      fprintf(stderr, "%s\n", ts_error_message());
+      setup = TS_EXIT_USAGE;
+    } else {
+      size_t len = 0;
+      if (ts_io_read_all(cfg->cohort.csv, &cohort_text, &len) < 0) {
+        fprintf(stderr, "COHORT_MISSING_FILE: %s: cannot read the cohort CSV named by cohort.csv (%s)\n", cfg->cohort.csv, ts_error_detail());
+        setup = TS_EXIT_USAGE;
+      } else if (ts_cohort_parse(cfg->cohort.csv, cohort_text, &cohort) < 0) {
+        fprintf(stderr, "%s\n", ts_error_message());
+        setup = TS_EXIT_USAGE;
+      } else {
+        char lp[TS_PATH_MAX];
+        ts_io_join(cfg->run.dir, "ledger.sqlite", lp, sizeof lp);
+        if (ts_ledger_open(lp, false, &ledger) < 0) {
+          fprintf(stderr, "%s\n", ts_error_message());
+          setup = TS_EXIT_USAGE;
+        }
+      }
+    }
+    if (!setup) {
+      cfg_text = strdup(cfg->text);
+      cohort_path = strdup(cfg->cohort.csv);
+    }
+  }
+  MPI_Bcast(&setup, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (setup) {
+    exit_code = setup;
+    goto out;
+  }
+  bcast_text(&cfg_text, rank);
+  bcast_text(&cohort_text, rank);
+  bcast_text(&cohort_path, rank);
+  if (rank != 0) {
+    if (ts_config_from_text(cfg_text, "resolved config", &cfg) < 0 || ts_cohort_parse(cohort_path, cohort_text, &cohort) < 0) {
+      fprintf(stderr, "rank %d: %s\n", rank, ts_error_message());
+      MPI_Abort(MPI_COMM_WORLD, 3); /* cannot happen: rank 0 parsed the same bytes */
+    }
+  }
+
+  /* hosts, for the ledger */
+  char host[MPI_MAX_PROCESSOR_NAME] = "";
+  int hl = 0;
+  MPI_Get_processor_name(host, &hl);
+  char *hosts = rank == 0 ? calloc((size_t)nranks, MPI_MAX_PROCESSOR_NAME) : NULL;
+  MPI_Gather(host, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, hosts, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0, MPI_COMM_WORLD);
+
+  s.run.cfg = cfg;
+  s.run.dir = cfg->run.dir;
+  s.run.cohort = &cohort;
+  s.run.rank = rank;
+  s.run.nranks = nranks;
+  s.run.ledger = ledger;
+
+  if (rank == 0) {
+    char argbuf[4096], hostlist[4096] = "";
+    join_argv(argc, argv, argbuf, sizeof argbuf);
+    size_t k = 0;
+    for (int r = 0; r < nranks; r++) {
+      const char *h = hosts + (size_t)r * MPI_MAX_PROCESSOR_NAME;
+      bool seen = false;
+      for (int q = 0; q < r; q++) seen |= !strcmp(h, hosts + (size_t)q * MPI_MAX_PROCESSOR_NAME);
+      if (!seen && k < sizeof hostlist) k += (size_t)snprintf(hostlist + k, sizeof hostlist - k, "%s%s", k ? "," : "", h);
+    }
+    if (ts_ledger_run_begin(ledger, cfg->hash, argbuf, nranks, hostlist, TS_VERSION, &s.run.run_id) < 0) {
+      fprintf(stderr, "%s\n", ts_error_message());
+      rc = -1;
+    }
+    if (!quiet)
+      fprintf(stderr, "tessera %s: run %s, %d rank(s) on %s, config %.12s\n", TS_VERSION, cfg->run.dir, nranks, hostlist, cfg->hash);
+  }
+  free(hosts);
+
+  char hashes[64][65];
+  memset(hashes, 0, sizeof hashes);
+  for (int i = 0; ts_stages[i]; i++) {
+    const struct ts_stage *st = ts_stages[i];
+    s.stage = st;
+    ts_units units;
+    memset(&units, 0, sizeof units);
+    char **todo_ids = NULL;
+    int64_t *todo_idx = NULL, n_todo = 0, n_total = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char started[32];
+    ts_now_iso(started);
+    if (rank == 0 && rc >= 0) {
+      bool reset = false;
+      stage_hash(&s.run, st, hashes, hashes[i]);
+      rc = ts_ledger_stage_prepare(ledger, st->name, i, hashes[i], &reset);
+      if (rc >= 0 && reset && !quiet) fprintf(stderr, "%s: settings changed since the last run: redoing every unit\n", st->name);
+      if (rc >= 0) rc = st->plan(&s.run, &units);
+      n_total = units.n;
+      todo_ids = calloc((size_t)(units.n + 1), sizeof *todo_ids);
+      todo_idx = calloc((size_t)(units.n + 1), sizeof *todo_idx);
+      for (int64_t u = 0; rc >= 0 && u < units.n; u++) {
+        char state[16];
+        rc = ts_ledger_unit_add(ledger, st->name, units.ids[u], u);
+        if (rc >= 0) rc = ts_ledger_unit_state(ledger, st->name, units.ids[u], state);
+        if (rc < 0) break;
+        if (!strcmp(state, "done")) continue;
+        if (units.fail_token[u]) {
+          s.n_failed_now++;
+          rc = ts_ledger_unit_failed(ledger, st->name, units.ids[u], 0, 0, s.run.run_id, 0, units.fail_token[u], units.fail_message[u]);
+          if (!quiet) fprintf(stderr, "%s: unit %s failed: %s\n", st->name, units.ids[u], units.fail_message[u]);
+          continue;
+        }
+        todo_ids[n_todo] = units.ids[u];
+        todo_idx[n_todo++] = u;
+      }
+      if (rc < 0) fprintf(stderr, "%s\n", ts_error_message());
+      else if (!quiet) {
+        if (n_todo == 0) fprintf(stderr, "%s: all %lld units already done or failed upstream: nothing to do\n", st->name, (long long)n_total);
+        else fprintf(stderr, "%s: %lld of %lld units to do\n", st->name, (long long)n_todo, (long long)n_total);
+      }
+    }
+    int go = rc >= 0;
+    MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (!go) {
+      free(todo_ids); free(todo_idx); ts_units_clear(&units);
+      break;
+    }
+    long long n_bcast = (long long)n_todo;
+    MPI_Bcast(&n_bcast, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+    if (n_bcast > 0) {
+      ts_sched_cb cb = {.ctx = &s, .work = cb_work, .on_result = cb_result, .output_path = cb_output,
+                        .stage = st->name, .max_attempts = (int)cfg->scheduler.max_attempts, .progress = !quiet};
+      int src = ts_sched_stage(&cb, (const char *const *)todo_ids, todo_idx, rank == 0 ? n_todo : 0);
+      if (src < 0 && rank == 0) {
+        fprintf(stderr, "%s\n", ts_error_message());
+        rc = src;
+      }
+    }
+    if (rank == 0 && rc >= 0) {
+      if (st->finish && (rc = st->finish(&s.run)) < 0) fprintf(stderr, "%s\n", ts_error_message());
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      char finished[32];
+      ts_now_iso(finished);
+      if (n_todo > 0) ts_ledger_stage_times(ledger, st->name, started, finished, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    }
+    free(todo_ids);
+    free(todo_idx);
+    ts_units_clear(&units);
+  }
+
+  if (rank == 0) {
+    ts_stage_counts *counts = NULL;
+    int nc = 0;
+    int64_t failed = 0, pending = 0;
+    if (rc >= 0 && ts_ledger_counts(ledger, &counts, &nc) >= 0) {
+      for (int i = 0; i < nc; i++) {
+        failed += counts[i].failed;
+        pending += counts[i].pending;
+        if (!quiet) fprintf(stderr, "  %-10s %6lld done %6lld failed %6lld pending\n", counts[i].name, (long long)counts[i].done, (long long)counts[i].failed, (long long)counts[i].pending);
+      }
+      free(counts);
+    }
+    exit_code = rc < 0 ? TS_EXIT_FAILED_UNITS : (failed || pending) ? TS_EXIT_FAILED_UNITS : TS_EXIT_OK;
+    if (rc >= 0 && failed && !quiet) fprintf(stderr, "some units failed: `tessera status %s` lists them\n", cfg->run.dir);
+    ts_ledger_run_end(ledger, s.run.run_id, exit_code);
+  }
+  MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+
+out:
+  ts_ledger_close(&ledger);
+  if (lock_fd >= 0) close(lock_fd);
+  ts_cohort_clear(&cohort);
+  ts_config_free(&cfg);
+  free(cfg_text);
+  free(cohort_text);
+  free(cohort_path);
+  free(sets);
+  MPI_Finalize();
+  return exit_code;
+}

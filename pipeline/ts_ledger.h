@@ -1,0 +1,76 @@
+/* ts_ledger.h — the SQLite ledger of a run directory (schema: schemas/ledger.sql).
+ *
+ * Rank 0 is the only writer. Every state change is its own committed transaction, so that a
+ * kill -9 at any moment leaves the ledger at the last unit recorded.
+ *
+ *     ts_ledger *l = NULL;
+ *     TS_CALL(ts_ledger_open("run/ledger.sqlite", false, &l));
+ *     TS_CALL(ts_ledger_unit_done(l, "tile", "S0001", &res, 0));
+ *     ts_ledger_close(&l);
+ *
+ * Tokens: LEDGER_OPEN, LEDGER_SQL.
+ */
+#ifndef TS_LEDGER_H
+#define TS_LEDGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct ts_ledger ts_ledger;
+
+typedef struct ts_unit_record {
+  char output[1024];   /* path relative to the run directory */
+  char checksum[65];   /* SHA-256 hex of the output */
+  int64_t bytes;
+  double seconds;
+  int64_t items;       /* e.g. tiles written */
+} ts_unit_record;
+
+typedef struct ts_stage_counts {
+  char name[64];
+  int64_t done, failed, pending, items;
+} ts_stage_counts;
+
+int ts_ledger_open(const char *path, bool readonly, ts_ledger **out);
+void ts_ledger_close(ts_ledger **l);
+
+int ts_ledger_run_begin(ts_ledger *l, const char *config_hash, const char *argv, int ranks,
+                        const char *hosts, const char *version, int64_t *run_id_out);
+int ts_ledger_run_end(ts_ledger *l, int64_t run_id, int exit_code);
+
+/* Recorded hash of a stage into hex_out ("" when the stage never ran). */
+int ts_ledger_stage_hash(ts_ledger *l, const char *stage, char hex_out[65]);
+/* Set the stage's hash; when it differs from the recorded one, forget all its units. */
+int ts_ledger_stage_prepare(ts_ledger *l, const char *stage, int position, const char *hash,
+                            bool *reset_out);
+int ts_ledger_stage_times(ts_ledger *l, const char *stage, const char *started,
+                          const char *finished, double seconds);
+
+/* Insert a unit as pending if it is not there. */
+int ts_ledger_unit_add(ts_ledger *l, const char *stage, const char *unit, int64_t idx);
+/* "pending", "done", "failed" or "" when absent. */
+int ts_ledger_unit_state(ts_ledger *l, const char *stage, const char *unit, char state_out[16]);
+int ts_ledger_unit_done(ts_ledger *l, const char *stage, const char *unit, int rank,
+                        int attempts, int64_t run_id, const ts_unit_record *r);
+int ts_ledger_unit_failed(ts_ledger *l, const char *stage, const char *unit, int rank,
+                          int attempts, int64_t run_id, double seconds, const char *token,
+                          const char *message);
+/* Error token recorded for a failed unit ("" otherwise). */
+int ts_ledger_unit_error(ts_ledger *l, const char *stage, const char *unit, char token_out[64]);
+/* Output path and checksum recorded for a done unit. */
+int ts_ledger_unit_output(ts_ledger *l, const char *stage, const char *unit, char *output,
+                          size_t n, char checksum_out[65]);
+
+/* Per-stage counts in stage position order; *out is malloc'd. */
+int ts_ledger_counts(ts_ledger *l, ts_stage_counts **out, int *n_out);
+/* Call fn for each failed unit of stage (in unit order). */
+int ts_ledger_failures(ts_ledger *l, const char *stage,
+                       void (*fn)(void *ctx, const char *unit, const char *token,
+                                  const char *message),
+                       void *ctx);
+
+/* The current time as ISO 8601 UTC ("2026-11-27T22:03:02Z"). */
+void ts_now_iso(char buf[32]);
+
+#endif

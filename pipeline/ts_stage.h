@@ -1,0 +1,94 @@
+/* ts_stage.h — the stage plug-in interface and the run context stages see.
+ *
+ * A stage is one file, stages/<name>.c, exporting one `const struct ts_stage ts_stage_<name>`
+ * and keeping everything else static (OpenSlide's one-driver-per-file). The registry in
+ * pipeline/registry.c lists them in run order; it is checked at start-up.
+ *
+ *   plan   rank 0: list the units (one per slide, say) with ts_units_add(); a unit that can
+ *          be seen to fail already (unsafe id, upstream failed) goes in with ts_units_add_failed()
+ *   work   any rank, any thread: do one unit; write outputs under a temporary name, commit them
+ *          with ts_io_commit(), put the main output path (relative to the run directory) and
+ *          item count in *rec; on failure return a negative status with a token set.
+ *          The scheduler checksums rec->output and rank 0 records the unit done.
+ *   finish (optional) rank 0, after all units: summarise.
+ * A stage never calls MPI: it asks the scheduler (the arrow goes pipeline → cluster only).
+ */
+#ifndef TS_STAGE_H
+#define TS_STAGE_H
+
+#include <stdint.h>
+
+#include "ts_config.h"
+#include "ts_ledger.h"
+
+#define TS_STAGE_ABI 1u
+
+enum ts_stage_kind { TS_SHARDED = 1, TS_COLLECTIVE = 2 };
+
+/* One row of the cohort CSV. */
+typedef struct ts_cohort_row {
+  char *slide_id, *patient_id, *path; /* path absolute (relative ones resolved vs the CSV) */
+  int label;                          /* -1 when the CSV has no label column or it is empty */
+  double mpp;                         /* 0 when absent */
+  int line;                           /* line in the CSV */
+} ts_cohort_row;
+
+typedef struct ts_cohort {
+  char *csv_path;
+  int n;
+  ts_cohort_row *rows;
+} ts_cohort;
+
+typedef struct ts_run {
+  const ts_config *cfg;
+  const char *dir;          /* absolute run directory */
+  const ts_cohort *cohort;
+  int rank, nranks;
+  int64_t run_id;           /* rank 0 only */
+  ts_ledger *ledger;        /* rank 0 only, main thread only (plan/finish) */
+} ts_run;
+
+typedef struct ts_unit {
+  int64_t idx;              /* position in the plan */
+  const char *id;           /* unit name, unique within the stage (slide id, ...) */
+} ts_unit;
+
+typedef struct ts_units {
+  int64_t n, cap;
+  char **ids;
+  char **fail_token;        /* NULL for a normal unit */
+  char **fail_message;
+} ts_units;
+
+int ts_units_add(ts_units *u, const char *id);
+int ts_units_add_failed(ts_units *u, const char *id, const char *token, const char *message);
+void ts_units_clear(ts_units *u);
+
+struct ts_stage {
+  uint32_t abi;                    /* TS_STAGE_ABI, first so the struct can grow */
+  const char *name;
+  enum ts_stage_kind kind;
+  const char *const *needs;        /* NULL-terminated names of stages whose outputs it reads */
+  const char *const *config_keys;  /* NULL-terminated sections/keys its result depends on */
+  int (*plan)(const ts_run *run, ts_units *units);
+  int (*work)(const ts_run *run, const ts_unit *unit, ts_unit_record *rec);
+  int (*finish)(const ts_run *run); /* (optional) */
+};
+
+/* NULL-terminated registry, in run order. */
+extern const struct ts_stage *const ts_stages[];
+/* Check the registry: ABI, names unique, required pointers, needs refer to earlier stages. */
+int ts_stages_check(void);
+const struct ts_stage *ts_stage_find(const char *name);
+
+/* Cohort CSV (columns slide_id, patient_id, path, optional label and mpp). Errors:
+ * COHORT_MISSING_FILE, COHORT_MISSING_COLUMN, COHORT_BAD_VALUE, COHORT_DUPLICATE_ID (naming
+ * file:line:column). Unsafe slide ids are kept: the stages refuse them per unit. */
+int ts_cohort_parse(const char *csv_path, const char *text, ts_cohort *out);
+void ts_cohort_clear(ts_cohort *c);
+const ts_cohort_row *ts_cohort_find(const ts_cohort *c, const char *slide_id);
+
+/* Absolute path of name inside the run directory. */
+int ts_run_path(const ts_run *run, const char *name, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,56 @@
+-- ledger.sql — the run ledger of tessera (SQLite, WAL). Written by rank 0 only.
+-- A unit is done only when its output was fsynced, renamed into place and the row below
+-- committed with its checksum; a file existing never means done.
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA foreign_keys = ON;
+
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+-- One row per invocation of `tessera run`.
+CREATE TABLE IF NOT EXISTS runs (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  started     TEXT NOT NULL,
+  finished    TEXT,
+  config_hash TEXT NOT NULL,
+  argv        TEXT NOT NULL,
+  ranks       INTEGER NOT NULL,
+  hosts       TEXT,
+  version     TEXT NOT NULL,
+  exit_code   INTEGER
+);
+
+-- One row per stage; config_hash covers the config keys the stage reads and the hashes of the
+-- stages it needs: a different hash means the stage's units are redone.
+CREATE TABLE IF NOT EXISTS stages (
+  name        TEXT PRIMARY KEY,
+  position    INTEGER NOT NULL,
+  config_hash TEXT NOT NULL,
+  started     TEXT,
+  finished    TEXT,
+  seconds     REAL
+);
+
+CREATE TABLE IF NOT EXISTS units (
+  stage         TEXT NOT NULL REFERENCES stages(name) ON DELETE CASCADE,
+  unit          TEXT NOT NULL,
+  idx           INTEGER NOT NULL,
+  state         TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'done', 'failed')),
+  attempts      INTEGER NOT NULL DEFAULT 0,
+  rank          INTEGER,
+  output        TEXT,
+  checksum      TEXT,
+  bytes         INTEGER,
+  seconds       REAL,
+  items         INTEGER,
+  error_token   TEXT,
+  error_message TEXT,
+  run_id        INTEGER,
+  updated       TEXT,
+  PRIMARY KEY (stage, unit)
+);
+CREATE INDEX IF NOT EXISTS units_state ON units(stage, state);

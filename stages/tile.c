@@ -1,0 +1,94 @@
+/* tile.c — stage "tile": one unit per slide. Lays the tile grid in physical units (tile.size px
+ * at tile.mpp um/px, tile.overlap, tile.min_tissue) over the slide's tissue mask and writes
+ * tiles/<slide>.h5 (coords, level-0 top-left, with CLAM's, TRIDENT's and tessera's attributes)
+ * and tiles/<slide>.png (thumbnail, mask outline and tile grid, for QC). */
+#include <stdio.h>
+#include <string.h>
+
+#include "ts_error.h"
+#include "ts_io.h"
+#include "ts_slide.h"
+#include "ts_stage.h"
+#include "ts_tiles.h"
+#include "ts_tissue.h"
+#include "ts_version.h"
+
+static const char *const needs[] = {"tissue", NULL};
+static const char *const keys[] = {"cohort.csv", "cohort.mpp", "tile", NULL};
+
+static int plan(const ts_run *run, ts_units *units) {
+  for (int i = 0; i < run->cohort->n; i++) {
+    const ts_cohort_row *r = &run->cohort->rows[i];
+    char token[64] = "";
+    if (!ts_id_is_safe(r->slide_id)) {
+      TS_CALL(ts_units_add_failed(units, r->slide_id, "SLIDE_BAD_ID", "SLIDE_BAD_ID: slide id cannot be a file name (see the tissue stage)"));
+      continue;
+    }
+    TS_CALL(ts_ledger_unit_error(run->ledger, "tissue", r->slide_id, token));
+    if (token[0]) {
+      char msg[256];
+      snprintf(msg, sizeof msg, "UPSTREAM_FAILED: the tissue stage failed on this slide with %s", token);
+      TS_CALL(ts_units_add_failed(units, r->slide_id, "UPSTREAM_FAILED", msg));
+      continue;
+    }
+    TS_CALL(ts_units_add(units, r->slide_id));
+  }
+  return 0;
+}
+
+static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
+  const ts_cohort_row *row = ts_cohort_find(run->cohort, u->id);
+  if (!row) return ts_error_set(TS_EINTERNAL, "UNIT_UNKNOWN", "slide %s is not in the cohort", u->id);
+  ts_slide *s = NULL;
+  ts_mask m;
+  ts_grid g;
+  memset(&m, 0, sizeof m);
+  memset(&g, 0, sizeof g);
+  int rc = 0;
+  char dir[TS_PATH_MAX], mask_path[TS_PATH_MAX], h5[TS_PATH_MAX], png[TS_PATH_MAX + 256], rel[512];
+  TS_TRY(ts_slide_open(row->path, row->slide_id, &s));
+  TS_TRY(ts_slide_resolve_mpp(s, row->mpp, run->cfg->cohort.mpp));
+  snprintf(rel, sizeof rel, "tissue/%s.h5", u->id);
+  TS_TRY(ts_run_path(run, rel, mask_path, sizeof mask_path));
+  TS_TRY(ts_mask_load_h5(mask_path, &m));
+  ts_grid_params gp = {.size = (int)run->cfg->tile.size, .mpp = run->cfg->tile.mpp,
+                       .overlap = (int)run->cfg->tile.overlap, .min_tissue = run->cfg->tile.min_tissue};
+  if (gp.overlap >= gp.size)
+    TS_FAIL(TS_ECONFIG, "CONFIG_RANGE", "tile.overlap (%d) must be smaller than tile.size (%d)", gp.overlap, gp.size);
+  int64_t w0, h0;
+  ts_slide_level_dims(s, 0, &w0, &h0);
+  TS_TRY(ts_grid_build(w0, h0, ts_slide_mpp(s), &m, &gp, &g));
+  int lvl = ts_slide_best_level(s, gp.mpp);
+  int64_t lw, lh;
+  ts_slide_level_dims(s, lvl, &lw, &lh);
+  ts_tiles_meta meta = {.slide_id = u->id, .slide_path = row->path, .quickhash = ts_slide_quickhash(s),
+                        .mpp_source = ts_slide_mpp_source(s), .config_hash = run->cfg->hash,
+                        .version = TS_VERSION, .mpp0 = ts_slide_mpp(s),
+                        .objective_power = ts_slide_objective_power(s), .w0 = w0, .h0 = h0,
+                        .read_level = lvl, .read_downsample = ts_slide_level_downsample(s, lvl),
+                        .read_w = lw, .read_h = lh};
+  TS_TRY(ts_run_path(run, "tiles", dir, sizeof dir));
+  TS_TRY(ts_io_mkdirs(dir, 0755));
+  snprintf(rec->output, sizeof rec->output, "tiles/%s.h5", u->id);
+  TS_TRY(ts_run_path(run, rec->output, h5, sizeof h5));
+  snprintf(png, sizeof png, "%s/%s.png", dir, u->id);
+  TS_TRY(ts_qc_png(&m, g.coords, g.n, g.tile_l0, png));
+  TS_TRY(ts_tiles_write_h5(h5, &g, &gp, &meta));
+  rec->items = g.n;
+out:
+  ts_grid_clear(&g);
+  ts_mask_clear(&m);
+  ts_slide_free(&s);
+  return rc;
+}
+
+const struct ts_stage ts_stage_tile = {
+    .abi = TS_STAGE_ABI,
+    .name = "tile",
+    .kind = TS_SHARDED,
+    .needs = needs,
+    .config_keys = keys,
+    .plan = plan,
+    .work = work,
+    .finish = NULL,
+};

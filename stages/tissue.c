@@ -1,0 +1,77 @@
+/* tissue.c — stage "tissue": one unit per slide. Opens the slide, decides its pixel size
+ * (file, cohort CSV, config — recorded), computes the CLAM-like tissue mask on a ~8 um/px view
+ * (workers/tissue.c) and writes tissue/<slide>.h5 (mask + geometry) and tissue/<slide>.png
+ * (thumbnail with the mask outline, for QC). */
+#include <stdio.h>
+#include <string.h>
+
+#include "ts_error.h"
+#include "ts_io.h"
+#include "ts_slide.h"
+#include "ts_stage.h"
+#include "ts_tissue.h"
+
+static const char *const needs[] = {NULL};
+static const char *const keys[] = {"cohort.csv", "cohort.mpp", "tissue", NULL};
+
+static int plan(const ts_run *run, ts_units *units) {
+  for (int i = 0; i < run->cohort->n; i++) {
+    const ts_cohort_row *r = &run->cohort->rows[i];
+    if (!ts_id_is_safe(r->slide_id)) {
+      char msg[512];
+      snprintf(msg, sizeof msg,
+               "SLIDE_BAD_ID: %s:%d: slide id '%.200s' cannot be a file name (use 1-128 of A-Z a-z 0-9 . _ -, not starting with '.')",
+               run->cohort->csv_path, r->line, r->slide_id);
+      TS_CALL(ts_units_add_failed(units, r->slide_id, "SLIDE_BAD_ID", msg));
+    } else {
+      TS_CALL(ts_units_add(units, r->slide_id));
+    }
+  }
+  return 0;
+}
+
+static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
+  const ts_cohort_row *row = ts_cohort_find(run->cohort, u->id);
+  if (!row) return ts_error_set(TS_EINTERNAL, "UNIT_UNKNOWN", "slide %s is not in the cohort", u->id);
+  ts_slide *s = NULL;
+  ts_mask m;
+  memset(&m, 0, sizeof m);
+  int rc = 0;
+  char dir[TS_PATH_MAX], h5[TS_PATH_MAX], png[TS_PATH_MAX + 256];
+  TS_TRY(ts_slide_open(row->path, row->slide_id, &s));
+  TS_TRY(ts_slide_resolve_mpp(s, row->mpp, run->cfg->cohort.mpp));
+  ts_tissue_params p;
+  ts_tissue_params_default(&p);
+  p.target_mpp = run->cfg->tissue.mpp;
+  p.median_px = (int)run->cfg->tissue.median;
+  p.close_px = (int)run->cfg->tissue.close;
+  p.min_area_um2 = run->cfg->tissue.min_area_um2;
+  p.min_hole_um2 = run->cfg->tissue.min_hole_um2;
+  p.sat_floor = (int)run->cfg->tissue.sat_floor;
+  TS_TRY(ts_tissue_mask(s, &p, &m));
+  TS_TRY(ts_run_path(run, "tissue", dir, sizeof dir));
+  TS_TRY(ts_io_mkdirs(dir, 0755));
+  snprintf(rec->output, sizeof rec->output, "tissue/%s.h5", u->id);
+  TS_TRY(ts_run_path(run, rec->output, h5, sizeof h5));
+  snprintf(png, sizeof png, "%s/%s.png", dir, u->id);
+  TS_TRY(ts_qc_png(&m, NULL, 0, 0, png));
+  TS_TRY(ts_mask_save_h5(&m, h5));
+  int64_t on = 0;
+  for (int64_t i = 0; i < (int64_t)m.w * m.h; i++) on += m.data[i] != 0;
+  rec->items = on; /* tissue pixels of the mask */
+out:
+  ts_mask_clear(&m);
+  ts_slide_free(&s);
+  return rc;
+}
+
+const struct ts_stage ts_stage_tissue = {
+    .abi = TS_STAGE_ABI,
+    .name = "tissue",
+    .kind = TS_SHARDED,
+    .needs = needs,
+    .config_keys = keys,
+    .plan = plan,
+    .work = work,
+    .finish = NULL,
+};

@@ -1,0 +1,163 @@
+/* test_ledger.c — the SQLite ledger and the cohort CSV parser. */
+#include <CUnit/CUnit.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ts_error.h"
+#include "ts_ledger.h"
+#include "ts_stage.h"
+#include "ts_io.h"
+
+static char dir[256], path[300];
+
+static int setup(void) {
+  snprintf(dir, sizeof dir, "/tmp/ts_test_ledger_XXXXXX");
+  if (!mkdtemp(dir)) return 1;
+  snprintf(path, sizeof path, "%s/ledger.sqlite", dir);
+  return 0;
+}
+static int teardown(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  return system(cmd) == 0 ? 0 : 1;
+}
+
+typedef struct seen { int n; char unit[8][32], token[8][32]; } seen;
+static void on_fail(void *ctx, const char *unit, const char *token, const char *message) {
+  seen *s = ctx;
+  (void)message;
+  if (s->n < 8) {
+    snprintf(s->unit[s->n], 32, "%s", unit);
+    snprintf(s->token[s->n], 32, "%s", token);
+  }
+  s->n++;
+}
+
+static void test_ledger_units_and_counts(void) {
+  ts_ledger *l = NULL;
+  CU_ASSERT_EQUAL_FATAL(ts_ledger_open(path, false, &l), 0);
+  bool reset = true;
+  CU_ASSERT_EQUAL(ts_ledger_stage_prepare(l, "tile", 1, "h1", &reset), 0);
+  CU_ASSERT_FALSE(reset); /* first time: nothing to forget */
+  int64_t run = 0;
+  CU_ASSERT_EQUAL(ts_ledger_run_begin(l, "cfg", "tessera run x", 2, "host", "0.1", &run), 0);
+  CU_ASSERT(run > 0);
+  for (int i = 0; i < 3; i++) {
+    char id[8];
+    snprintf(id, sizeof id, "S%d", i);
+    CU_ASSERT_EQUAL(ts_ledger_unit_add(l, "tile", id, i), 0);
+  }
+  ts_unit_record r = {.output = "tiles/S0.h5", .checksum = "abc", .bytes = 10, .seconds = 0.5, .items = 7};
+  CU_ASSERT_EQUAL(ts_ledger_unit_done(l, "tile", "S0", 1, 1, run, &r), 0);
+  CU_ASSERT_EQUAL(ts_ledger_unit_failed(l, "tile", "S1", 0, 2, run, 0.1, "SLIDE_UNREADABLE", "SLIDE_UNREADABLE: x"), 0);
+  char state[16];
+  CU_ASSERT_EQUAL(ts_ledger_unit_state(l, "tile", "S0", state), 0);
+  CU_ASSERT_STRING_EQUAL(state, "done");
+  CU_ASSERT_EQUAL(ts_ledger_unit_state(l, "tile", "nope", state), 0);
+  CU_ASSERT_STRING_EQUAL(state, "");
+  char out[64], sum[65], tok[64];
+  CU_ASSERT_EQUAL(ts_ledger_unit_output(l, "tile", "S0", out, sizeof out, sum), 0);
+  CU_ASSERT_STRING_EQUAL(out, "tiles/S0.h5");
+  CU_ASSERT_STRING_EQUAL(sum, "abc");
+  CU_ASSERT_EQUAL(ts_ledger_unit_error(l, "tile", "S1", tok), 0);
+  CU_ASSERT_STRING_EQUAL(tok, "SLIDE_UNREADABLE");
+  ts_ledger_close(&l);
+  CU_ASSERT_PTR_NULL(l);
+
+  /* reopen read-only: everything committed is there */
+  CU_ASSERT_EQUAL_FATAL(ts_ledger_open(path, true, &l), 0);
+  ts_stage_counts *c = NULL;
+  int n = 0;
+  CU_ASSERT_EQUAL_FATAL(ts_ledger_counts(l, &c, &n), 0);
+  CU_ASSERT_EQUAL_FATAL(n, 1);
+  CU_ASSERT_STRING_EQUAL(c[0].name, "tile");
+  CU_ASSERT_EQUAL(c[0].done, 1);
+  CU_ASSERT_EQUAL(c[0].failed, 1);
+  CU_ASSERT_EQUAL(c[0].pending, 1);
+  CU_ASSERT_EQUAL(c[0].items, 7);
+  free(c);
+  seen s = {0};
+  CU_ASSERT_EQUAL(ts_ledger_failures(l, "tile", on_fail, &s), 0);
+  CU_ASSERT_EQUAL(s.n, 1);
+  CU_ASSERT_STRING_EQUAL(s.unit[0], "S1");
+  CU_ASSERT_STRING_EQUAL(s.token[0], "SLIDE_UNREADABLE");
+  ts_ledger_close(&l);
+
+  /* the journal is WAL (checked with SQLite itself) */
+  sqlite3 *db = NULL;
+  CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+  CU_ASSERT_EQUAL(sqlite3_step(st), SQLITE_ROW);
+  CU_ASSERT_STRING_EQUAL((const char *)sqlite3_column_text(st, 0), "wal");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+static void test_ledger_changed_hash_forgets_units(void) {
+  ts_ledger *l = NULL;
+  CU_ASSERT_EQUAL_FATAL(ts_ledger_open(path, false, &l), 0);
+  bool reset = false;
+  CU_ASSERT_EQUAL(ts_ledger_stage_prepare(l, "tile", 1, "h1", &reset), 0);
+  CU_ASSERT_FALSE(reset); /* same hash as before */
+  char state[16];
+  ts_ledger_unit_state(l, "tile", "S0", state);
+  CU_ASSERT_STRING_EQUAL(state, "done");
+  CU_ASSERT_EQUAL(ts_ledger_stage_prepare(l, "tile", 1, "h2", &reset), 0);
+  CU_ASSERT_TRUE(reset);
+  ts_ledger_unit_state(l, "tile", "S0", state);
+  CU_ASSERT_STRING_EQUAL(state, "");
+  char h[65];
+  ts_ledger_stage_hash(l, "tile", h);
+  CU_ASSERT_STRING_EQUAL(h, "h2");
+  ts_ledger_close(&l);
+}
+
+static void test_ledger_cohort_csv(void) {
+  ts_cohort c;
+  const char *ok = "slide_id,patient_id,path,label,mpp\nS1,P1,slides/a.svs,1,\n\"S,2\",P2,/abs/b.tiff,0,0.25\n";
+  CU_ASSERT_EQUAL_FATAL(ts_cohort_parse("/data/cohort.csv", ok, &c), 0);
+  CU_ASSERT_EQUAL(c.n, 2);
+  CU_ASSERT_STRING_EQUAL(c.rows[0].path, "/data/slides/a.svs");
+  CU_ASSERT_EQUAL(c.rows[0].label, 1);
+  CU_ASSERT_DOUBLE_EQUAL(c.rows[0].mpp, 0, 0);
+  CU_ASSERT_STRING_EQUAL(c.rows[1].slide_id, "S,2");
+  CU_ASSERT_STRING_EQUAL(c.rows[1].path, "/abs/b.tiff");
+  CU_ASSERT_DOUBLE_EQUAL(c.rows[1].mpp, 0.25, 0);
+  CU_ASSERT_EQUAL(c.rows[1].line, 3);
+  CU_ASSERT_PTR_NOT_NULL(ts_cohort_find(&c, "S1"));
+  CU_ASSERT_PTR_NULL(ts_cohort_find(&c, "S3"));
+  ts_cohort_clear(&c);
+
+  CU_ASSERT_EQUAL(ts_cohort_parse("c.csv", "slide_id,path\nS1,a\n", &c), TS_ECONFIG);
+  CU_ASSERT_STRING_EQUAL(ts_error_token(), "COHORT_MISSING_COLUMN");
+  CU_ASSERT_PTR_NOT_NULL(strstr(ts_error_message(), "patient_id"));
+  CU_ASSERT_EQUAL(ts_cohort_parse("c.csv", "slide_id,patient_id,path\nS1,P,a\n\nS1,P,b\n", &c), TS_ECONFIG);
+  CU_ASSERT_STRING_EQUAL(ts_error_token(), "COHORT_DUPLICATE_ID");
+  CU_ASSERT_PTR_NOT_NULL(strstr(ts_error_message(), "c.csv:4:"));
+  CU_ASSERT_EQUAL(ts_cohort_parse("c.csv", "slide_id,patient_id,path,mpp\nS1,P,a,-1\n", &c), TS_ECONFIG);
+  CU_ASSERT_STRING_EQUAL(ts_error_token(), "COHORT_BAD_VALUE");
+  CU_ASSERT_PTR_NOT_NULL(strstr(ts_error_message(), "c.csv:2: column mpp"));
+}
+
+static void test_ledger_safe_ids(void) {
+  CU_ASSERT_TRUE(ts_id_is_safe("TCGA-A1-0001.svs_1"));
+  CU_ASSERT_FALSE(ts_id_is_safe("../etc"));
+  CU_ASSERT_FALSE(ts_id_is_safe("a/b"));
+  CU_ASSERT_FALSE(ts_id_is_safe(".hidden"));
+  CU_ASSERT_FALSE(ts_id_is_safe(""));
+  CU_ASSERT_FALSE(ts_id_is_safe("a b"));
+}
+
+int ts_test_register(void) {
+  CU_pSuite s = CU_add_suite("ledger", setup, teardown);
+  if (!s) return -1;
+  CU_add_test(s, "test_ledger_units_and_counts", test_ledger_units_and_counts);
+  CU_add_test(s, "test_ledger_changed_hash_forgets_units", test_ledger_changed_hash_forgets_units);
+  CU_add_test(s, "test_ledger_cohort_csv", test_ledger_cohort_csv);
+  CU_add_test(s, "test_ledger_safe_ids", test_ledger_safe_ids);
+  return 0;
+}

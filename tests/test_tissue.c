@@ -1,0 +1,238 @@
+/* test_tissue.c — tissue mask: Otsu against a brute-force oracle, the whole pipeline on a
+ * synthetic Aperio-style slide with a known disc of tissue, a green pen stroke and a speck
+ * of debris, the HDF5 round trip and the QC PNG. */
+#include <CUnit/Basic.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <vips/vips.h>
+
+#include "ts_tissue.h"
+
+static char tmpdir[256];
+static char synth_path[512];
+
+/* Synthetic slide geometry (level-0 px, MPP = 1.0 um/px). */
+enum { SW = 3072, SH = 3072 };
+static const double DISC_X = 1400, DISC_Y = 1500, DISC_R = 900;
+static const int PEN_X0 = 2500, PEN_X1 = 2700, PEN_Y0 = 300, PEN_Y1 = 2800;
+static const int SPECK_X = 250, SPECK_Y = 2850, SPECK_S = 60; /* 3600 um^2 < min area */
+
+static uint32_t rng_state = 12345;
+static int noise(int amp) {
+  rng_state = rng_state * 1664525u + 1013904223u;
+  return (int)((rng_state >> 16) % (unsigned)(2 * amp + 1)) - amp;
+}
+
+static uint8_t clamp8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
+
+/* Write a pyramidal JPEG TIFF with an Aperio description, so OpenSlide reads it as
+ * vendor "aperio" with openslide.mpp-x = 1.0. */
+static int make_synthetic_slide(const char *path) {
+  uint8_t *px = malloc((size_t)SW * SH * 3);
+  if (!px) return -1;
+  for (int y = 0; y < SH; y++)
+    for (int x = 0; x < SW; x++) {
+      uint8_t *o = px + ((size_t)y * SW + x) * 3;
+      int r = 242, g = 240, b = 244, a = 3; /* glass */
+      double dx = x - DISC_X, dy = y - DISC_Y;
+      if (dx * dx + dy * dy < DISC_R * DISC_R) { r = 215; g = 120; b = 170; a = 18; }
+      if (x >= SPECK_X && x < SPECK_X + SPECK_S && y >= SPECK_Y && y < SPECK_Y + SPECK_S) {
+        r = 200; g = 110; b = 160;
+      }
+      if (x >= PEN_X0 && x < PEN_X1 && y >= PEN_Y0 && y < PEN_Y1) { r = 60; g = 170; b = 90; a = 10; }
+      int n = noise(a);
+      o[0] = clamp8(r + n);
+      o[1] = clamp8(g + n + noise(a / 2 + 1));
+      o[2] = clamp8(b + n);
+    }
+  VipsImage *im = vips_image_new_from_memory(px, (size_t)SW * SH * 3, SW, SH, 3,
+                                             VIPS_FORMAT_UCHAR);
+  if (!im) {
+    free(px);
+    return -1;
+  }
+  im->Type = VIPS_INTERPRETATION_sRGB;
+  char desc[256];
+  snprintf(desc, sizeof desc,
+           "Aperio Image Library v10.0.0\r\n%dx%d [0,0 %dx%d] (256x256) JPEG/RGB Q=90|"
+           "AppMag = 10|MPP = 1.0",
+           SW, SH, SW, SH);
+  vips_image_set_string(im, "image-description", desc);
+  int rc = vips_tiffsave(im, path, "tile", TRUE, "tile_width", 256, "tile_height", 256,
+                         "pyramid", TRUE, "compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG,
+                         "Q", 90, NULL);
+  if (rc) fprintf(stderr, "tiffsave: %s\n", vips_error_buffer());
+  g_object_unref(im);
+  free(px);
+  return rc ? -1 : 0;
+}
+
+static int suite_init(void) {
+  if (VIPS_INIT("test_tissue")) return -1;
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/ts_test_tissue_XXXXXX");
+  if (!mkdtemp(tmpdir)) return -1;
+  snprintf(synth_path, sizeof synth_path, "%s/synth.tiff", tmpdir);
+  return make_synthetic_slide(synth_path);
+}
+
+static int suite_clean(void) {
+  static const char *files[] = {"synth.tiff", "mask.h5", "mask2.h5", "qc.png", NULL};
+  char p[600];
+  for (int i = 0; files[i]; i++) {
+    snprintf(p, sizeof p, "%s/%s", tmpdir, files[i]);
+    unlink(p);
+  }
+  rmdir(tmpdir);
+  return 0;
+}
+
+/* Brute force: between-class variance computed from scratch for every t. */
+static int otsu_oracle(const uint64_t h[256]) {
+  double best = -1;
+  int bt = 0;
+  for (int t = 0; t < 255; t++) {
+    double n0 = 0, n1 = 0, s0 = 0, s1 = 0;
+    for (int i = 0; i <= t; i++) { n0 += h[i]; s0 += (double)i * h[i]; }
+    for (int i = t + 1; i < 256; i++) { n1 += h[i]; s1 += (double)i * h[i]; }
+    if (n0 == 0 || n1 == 0) continue;
+    double n = n0 + n1, m0 = s0 / n0, m1 = s1 / n1;
+    double v = (n0 / n) * (n1 / n) * (m0 - m1) * (m0 - m1);
+    if (v > best * (1 + 1e-12)) { best = v; bt = t; }
+  }
+  return bt;
+}
+
+static void test_tissue_otsu_matches_brute_force(void) {
+  uint64_t h[256];
+  for (int trial = 0; trial < 20; trial++) {
+    double m0 = 20 + trial * 3, m1 = 120 + trial * 5, s0 = 6 + trial % 5, s1 = 15 + trial % 7;
+    double w0 = 1000 + 300 * trial, w1 = 4000 - 150 * trial;
+    for (int i = 0; i < 256; i++)
+      h[i] = (uint64_t)llround(w0 * exp(-0.5 * pow((i - m0) / s0, 2)) +
+                               w1 * exp(-0.5 * pow((i - m1) / s1, 2)));
+    int t = ts_otsu_threshold(h);
+    CU_ASSERT_EQUAL(t, otsu_oracle(h));
+    CU_ASSERT(t > m0 && t < m1);
+  }
+  memset(h, 0, sizeof h);
+  h[10] = 100;
+  h[200] = 100;
+  int t = ts_otsu_threshold(h);
+  CU_ASSERT(t >= 10 && t < 200);
+  memset(h, 0, sizeof h);
+  h[77] = 5;
+  t = ts_otsu_threshold(h); /* one class only: any answer, no crash */
+  CU_ASSERT(t >= 0 && t <= 255);
+  memset(h, 0, sizeof h);
+  CU_ASSERT_EQUAL(ts_otsu_threshold(h), 0);
+}
+
+static int inside_disc(const ts_mask *m, int i, int j) {
+  double x = (j + 0.5) * m->scale_x, y = (i + 0.5) * m->scale_y;
+  double dx = x - DISC_X, dy = y - DISC_Y;
+  return dx * dx + dy * dy < DISC_R * DISC_R;
+}
+
+static void test_tissue_mask_synthetic_disc(void) {
+  ts_slide *s = NULL;
+  int rc = ts_slide_open(synth_path, "synth", &s);
+  if (rc < 0) fprintf(stderr, "%s\n", ts_error_message());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT_STRING_EQUAL(ts_slide_vendor(s), "aperio");
+  CU_ASSERT_DOUBLE_EQUAL(ts_slide_file_mpp(s), 1.0, 1e-9);
+  CU_ASSERT_EQUAL_FATAL(ts_slide_resolve_mpp(s, 0, 0), 0);
+  ts_tissue_params p;
+  ts_tissue_params_default(&p);
+  ts_mask m;
+  rc = ts_tissue_mask(s, &p, &m);
+  if (rc < 0) fprintf(stderr, "%s\n", ts_error_message());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT(m.mpp <= p.target_mpp + 1e-9 && m.mpp > p.target_mpp / 2);
+  CU_ASSERT(m.w > 0 && m.h > 0 && m.thumb_rgb != NULL);
+  CU_ASSERT(m.threshold >= p.sat_floor);
+  long inter = 0, uni = 0, pen = 0, speck = 0;
+  for (int i = 0; i < m.h; i++)
+    for (int j = 0; j < m.w; j++) {
+      int a = m.data[(size_t)i * m.w + j] != 0, b = inside_disc(&m, i, j);
+      inter += a && b;
+      uni += a || b;
+      double x = (j + 0.5) * m.scale_x, y = (i + 0.5) * m.scale_y;
+      if (x >= PEN_X0 - 40 && x < PEN_X1 + 40 && y >= PEN_Y0 - 40 && y < PEN_Y1 + 40) pen += a;
+      if (x >= SPECK_X && x < SPECK_X + SPECK_S && y >= SPECK_Y && y < SPECK_Y + SPECK_S)
+        speck += a;
+    }
+  double iou = uni ? (double)inter / uni : 0;
+  printf("\n    mask %dx%d at %.2f um/px (level %d), Otsu %d, IoU %.4f\n", m.w, m.h, m.mpp,
+         m.level, m.threshold, iou);
+  CU_ASSERT(iou >= 0.95);
+  CU_ASSERT_EQUAL(pen, 0);
+  CU_ASSERT_EQUAL(speck, 0);
+
+  /* QC PNG: the outline is drawn in green on the thumbnail. */
+  char qc[600];
+  snprintf(qc, sizeof qc, "%s/qc.png", tmpdir);
+  int64_t coords[4] = {1000, 1000, 1256, 1000};
+  CU_ASSERT_EQUAL(ts_qc_png(&m, coords, 2, 256.0, qc), 0);
+  VipsImage *png = vips_image_new_from_file(qc, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(png);
+  CU_ASSERT_EQUAL(png->Xsize, m.w);
+  CU_ASSERT_EQUAL(png->Ysize, m.h);
+  CU_ASSERT_EQUAL(png->Bands, 3);
+  g_object_unref(png);
+  const char *keep = getenv("TS_KEEP_QC");
+  if (keep && *keep) ts_qc_png(&m, coords, 2, 256.0, keep);
+  ts_mask_clear(&m);
+  ts_slide_free(&s);
+}
+
+static void test_tissue_mask_h5_round_trip(void) {
+  ts_mask m = {0};
+  m.w = 37;
+  m.h = 23;
+  m.scale_x = 16.5;
+  m.scale_y = 16.25;
+  m.mpp = 8.1;
+  m.level = 2;
+  m.threshold = 42;
+  m.data = malloc((size_t)m.w * m.h);
+  for (int i = 0; i < m.w * m.h; i++) m.data[i] = (i * 7 % 11) < 5 ? 255 : 0;
+  char p1[600], p2[600];
+  snprintf(p1, sizeof p1, "%s/mask.h5", tmpdir);
+  snprintf(p2, sizeof p2, "%s/mask2.h5", tmpdir);
+  CU_ASSERT_EQUAL_FATAL(ts_mask_save_h5(&m, p1), 0);
+  ts_mask r;
+  CU_ASSERT_EQUAL_FATAL(ts_mask_load_h5(p1, &r), 0);
+  CU_ASSERT_EQUAL(r.w, m.w);
+  CU_ASSERT_EQUAL(r.h, m.h);
+  CU_ASSERT_DOUBLE_EQUAL(r.scale_x, m.scale_x, 0);
+  CU_ASSERT_DOUBLE_EQUAL(r.scale_y, m.scale_y, 0);
+  CU_ASSERT_DOUBLE_EQUAL(r.mpp, m.mpp, 0);
+  CU_ASSERT_EQUAL(r.level, m.level);
+  CU_ASSERT_EQUAL(r.threshold, m.threshold);
+  CU_ASSERT_PTR_NULL(r.thumb_rgb);
+  CU_ASSERT(memcmp(r.data, m.data, (size_t)m.w * m.h) == 0);
+  ts_mask_clear(&r);
+  /* Same mask -> byte-identical file (no timestamps). */
+  CU_ASSERT_EQUAL(ts_mask_save_h5(&m, p2), 0);
+  char cmd[1300];
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", p1, p2);
+  CU_ASSERT_EQUAL(system(cmd), 0);
+  /* Errors carry a token. */
+  CU_ASSERT(ts_mask_load_h5("/nonexistent/mask.h5", &r) < 0);
+  CU_ASSERT_STRING_EQUAL(ts_error_token(), "H5_READ");
+  ts_mask_clear(&m);
+}
+
+int ts_test_register(void) {
+  CU_pSuite su = CU_add_suite("tissue", suite_init, suite_clean);
+  if (!su) return -1;
+  if (!CU_add_test(su, "test_tissue_otsu_matches_brute_force",
+                   test_tissue_otsu_matches_brute_force) ||
+      !CU_add_test(su, "test_tissue_mask_synthetic_disc", test_tissue_mask_synthetic_disc) ||
+      !CU_add_test(su, "test_tissue_mask_h5_round_trip", test_tissue_mask_h5_round_trip))
+    return -1;
+  return 0;
+}

@@ -1,0 +1,592 @@
+/* synth_slide.c — one synthetic H&E whole-slide image and its ground-truth masks.
+ *
+ * Design. Everything with a shape (tissue pieces, tumour region, pen strokes, a slow cellularity
+ * field) is drawn in plain C buffers at 1/ds of level 0 (ds = truth_downsample, so the masks of
+ * a 100000 px slide are ~3000 px a side). Those buffers are the ground truth. The full-resolution
+ * image is a lazy libvips pipeline that is never held in memory:
+ *
+ *   masks (4-band uchar, in memory) --vips_affine x ds, bilinear--+
+ *   vips_perlin, cell 80 um  (eosin mottling) --------------------+--> he_gen --> tiffsave
+ *   vips_perlin, cell 5 um   (fine texture, ragged edges) --------+   (our own point operation)
+ *
+ * he_gen turns those into RGB with the Beer-Lambert model used by colour deconvolution (Ruifrok &
+ * Johnston 2001; stain vectors from Macenko et al. 2009): optical density OD = cH * h + cE * e +
+ * pen + background, RGB = 255 exp(-OD). Nuclei are ellipses drawn per pixel from a hash of the
+ * cell of a jittered grid that the pixel falls in (one candidate nucleus per cell, kept inside its
+ * cell), so each pixel depends only on its level-0 coordinate and the seed: libvips may evaluate
+ * tiles on any thread in any order and the bytes do not change. (vips_worley was the first
+ * choice for nuclei, but it measures ~45 distances per pixel; this is one hash and one ellipse.)
+ * Sizes are physical: a tumour nucleus is ~6 um long whatever the mpp.
+ *
+ * The truth masks use the same quantised buffers the image is built from: a tissue mask pixel is
+ * 1 where the stored tissue field is >= 128, which is where he_gen's tissue alpha crosses 1/2
+ * at that pixel's level-0 centre (vips_affine with odx = (ds - 1) / 2 maps mask pixel centres to
+ * level-0 pixel centres).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vips/vips.h>
+
+#include "ts_error.h"
+#include "ts_io.h"
+#include "ts_synth.h"
+
+#define NB 4 /* mask bands: tissue, tumour, pen, cellularity */
+enum { B_TISSUE, B_TUMOUR, B_PEN, B_DENS };
+
+static int vips_fail(const char *what) {
+  const char *msg = vips_error_buffer();
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", msg ? msg : "");
+  size_t n = strlen(buf);
+  while (n && buf[n - 1] == '\n') buf[--n] = '\0';
+  vips_error_clear();
+  return ts_error_set(TS_EIO, "SYNTH_VIPS", "%s: %s", what, buf);
+}
+
+int ts__synth_truth_downsample(int64_t size_px) {
+  int ds = 32;
+  while (ds > 4 && size_px / ds < 256) ds /= 2;
+  while ((size_px + ds - 1) / ds > 4096) ds *= 2;
+  return ds;
+}
+
+/* ---- low-resolution drawing ------------------------------------------------------------- */
+
+/* Value noise: a hashed lattice of values in [-1, 1], smoothstep-interpolated. */
+static double lattice(uint64_t seed, int64_t i, int64_t j) {
+  uint64_t h = ts__synth_mix(seed ^ ts__synth_mix((uint64_t)i * 0x9E3779B97F4A7C15ULL ^
+                                                  (uint64_t)j * 0xC2B2AE3D27D4EB4FULL));
+  return (double)(h >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+}
+
+static double vnoise(uint64_t seed, double x, double y) {
+  double fx = floor(x), fy = floor(y);
+  int64_t i = (int64_t)fx, j = (int64_t)fy;
+  double tx = x - fx, ty = y - fy;
+  tx = tx * tx * (3 - 2 * tx);
+  ty = ty * ty * (3 - 2 * ty);
+  double a = lattice(seed, i, j), b = lattice(seed, i + 1, j);
+  double c = lattice(seed, i, j + 1), d = lattice(seed, i + 1, j + 1);
+  return (a + (b - a) * tx) * (1 - ty) + (c + (d - c) * tx) * ty;
+}
+
+/* Two octaves, roughly in [-1, 1]. */
+static double fbm(uint64_t seed, double x, double y, double scale) {
+  return (vnoise(seed, x / scale, y / scale) +
+          0.5 * vnoise(seed + 1, 2.03 * x / scale + 17.1, 2.03 * y / scale - 5.3)) /
+         1.5;
+}
+
+/* A blob: an ellipse with a few harmonics on its radius, in mask px. */
+typedef struct blob {
+  double cx, cy, r, sa, c, s; /* centre, mean radius, sqrt(aspect), cos/sin of rotation */
+  double amp[6], ph[6];
+  double ext; /* max extent / r */
+  uint64_t nseed;
+} blob;
+
+static void blob_init(blob *b, ts__synth_rng *g, double r, double aspect_max, double wobble) {
+  b->r = r;
+  b->sa = sqrt(ts__synth_range(g, 1.0, aspect_max));
+  double rot = ts__synth_range(g, 0, M_PI);
+  b->c = cos(rot);
+  b->s = sin(rot);
+  double sum = 0;
+  for (int k = 0; k < 6; k++) {
+    b->amp[k] = k < 2 ? 0 : ts__synth_range(g, 0, wobble) / (k - 1);
+    b->ph[k] = ts__synth_range(g, 0, 2 * M_PI);
+    sum += b->amp[k];
+  }
+  b->ext = b->sa * (1 + sum + 0.15);
+  b->nseed = ts__synth_next(g);
+  b->cx = b->cy = 0;
+}
+
+/* Approximately the signed distance to the outline, positive inside (mask px). */
+static double blob_signed(const blob *b, double x, double y) {
+  double dx = x - b->cx, dy = y - b->cy;
+  double u = (dx * b->c + dy * b->s) / b->sa, v = (-dx * b->s + dy * b->c) * b->sa;
+  double rho = sqrt(u * u + v * v), th = atan2(v, u);
+  double rr = 1;
+  for (int k = 2; k < 6; k++) rr += b->amp[k] * cos(k * th + b->ph[k]);
+  return b->r * rr - rho;
+}
+
+static inline uint8_t to_u8(double f) {
+  if (f <= 0) return 0;
+  if (f >= 1) return 255;
+  return (uint8_t)(f * 255.0 + 0.5);
+}
+
+/* Draw a soft field 0.5 + (signed + noise) / edge into band `band` (max with what is there). */
+static void draw_blob(uint8_t *m, int mw, int mh, int band, const blob *b, double noise_amp,
+                      double edge) {
+  double reach = b->ext * b->r + noise_amp + edge + 2;
+  int x0 = (int)floor(b->cx - reach), x1 = (int)ceil(b->cx + reach);
+  int y0 = (int)floor(b->cy - reach), y1 = (int)ceil(b->cy + reach);
+  if (x0 < 0) x0 = 0;
+  if (y0 < 0) y0 = 0;
+  if (x1 > mw - 1) x1 = mw - 1;
+  if (y1 > mh - 1) y1 = mh - 1;
+  double nscale = b->r / 2.5 > 2 ? b->r / 2.5 : 2;
+  for (int y = y0; y <= y1; y++)
+    for (int x = x0; x <= x1; x++) {
+      double px = x + 0.5, py = y + 0.5;
+      double s = blob_signed(b, px, py) + noise_amp * fbm(b->nseed, px, py, nscale);
+      uint8_t v = to_u8(0.5 + s / edge);
+      uint8_t *q = &m[((size_t)y * mw + x) * NB + band];
+      if (v > *q) *q = v;
+    }
+}
+
+/* A pen stroke: polyline of n points, width w (mask px), soft by ~1 px. */
+static void draw_stroke(uint8_t *m, int mw, int mh, const double *pts, int n, double w) {
+  for (int i = 0; i + 1 < n; i++) {
+    double ax = pts[2 * i], ay = pts[2 * i + 1], bx = pts[2 * i + 2], by = pts[2 * i + 3];
+    double reach = w / 2 + 2;
+    int x0 = (int)floor(fmin(ax, bx) - reach), x1 = (int)ceil(fmax(ax, bx) + reach);
+    int y0 = (int)floor(fmin(ay, by) - reach), y1 = (int)ceil(fmax(ay, by) + reach);
+    if (x0 < 0) x0 = 0;
+    if (y0 < 0) y0 = 0;
+    if (x1 > mw - 1) x1 = mw - 1;
+    if (y1 > mh - 1) y1 = mh - 1;
+    double vx = bx - ax, vy = by - ay, L2 = vx * vx + vy * vy;
+    for (int y = y0; y <= y1; y++)
+      for (int x = x0; x <= x1; x++) {
+        double px = x + 0.5 - ax, py = y + 0.5 - ay;
+        double t = L2 > 0 ? (px * vx + py * vy) / L2 : 0;
+        t = t < 0 ? 0 : t > 1 ? 1 : t;
+        double dx = px - t * vx, dy = py - t * vy;
+        uint8_t v = to_u8(0.5 + (w / 2 - sqrt(dx * dx + dy * dy)));
+        uint8_t *q = &m[((size_t)y * mw + x) * NB + B_PEN];
+        if (v > *q) *q = v;
+      }
+  }
+}
+
+typedef struct layout {
+  int mw, mh, ds;
+  uint8_t *m; /* mw * mh * NB */
+  int pieces;
+  bool pen;
+  double tissue_fraction, tumour_burden;
+} layout;
+
+#define MAX_PIECES 4
+
+/* Draw tissue, tumour, pen and cellularity at 1/ds. */
+static void draw_layout(layout *L, ts__synth_rng *g, const ts__synth_slide *s) {
+  int mw = L->mw, mh = L->mh;
+  double area = (double)mw * mh;
+  uint8_t *m = L->m;
+
+  /* Cellularity: slow noise, everywhere. */
+  uint64_t dseed = ts__synth_next(g);
+  double dscale = (mw > mh ? mw : mh) / 5.0;
+  for (int y = 0; y < mh; y++)
+    for (int x = 0; x < mw; x++)
+      m[((size_t)y * mw + x) * NB + B_DENS] = to_u8(0.5 + 0.6 * fbm(dseed, x, y, dscale));
+
+  blob pc[MAX_PIECES];
+  int np = 0;
+  if (!s->blank) {
+    double u = ts__synth_unif(g);
+    int want = u < 0.55 ? 1 : u < 0.8 ? 2 : u < 0.92 ? 3 : 4;
+    double total = ts__synth_range(g, 0.18, 0.42) * area;
+    double w[MAX_PIECES], wsum = 0;
+    for (int i = 0; i < want; i++) wsum += (w[i] = ts__synth_range(g, 0.5, 1.5));
+    for (int i = 0; i < want; i++) {
+      blob b;
+      blob_init(&b, g, sqrt(total * w[i] / wsum / M_PI), 2.2, 0.22);
+      bool placed = false;
+      for (int attempt = 0; attempt < 240 && !placed; attempt++) {
+        if (attempt > 0 && attempt % 40 == 0) b.r *= 0.85;
+        double reach = b.ext * b.r + 2;
+        double lox = reach, hix = mw - reach, loy = reach, hiy = mh - reach;
+        b.cx = lox < hix ? ts__synth_range(g, lox, hix) : mw / 2.0;
+        b.cy = loy < hiy ? ts__synth_range(g, loy, hiy) : mh / 2.0;
+        placed = true;
+        for (int j = 0; j < np && placed; j++) {
+          double dx = b.cx - pc[j].cx, dy = b.cy - pc[j].cy;
+          if (sqrt(dx * dx + dy * dy) < reach + pc[j].ext * pc[j].r + 2) placed = false;
+        }
+      }
+      if (placed) pc[np++] = b;
+    }
+    for (int i = 0; i < np; i++) draw_blob(m, mw, mh, B_TISSUE, &pc[i], 0.12 * pc[i].r, 2.0);
+  }
+  L->pieces = np;
+
+  /* Tumour: one or two foci well inside the largest piece. */
+  if (s->positive && np > 0) {
+    int big = 0;
+    for (int i = 1; i < np; i++)
+      if (pc[i].r > pc[big].r) big = i;
+    const blob *P = &pc[big];
+    int foci = ts__synth_unif(g) < 0.7 ? 1 : 2;
+    for (int f = 0; f < foci; f++) {
+      blob t;
+      blob_init(&t, g, P->r * ts__synth_range(g, 0.25, 0.5), 1.8, 0.12);
+      if (t.r < 2) t.r = 2;
+      t.cx = P->cx;
+      t.cy = P->cy;
+      for (int tries = 0; tries < 500; tries++) {
+        double x = ts__synth_range(g, P->cx - P->ext * P->r, P->cx + P->ext * P->r);
+        double y = ts__synth_range(g, P->cy - P->ext * P->r, P->cy + P->ext * P->r);
+        if (x < 0 || y < 0 || x >= mw || y >= mh) continue;
+        if (blob_signed(P, x, y) > 0.4 * P->r) {
+          t.cx = floor(x) + 0.5;
+          t.cy = floor(y) + 0.5;
+          break;
+        }
+      }
+      draw_blob(m, mw, mh, B_TUMOUR, &t, 0.1 * t.r, 3.0);
+    }
+  }
+
+  /* Pen: an arc around a piece (a pathologist circling something) or a free stroke. */
+  L->pen = !s->blank && np > 0 && ts__synth_unif(g) < 0.35;
+  if (L->pen) {
+    double wl0 = 40.0 / s->mpp; /* ~40 um */
+    if (wl0 > s->width / 120.0) wl0 = s->width / 120.0;
+    double w = wl0 / L->ds < 1.5 ? 1.5 : wl0 / L->ds;
+    int strokes = ts__synth_unif(g) < 0.7 ? 1 : 2;
+    enum { NPTS = 200 };
+    double pts[2 * NPTS];
+    for (int k = 0; k < strokes; k++) {
+      if (ts__synth_unif(g) < 0.6) {
+        const blob *P = &pc[(int)(ts__synth_unif(g) * np) % np];
+        double rad = P->ext * P->r * ts__synth_range(g, 1.05, 1.3) + 2 * w;
+        double a0 = ts__synth_range(g, 0, 2 * M_PI), sweep = ts__synth_range(g, 1.2, 4.5);
+        double wob = ts__synth_range(g, 0.02, 0.08), wph = ts__synth_range(g, 0, 2 * M_PI);
+        for (int i = 0; i < NPTS; i++) {
+          double a = a0 + sweep * i / (NPTS - 1);
+          double rr = rad * (1 + wob * sin(3 * a + wph));
+          pts[2 * i] = P->cx + rr * cos(a);
+          pts[2 * i + 1] = P->cy + rr * sin(a);
+        }
+      } else {
+        double len = ts__synth_range(g, 0.1, 0.25) * (mw > mh ? mw : mh);
+        double x = ts__synth_range(g, 0.1, 0.9) * mw, y = ts__synth_range(g, 0.1, 0.9) * mh;
+        double head = ts__synth_range(g, 0, 2 * M_PI), turn = ts__synth_range(g, -3, 3) / len;
+        for (int i = 0; i < NPTS; i++) {
+          pts[2 * i] = x;
+          pts[2 * i + 1] = y;
+          double step = len / (NPTS - 1);
+          x += step * cos(head);
+          y += step * sin(head);
+          head += turn * step + ts__synth_range(g, -0.03, 0.03);
+        }
+      }
+      draw_stroke(m, mw, mh, pts, NPTS, w);
+    }
+  }
+
+  /* Statistics on the truth masks. */
+  size_t ntis = 0, ntum = 0, n = (size_t)mw * mh;
+  for (size_t i = 0; i < n; i++) {
+    bool tis = m[i * NB + B_TISSUE] >= 128;
+    ntis += tis;
+    ntum += tis && m[i * NB + B_TUMOUR] >= 128;
+  }
+  L->tissue_fraction = (double)ntis / (double)n;
+  L->tumour_burden = ntis ? (double)ntum / (double)ntis : 0.0;
+}
+
+/* ---- the full-resolution point operation ------------------------------------------------ */
+
+typedef struct nuc_grid {
+  uint64_t seed;
+  int cs, off;      /* cell size and grid offset, level-0 px */
+  float ra, rsd;    /* long semi-axis (px) and its relative spread */
+  float asp0, asp1; /* aspect = asp0 + asp1 * u */
+  float round_frac; /* fraction drawn as small round dark nuclei (lymphocytes) */
+  float r_round;
+} nuc_grid;
+
+typedef struct gen_params {
+  float h[3], e[3], pen[3], bg[3];
+  float h_base, h_nuc, h_tum, e_base, pen_k;
+  float p_stroma, p_tum1, p_tum2;
+  nuc_grid gs, gt1, gt2;
+} gen_params;
+
+static const float unit_cos[16] = {1.f,         0.92387953f,  0.70710678f,  0.38268343f,
+                                   0.f,         -0.38268343f, -0.70710678f, -0.92387953f,
+                                   -1.f,        -0.92387953f, -0.70710678f, -0.38268343f,
+                                   0.f,         0.38268343f,  0.70710678f,  0.92387953f};
+
+static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* The candidate nucleus of the cell containing (X, Y); raises *n (coverage 0..1) and sets
+ * *dark when it covers the pixel more than what was there. */
+static inline void nucleus(const nuc_grid *g, int64_t X, int64_t Y, float presence, float *n,
+                           float *dark) {
+  int64_t gx = (X + g->off) / g->cs, gy = (Y + g->off) / g->cs;
+  uint64_t h = ts__synth_mix(g->seed ^ ((uint64_t)gx * 0x9E3779B97F4A7C15ULL) ^
+                             ((uint64_t)gy * 0xD6E8FEB86659FD93ULL));
+  if ((float)(h & 0xffff) * (1.f / 65536.f) >= presence) return;
+  float ux = (float)((h >> 16) & 0xff) * (1.f / 256.f);
+  float uy = (float)((h >> 24) & 0xff) * (1.f / 256.f);
+  int ai = (int)((h >> 32) & 15);
+  float us = (float)((h >> 36) & 0xff) * (1.f / 256.f);
+  float ua = (float)((h >> 44) & 0xff) * (1.f / 256.f);
+  float ud = (float)((h >> 52) & 0xfff) * (1.f / 4096.f);
+  float ra, rb, dk;
+  if (ua < g->round_frac) { /* lymphocyte: small, round, dark */
+    ra = rb = g->r_round * (0.9f + 0.2f * us);
+    dk = 1.25f + 0.2f * ud;
+  } else {
+    ra = g->ra * (1 - g->rsd + 2 * g->rsd * us);
+    rb = ra / (g->asp0 + g->asp1 * ua);
+    dk = 0.75f + 0.5f * ud;
+  }
+  if (rb < 0.7f) rb = 0.7f;
+  if (ra < rb) ra = rb;
+  float margin = ra + 1, room = (float)g->cs - 2 * margin;
+  float cx = (float)(gx * g->cs - g->off) + margin + (room > 0 ? ux * room : room / 2);
+  float cy = (float)(gy * g->cs - g->off) + margin + (room > 0 ? uy * room : room / 2);
+  float dx = (float)X + 0.5f - cx, dy = (float)Y + 0.5f - cy;
+  float c = unit_cos[ai], s = unit_cos[(ai + 12) & 15];
+  float u = (dx * c + dy * s) / ra, v = (-dx * s + dy * c) / rb;
+  float q = u * u + v * v;
+  if (q >= 1.6f) return;
+  float cover = clampf((1 - sqrtf(q)) * rb + 0.5f, 0, 1);
+  if (cover > *n) {
+    *n = cover;
+    *dark = dk;
+  }
+}
+
+static int he_gen(VipsRegion *out, void *vseq, void *a, void *b, gboolean *stop) {
+  (void)a;
+  (void)stop;
+  VipsRegion **ir = (VipsRegion **)vseq;
+  const gen_params *p = (const gen_params *)b;
+  VipsRect *r = &out->valid;
+  for (int i = 0; ir[i]; i++)
+    if (vips_region_prepare(ir[i], r)) return -1;
+  for (int y = 0; y < r->height; y++) {
+    int64_t Y = r->top + y;
+    const VipsPel *m = VIPS_REGION_ADDR(ir[0], r->left, Y);
+    const float *pa = (const float *)VIPS_REGION_ADDR(ir[1], r->left, Y);
+    const float *pb = (const float *)VIPS_REGION_ADDR(ir[2], r->left, Y);
+    VipsPel *q = VIPS_REGION_ADDR(out, r->left, Y);
+    for (int x = 0; x < r->width; x++, m += NB, q += 3) {
+      int64_t X = r->left + x;
+      float t = m[B_TISSUE] * (1.f / 255.f), tum = m[B_TUMOUR] * (1.f / 255.f);
+      float pen = m[B_PEN] * (1.f / 255.f), dens = m[B_DENS] * (1.f / 255.f);
+      float A = pa[x], B = pb[x];
+      float od[3];
+      for (int c = 0; c < 3; c++) od[c] = p->bg[c] * (1 + 0.4f * A);
+      float al = clampf(0.5f + (t - 0.5f + 0.05f * B) * 12.f, 0, 1);
+      if (al > 0) {
+        float n = 0, dark = 1;
+        nucleus(&p->gs, X, Y, p->p_stroma * (0.4f + dens) * (1 - tum), &n, &dark);
+        if (tum > 0.01f) {
+          nucleus(&p->gt1, X, Y, p->p_tum1 * tum, &n, &dark);
+          nucleus(&p->gt2, X, Y, p->p_tum2 * tum, &n, &dark);
+        }
+        float H = al * (p->h_base * (0.7f + 0.6f * dens) + p->h_tum * tum +
+                        p->h_nuc * n * dark * (0.85f + 0.35f * B));
+        float E = al * p->e_base * (0.8f + 0.35f * A + 0.2f * B) * (0.75f + 0.5f * dens) *
+                  (1 - 0.6f * n) * (1 - 0.25f * tum);
+        for (int c = 0; c < 3; c++) od[c] += H * p->h[c] + E * p->e[c];
+      }
+      if (pen > 0.2f) {
+        float k = clampf((pen - 0.3f) * 2.5f, 0, 1) * p->pen_k * (0.85f + 0.3f * B);
+        for (int c = 0; c < 3; c++) od[c] += k * p->pen[c];
+      }
+      for (int c = 0; c < 3; c++) {
+        float v = 255.f * expf(-od[c]) + 0.5f;
+        q[c] = (VipsPel)(v >= 255.f ? 255 : v <= 0.f ? 0 : (int)v);
+      }
+    }
+  }
+  return 0;
+}
+
+static void unit3(float v[3]) {
+  float n = sqrtf(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+  for (int c = 0; c < 3; c++) v[c] /= n;
+}
+
+static void draw_params(gen_params *p, ts__synth_rng *g, double mpp) {
+  /* Macenko's reference H and E optical-density vectors, jittered per slide (stain shift). */
+  const float H[3] = {0.5626f, 0.7201f, 0.4062f}, E[3] = {0.2159f, 0.8012f, 0.5581f};
+  for (int c = 0; c < 3; c++) {
+    p->h[c] = H[c] + (float)ts__synth_range(g, -0.08, 0.08);
+    p->e[c] = E[c] + (float)ts__synth_range(g, -0.08, 0.08);
+  }
+  unit3(p->h);
+  unit3(p->e);
+  p->h_base = (float)ts__synth_range(g, 0.05, 0.12);
+  p->h_nuc = (float)ts__synth_range(g, 0.75, 1.15);
+  p->h_tum = (float)ts__synth_range(g, 0.08, 0.16);
+  p->e_base = (float)ts__synth_range(g, 0.35, 0.7);
+  float bg = (float)ts__synth_range(g, 0.015, 0.05);
+  for (int c = 0; c < 3; c++) p->bg[c] = bg * (float)ts__synth_range(g, 0.8, 1.2);
+  if (ts__synth_unif(g) < 0.5) { /* green marker: absorbs red and blue */
+    p->pen[0] = 1.0f, p->pen[1] = 0.25f, p->pen[2] = 0.8f;
+  } else { /* blue marker: absorbs red and green */
+    p->pen[0] = 1.0f, p->pen[1] = 0.6f, p->pen[2] = 0.12f;
+  }
+  p->pen_k = (float)ts__synth_range(g, 0.8, 1.3);
+  p->p_stroma = (float)ts__synth_range(g, 0.25, 0.45);
+  p->p_tum1 = 0.85f;
+  p->p_tum2 = 0.55f;
+  float um = (float)(1.0 / mpp); /* px per um */
+  /* Stroma: fibroblast spindles (~4.5 um semi-axis, aspect 2..4) and some lymphocytes. */
+  p->gs = (nuc_grid){ts__synth_next(g), 0, 0, 4.5f * um, 0.25f, 2.0f, 2.0f, 0.25f, 2.8f * um};
+  p->gs.cs = (int)lrint(15.0 * um) > 3 ? (int)lrint(15.0 * um) : 3;
+  /* Tumour: two overlapping grids of large, rounder, pleomorphic nuclei. */
+  p->gt1 = (nuc_grid){ts__synth_next(g), 0, 0, 5.5f * um, 0.3f, 1.1f, 0.6f, 0.03f, 2.8f * um};
+  p->gt1.cs = (int)lrint(13.0 * um) > 3 ? (int)lrint(13.0 * um) : 3;
+  p->gt2 = p->gt1;
+  p->gt2.seed = ts__synth_next(g);
+  p->gt2.off = p->gt1.cs / 2;
+}
+
+/* ---- assembly and output ------------------------------------------------------------------ */
+
+static int save_png(const uint8_t *m, int mw, int mh, int band, const char *path) {
+  uint8_t *buf = malloc((size_t)mw * mh);
+  if (!buf) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "mask %dx%d", mw, mh);
+  for (size_t i = 0; i < (size_t)mw * mh; i++) buf[i] = m[i * NB + band] >= 128 ? 255 : 0;
+  VipsImage *im = vips_image_new_from_memory_copy(buf, (size_t)mw * mh, mw, mh, 1, VIPS_FORMAT_UCHAR);
+  void *png = NULL;
+  size_t len = 0;
+  int rc = 0;
+  if (!im || vips_pngsave_buffer(im, &png, &len, "compression", 6, NULL))
+    rc = vips_fail(path);
+  if (im) g_object_unref(im);
+  free(buf);
+  if (rc == 0) {
+    rc = ts_io_write_atomic(path, png, len);
+    if (rc < 0) rc = ts_error_set(rc, "SYNTH_WRITE", "%s", ts_error_detail());
+  }
+  g_free(png);
+  return rc;
+}
+
+static int save_tiff(VipsImage *img, const ts__synth_slide *s, const char *path) {
+  char desc[512];
+  int mag = (int)lrint(10.0 / s->mpp);
+  if (mag < 1) mag = 1;
+  int k = snprintf(desc, sizeof desc,
+                   "Aperio Image Library v10.0.0\r\n%lldx%lld [0,0 %lldx%lld] (256x256) JPEG/RGB "
+                   "Q=%d|AppMag = %d",
+                   (long long)s->width, (long long)s->height, (long long)s->width,
+                   (long long)s->height, s->jpeg_q, mag);
+  if (!s->no_mpp) {
+    char mpp[32];
+    g_ascii_formatd(mpp, sizeof mpp, "%.4f", s->mpp);
+    snprintf(desc + k, sizeof desc - (size_t)k, "|MPP = %s", mpp);
+  }
+  vips_image_set_string(img, "image-description", desc);
+  char tmp[TS_PATH_MAX];
+  TS_CALL(ts_io_tmp_path(path, tmp, sizeof tmp));
+  /* JPEG tiles of a 100000 px slide pass 4 GiB: BigTIFF from 32768^2 up (libtiff and OpenSlide
+   * read it); smaller slides stay classic TIFF for older readers. */
+  gboolean big = (double)s->width * (double)s->height >= 32768.0 * 32768.0;
+  if (vips_tiffsave(img, tmp, "tile", TRUE, "tile_width", 256, "tile_height", 256, "pyramid",
+                    TRUE, "compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG, "Q", s->jpeg_q,
+                    "bigtiff", big, NULL)) {
+    unlink(tmp);
+    return vips_fail(path);
+  }
+  int rc = ts_io_commit(tmp, path);
+  if (rc < 0) {
+    unlink(tmp);
+    return ts_error_set(rc, "SYNTH_WRITE", "%s", ts_error_detail());
+  }
+  return 0;
+}
+
+int ts__synth_slide_write(ts__synth_slide *s, const char *tiff_path, const char *tissue_png,
+                          const char *tumour_png) {
+  int rc = 0;
+  layout L = {0};
+  VipsImage *mem = NULL, *up = NULL, *pa = NULL, *pb = NULL, *out = NULL;
+  VipsInterpolate *bil = NULL;
+  gen_params *gp = NULL;
+  ts__synth_rng g;
+  ts__synth_rng_seed(&g, s->seed);
+
+  L.ds = ts__synth_truth_downsample(s->width > s->height ? s->width : s->height);
+  L.mw = (int)((s->width + L.ds - 1) / L.ds);
+  L.mh = (int)((s->height + L.ds - 1) / L.ds);
+  L.m = calloc((size_t)L.mw * L.mh * NB, 1);
+  gp = g_new0(gen_params, 1);
+  if (!L.m) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "masks %dx%d", L.mw, L.mh);
+  draw_layout(&L, &g, s);
+  draw_params(gp, &g, s->mpp);
+  s->truth_downsample = L.ds;
+  s->mask_w = L.mw;
+  s->mask_h = L.mh;
+  s->tissue_fraction = L.tissue_fraction;
+  s->tumour_burden = L.tumour_burden;
+  s->pen = L.pen;
+  s->pieces = L.pieces;
+
+  TS_TRY(save_png(L.m, L.mw, L.mh, B_TISSUE, tissue_png));
+  TS_TRY(save_png(L.m, L.mw, L.mh, B_TUMOUR, tumour_png));
+
+  int W = (int)s->width, H = (int)s->height;
+  double ds = L.ds;
+  int cell_a = (int)lrint(80.0 / s->mpp), cell_b = (int)lrint(5.0 / s->mpp);
+  if (cell_a < 4) cell_a = 4;
+  if (cell_b < 2) cell_b = 2;
+  int seed_a = (int)(uint32_t)ts__synth_next(&g), seed_b = (int)(uint32_t)ts__synth_next(&g);
+  bil = vips_interpolate_new("bilinear");
+  VipsArrayInt *area = vips_array_int_newv(4, 0, 0, W, H);
+  /* A copy: libvips' operation cache may outlive L.m. */
+  mem = vips_image_new_from_memory_copy(L.m, (size_t)L.mw * L.mh * NB, L.mw, L.mh, NB,
+                                   VIPS_FORMAT_UCHAR);
+  int bad = !bil || !mem ||
+            vips_affine(mem, &up, ds, 0, 0, ds, "interpolate", bil, "oarea", area, "odx",
+                        (ds - 1) / 2, "ody", (ds - 1) / 2, "extend", VIPS_EXTEND_COPY, NULL) ||
+            vips_perlin(&pa, W, H, "cell_size", cell_a, "seed", seed_a, NULL) ||
+            vips_perlin(&pb, W, H, "cell_size", cell_b, "seed", seed_b, NULL);
+  vips_area_unref(VIPS_AREA(area));
+  if (bad) {
+    rc = vips_fail("building the slide pipeline");
+    goto out;
+  }
+
+  out = vips_image_new();
+  VipsImage **in = vips_allocate_input_array(out, up, pa, pb, NULL);
+  double res = s->no_mpp ? 1.0 : 1000.0 / s->mpp; /* px per mm */
+  if (!in || vips_image_pipeline_array(out, VIPS_DEMAND_STYLE_SMALLTILE, in)) {
+    rc = vips_fail("pipeline");
+    goto out;
+  }
+  vips_image_init_fields(out, W, H, 3, VIPS_FORMAT_UCHAR, VIPS_CODING_NONE,
+                         VIPS_INTERPRETATION_sRGB, res, res);
+  /* gp lives as long as out does. */
+  g_object_set_data_full(G_OBJECT(out), "ts-synth-params", gp, g_free);
+  gen_params *keep = gp;
+  gp = NULL;
+  if (vips_image_generate(out, vips_start_many, he_gen, vips_stop_many, in, keep)) {
+    rc = vips_fail("generate");
+    goto out;
+  }
+
+  TS_TRY(save_tiff(out, s, tiff_path));
+
+out:
+  if (out) g_object_unref(out);
+  if (up) g_object_unref(up);
+  if (pa) g_object_unref(pa);
+  if (pb) g_object_unref(pb);
+  if (mem) g_object_unref(mem);
+  if (bil) g_object_unref(bil);
+  g_free(gp);
+  free(L.m); /* after every image that could read it is gone */
+  return rc;
+}
