@@ -110,7 +110,7 @@ int ts_surv_concordance(const ts_surv_data *d, const double *risk, int timewt, d
   int rc = 0;
   size_t n = d ? d->n : 0;
   crow *c = NULL;
-  double *imat = NULL, *tw = NULL, *wt = NULL, *tmpw = NULL;
+  double *imat = NULL, *tw = NULL, *wt = NULL;
   size_t *sidx = NULL, *ranks = NULL;
   fen T = {0}, D = {0};
   memset(out, 0, sizeof *out);

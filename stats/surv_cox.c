@@ -278,7 +278,7 @@ int ts_cox_loglik(const ts_surv_data *d, const double *x, size_t p, int ties, co
   int rc = 0;
   work w;
   memset(&w, 0, sizeof w);
-  double *ms = malloc(2 * p * sizeof(double)), *bs = malloc(p * sizeof(double));
+  double *ms = malloc(2 * p * sizeof(double)), *bs = calloc(p ? p : 1, sizeof(double));
   TS_TRY(check_x(d, x, p));
   if (!ms || !bs) TS_FAIL(TS_ENOMEM, "OUT_OF_MEMORY", "Cox log-likelihood");
   TS_TRY(work_init(&w, d, x, p, ties, 0, ms, ms + p));

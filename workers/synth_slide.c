@@ -207,9 +207,13 @@ static void draw_layout(layout *L, ts__synth_rng *g, const ts__synth_slide *s) {
       for (int attempt = 0; attempt < 240 && !placed; attempt++) {
         if (attempt > 0 && attempt % 40 == 0) b.r *= 0.85;
         double reach = b.ext * b.r + 2;
-        double lox = reach, hix = mw - reach, loy = reach, hiy = mh - reach;
-        b.cx = lox < hix ? ts__synth_range(g, lox, hix) : mw / 2.0;
-        b.cy = loy < hiy ? ts__synth_range(g, loy, hiy) : mh / 2.0;
+        if (2 * reach >= 0.95 * (mw < mh ? mw : mh)) { /* keep every piece on the glass */
+          b.r *= 0.9;
+          placed = false;
+          continue;
+        }
+        b.cx = ts__synth_range(g, reach, mw - reach);
+        b.cy = ts__synth_range(g, reach, mh - reach);
         placed = true;
         for (int j = 0; j < np && placed; j++) {
           double dx = b.cx - pc[j].cx, dy = b.cy - pc[j].cy;
@@ -261,14 +265,18 @@ static void draw_layout(layout *L, ts__synth_rng *g, const ts__synth_slide *s) {
     for (int k = 0; k < strokes; k++) {
       if (ts__synth_unif(g) < 0.6) {
         const blob *P = &pc[(int)(ts__synth_unif(g) * np) % np];
-        double rad = P->ext * P->r * ts__synth_range(g, 1.05, 1.3) + 2 * w;
+        /* Follow the outline at a distance: march out along each ray to the contour. */
+        double off = 2.5 * w + ts__synth_range(g, 0.05, 0.2) * P->r;
         double a0 = ts__synth_range(g, 0, 2 * M_PI), sweep = ts__synth_range(g, 1.2, 4.5);
-        double wob = ts__synth_range(g, 0.02, 0.08), wph = ts__synth_range(g, 0, 2 * M_PI);
+        double wob = ts__synth_range(g, 0.1, 0.4) * off, wph = ts__synth_range(g, 0, 2 * M_PI);
         for (int i = 0; i < NPTS; i++) {
-          double a = a0 + sweep * i / (NPTS - 1);
-          double rr = rad * (1 + wob * sin(3 * a + wph));
-          pts[2 * i] = P->cx + rr * cos(a);
-          pts[2 * i + 1] = P->cy + rr * sin(a);
+          double a = a0 + sweep * i / (NPTS - 1), ca = cos(a), sa = sin(a), rho = 0;
+          double target = -(off + wob * sin(3 * a + wph));
+          while (rho < 3 * P->ext * P->r &&
+                 blob_signed(P, P->cx + rho * ca, P->cy + rho * sa) > target)
+            rho += 0.5;
+          pts[2 * i] = P->cx + rho * ca;
+          pts[2 * i + 1] = P->cy + rho * sa;
         }
       } else {
         double len = ts__synth_range(g, 0.1, 0.25) * (mw > mh ? mw : mh);
@@ -311,10 +319,21 @@ typedef struct nuc_grid {
 
 typedef struct gen_params {
   float h[3], e[3], pen[3], bg[3];
-  float h_base, h_nuc, h_tum, e_base, pen_k;
+  float h_base, h_nuc, h_tum, e_base, pen_k, fib_k, fib_dx, fib_dy;
   float p_stroma, p_tum1, p_tum2;
   nuc_grid gs, gt1, gt2;
+  /* Tumour and cellularity fields at 1/ds, sampled at nucleus centres so that a nucleus is
+   * drawn whole or not at all. */
+  uint8_t *fields; /* mw * mh * 2 */
+  int mw, mh;
+  float inv_ds;
 } gen_params;
+
+static void gen_params_free(gpointer data) {
+  gen_params *p = data;
+  g_free(p->fields);
+  g_free(p);
+}
 
 static const float unit_cos[16] = {1.f,         0.92387953f,  0.70710678f,  0.38268343f,
                                    0.f,         -0.38268343f, -0.70710678f, -0.92387953f,
@@ -323,14 +342,29 @@ static const float unit_cos[16] = {1.f,         0.92387953f,  0.70710678f,  0.38
 
 static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-/* The candidate nucleus of the cell containing (X, Y); raises *n (coverage 0..1) and sets
- * *dark when it covers the pixel more than what was there. */
-static inline void nucleus(const nuc_grid *g, int64_t X, int64_t Y, float presence, float *n,
+/* Bilinear sample of field k (0 tumour, 1 cellularity) at level-0 position (x, y), 0..1. */
+static float field_at(const gen_params *p, int k, float x, float y) {
+  float fx = x * p->inv_ds - 0.5f, fy = y * p->inv_ds - 0.5f;
+  fx = clampf(fx, 0, (float)(p->mw - 1));
+  fy = clampf(fy, 0, (float)(p->mh - 1));
+  int i = (int)fx, j = (int)fy;
+  int i1 = i + 1 < p->mw ? i + 1 : i, j1 = j + 1 < p->mh ? j + 1 : j;
+  float tx = fx - (float)i, ty = fy - (float)j;
+  const uint8_t *f = p->fields;
+  float a = f[((size_t)j * p->mw + i) * 2 + k], b = f[((size_t)j * p->mw + i1) * 2 + k];
+  float c = f[((size_t)j1 * p->mw + i) * 2 + k], d = f[((size_t)j1 * p->mw + i1) * 2 + k];
+  return ((a + (b - a) * tx) * (1 - ty) + (c + (d - c) * tx) * ty) * (1.f / 255.f);
+}
+
+/* The candidate nucleus of the cell of grid `kind` (0 stroma, 1 and 2 tumour) that contains
+ * (X, Y); raises *n (coverage 0..1) and sets *dark when it covers the pixel more than what was
+ * there. Whether the nucleus exists depends on the fields at its centre only. */
+static inline void nucleus(const gen_params *p, int kind, int64_t X, int64_t Y, float *n,
                            float *dark) {
+  const nuc_grid *g = kind == 0 ? &p->gs : kind == 1 ? &p->gt1 : &p->gt2;
   int64_t gx = (X + g->off) / g->cs, gy = (Y + g->off) / g->cs;
   uint64_t h = ts__synth_mix(g->seed ^ ((uint64_t)gx * 0x9E3779B97F4A7C15ULL) ^
                              ((uint64_t)gy * 0xD6E8FEB86659FD93ULL));
-  if ((float)(h & 0xffff) * (1.f / 65536.f) >= presence) return;
   float ux = (float)((h >> 16) & 0xff) * (1.f / 256.f);
   float uy = (float)((h >> 24) & 0xff) * (1.f / 256.f);
   int ai = (int)((h >> 32) & 15);
@@ -340,11 +374,11 @@ static inline void nucleus(const nuc_grid *g, int64_t X, int64_t Y, float presen
   float ra, rb, dk;
   if (ua < g->round_frac) { /* lymphocyte: small, round, dark */
     ra = rb = g->r_round * (0.9f + 0.2f * us);
-    dk = 1.25f + 0.2f * ud;
+    dk = 1.3f + 0.2f * ud;
   } else {
     ra = g->ra * (1 - g->rsd + 2 * g->rsd * us);
     rb = ra / (g->asp0 + g->asp1 * ua);
-    dk = 0.75f + 0.5f * ud;
+    dk = 0.8f + 0.45f * ud;
   }
   if (rb < 0.7f) rb = 0.7f;
   if (ra < rb) ra = rb;
@@ -352,10 +386,17 @@ static inline void nucleus(const nuc_grid *g, int64_t X, int64_t Y, float presen
   float cx = (float)(gx * g->cs - g->off) + margin + (room > 0 ? ux * room : room / 2);
   float cy = (float)(gy * g->cs - g->off) + margin + (room > 0 ? uy * room : room / 2);
   float dx = (float)X + 0.5f - cx, dy = (float)Y + 0.5f - cy;
+  if (dx > margin || dx < -margin || dy > margin || dy < -margin) return;
   float c = unit_cos[ai], s = unit_cos[(ai + 12) & 15];
   float u = (dx * c + dy * s) / ra, v = (-dx * s + dy * c) / rb;
   float q = u * u + v * v;
   if (q >= 1.6f) return;
+  float tum = field_at(p, 0, cx, cy), presence;
+  if (kind == 0)
+    presence = p->p_stroma * (0.4f + field_at(p, 1, cx, cy)) * (1 - tum);
+  else
+    presence = (kind == 1 ? p->p_tum1 : p->p_tum2) * tum;
+  if ((float)(h & 0xffff) * (1.f / 65536.f) >= presence) return;
   float cover = clampf((1 - sqrtf(q)) * rb + 0.5f, 0, 1);
   if (cover > *n) {
     *n = cover;
@@ -387,14 +428,18 @@ static int he_gen(VipsRegion *out, void *vseq, void *a, void *b, gboolean *stop)
       float al = clampf(0.5f + (t - 0.5f + 0.05f * B) * 12.f, 0, 1);
       if (al > 0) {
         float n = 0, dark = 1;
-        nucleus(&p->gs, X, Y, p->p_stroma * (0.4f + dens) * (1 - tum), &n, &dark);
-        if (tum > 0.01f) {
-          nucleus(&p->gt1, X, Y, p->p_tum1 * tum, &n, &dark);
-          nucleus(&p->gt2, X, Y, p->p_tum2 * tum, &n, &dark);
+        nucleus(p, 0, X, Y, &n, &dark);
+        if (tum > 0.001f) { /* tumour fields reach ~2 mask px past the 1/2 line */
+          nucleus(p, 1, X, Y, &n, &dark);
+          nucleus(p, 2, X, Y, &n, &dark);
         }
+        /* wavy collagen fibres across the stroma */
+        float fib = 0.5f + 0.5f * sinf(p->fib_k * ((float)X * p->fib_dx + (float)Y * p->fib_dy) +
+                                       9.f * A + 2.5f * B);
         float H = al * (p->h_base * (0.7f + 0.6f * dens) + p->h_tum * tum +
                         p->h_nuc * n * dark * (0.85f + 0.35f * B));
-        float E = al * p->e_base * (0.8f + 0.35f * A + 0.2f * B) * (0.75f + 0.5f * dens) *
+        float E = al * p->e_base * (0.8f + 0.35f * A + 0.1f * B) * (0.8f + 0.3f * fib) *
+                  (0.75f + 0.5f * dens) *
                   (1 - 0.6f * n) * (1 - 0.25f * tum);
         for (int c = 0; c < 3; c++) od[c] += H * p->h[c] + E * p->e[c];
       }
@@ -426,7 +471,7 @@ static void draw_params(gen_params *p, ts__synth_rng *g, double mpp) {
   unit3(p->h);
   unit3(p->e);
   p->h_base = (float)ts__synth_range(g, 0.05, 0.12);
-  p->h_nuc = (float)ts__synth_range(g, 0.75, 1.15);
+  p->h_nuc = (float)ts__synth_range(g, 1.1, 1.6);
   p->h_tum = (float)ts__synth_range(g, 0.08, 0.16);
   p->e_base = (float)ts__synth_range(g, 0.35, 0.7);
   float bg = (float)ts__synth_range(g, 0.015, 0.05);
@@ -450,6 +495,10 @@ static void draw_params(gen_params *p, ts__synth_rng *g, double mpp) {
   p->gt2 = p->gt1;
   p->gt2.seed = ts__synth_next(g);
   p->gt2.off = p->gt1.cs / 2;
+  double fa = ts__synth_range(g, 0, M_PI);
+  p->fib_k = (float)(2 * M_PI / (14.0 * um));
+  p->fib_dx = (float)cos(fa);
+  p->fib_dy = (float)sin(fa);
 }
 
 /* ---- assembly and output ------------------------------------------------------------------ */
@@ -526,6 +575,15 @@ int ts__synth_slide_write(ts__synth_slide *s, const char *tiff_path, const char 
   if (!L.m) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "masks %dx%d", L.mw, L.mh);
   draw_layout(&L, &g, s);
   draw_params(gp, &g, s->mpp);
+  gp->mw = L.mw;
+  gp->mh = L.mh;
+  gp->inv_ds = 1.0f / (float)L.ds;
+  gp->fields = g_try_malloc((size_t)L.mw * L.mh * 2);
+  if (!gp->fields) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "fields %dx%d", L.mw, L.mh);
+  for (size_t i = 0; i < (size_t)L.mw * L.mh; i++) {
+    gp->fields[2 * i] = L.m[i * NB + B_TUMOUR];
+    gp->fields[2 * i + 1] = L.m[i * NB + B_DENS];
+  }
   s->truth_downsample = L.ds;
   s->mask_w = L.mw;
   s->mask_h = L.mh;
@@ -569,7 +627,7 @@ int ts__synth_slide_write(ts__synth_slide *s, const char *tiff_path, const char 
   vips_image_init_fields(out, W, H, 3, VIPS_FORMAT_UCHAR, VIPS_CODING_NONE,
                          VIPS_INTERPRETATION_sRGB, res, res);
   /* gp lives as long as out does. */
-  g_object_set_data_full(G_OBJECT(out), "ts-synth-params", gp, g_free);
+  g_object_set_data_full(G_OBJECT(out), "ts-synth-params", gp, gen_params_free);
   gen_params *keep = gp;
   gp = NULL;
   if (vips_image_generate(out, vips_start_many, he_gen, vips_stop_many, in, keep)) {
@@ -586,7 +644,7 @@ out:
   if (pb) g_object_unref(pb);
   if (mem) g_object_unref(mem);
   if (bil) g_object_unref(bil);
-  g_free(gp);
+  if (gp) gen_params_free(gp);
   free(L.m); /* after every image that could read it is gone */
   return rc;
 }

@@ -38,6 +38,7 @@ const char *ts_slide_path(const ts_slide *s);
 const char *ts_slide_vendor(const ts_slide *s); /* "aperio", "generic-tiff", ... */
 const char *ts_slide_quickhash(const ts_slide *s); /* openslide.quickhash-1, "" if none */
 int ts_slide_level_count(const ts_slide *s);
+/* Level size in px of that level; -1 × -1 (and downsample -1) for a level out of range. */
 void ts_slide_level_dims(const ts_slide *s, int level, int64_t *w_out, int64_t *h_out);
 double ts_slide_level_downsample(const ts_slide *s, int level);
 double ts_slide_objective_power(const ts_slide *s); /* 0 when unknown */
@@ -56,13 +57,15 @@ const char *ts_slide_mpp_source(const ts_slide *s); /* "file", "cohort", "config
  * (at or above the target resolution), level 0 if none. Needs a resolved mpp. */
 int ts_slide_best_level(const ts_slide *s, double target_mpp);
 
-/* Read a w×h RGBA region (premultiplied ARGB from OpenSlide, converted to straight RGB)
- * at `level`, top-left (x, y) in level-0 px, into rgb_out (w*h*3 bytes).
+/* Read a w×h region at `level`, top-left (x, y) in level-0 px, into rgb_out (w*h*3 bytes,
+ * row-major RGB). OpenSlide's premultiplied ARGB is composited over white, so areas outside
+ * the scan (alpha 0) read as white glass, not black. Large reads are done in row strips.
  * On failure the buffer is zeroed, the status is SLIDE_UNREADABLE and the handle stays
- * in error until ts_slide_reopen(). */
+ * in error until ts_slide_reopen(): every later read fails the same way (OpenSlide's
+ * sticky error). */
 int ts_slide_read_rgb(ts_slide *s, int level, int64_t x, int64_t y, int w, int h,
                       uint8_t *rgb_out);
-/* Close and reopen the OpenSlide handle (its errors are sticky). */
+/* Close and reopen the OpenSlide handle (its errors are sticky). Errors as ts_slide_open. */
 int ts_slide_reopen(ts_slide *s);
 
 #endif

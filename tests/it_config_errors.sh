@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# labels: cli
+# Config and usage errors exit 2 and name file:line and key; --help everywhere; --version.
+. "$(dirname "$0")/lib.sh"
+cd "$WORK"
+printf 'slide_id,patient_id,path\n' > cohort.csv
+
+printf 'cohort:\n  csv: cohort.csv\ntile:\n  size: 256\n  szie: 3\n' > unknown.yaml
+expect_rc 2 "$TESSERA" run unknown.yaml
+check "unknown key names file:line and key" grep -q 'CONFIG_UNKNOWN_KEY: unknown.yaml:5: .*tile.szie' "$WORK/out"
+
+printf 'cohort:\n  csv: cohort.csv\ntile:\n  mpp: fast\n' > type.yaml
+expect_rc 2 "$TESSERA" run type.yaml
+check "wrong type names file:line and key" grep -q 'CONFIG_TYPE: type.yaml:4: tile.mpp' "$WORK/out"
+
+expect_rc 2 "$TESSERA" run missing.yaml
+check "missing config file is named" grep -q 'CONFIG_MISSING_FILE: missing.yaml' "$WORK/out"
+
+printf 'tile:\n  size: 256\n' > nocsv.yaml
+expect_rc 2 "$TESSERA" run nocsv.yaml
+check "missing required key" grep -q "CONFIG_MISSING_KEY: nocsv.yaml: .*cohort.csv" "$WORK/out"
+
+printf 'cohort:\n  csv: cohort.csv\n' > ok.yaml
+expect_rc 2 "$TESSERA" run ok.yaml --set tile.size=huge
+check "--set validated like the file" grep -q 'CONFIG_TYPE: --set tile.size' "$WORK/out"
+
+printf 'cohort:\n  csv: nothere.csv\n' > nocohort.yaml
+expect_rc 2 "$TESSERA" run nocohort.yaml
+check "missing cohort CSV named" grep -q 'COHORT_MISSING_FILE: .*nothere.csv' "$WORK/out"
+
+printf 'slide_id,path\nS1,a.svs\n' > bad.csv
+printf 'cohort:\n  csv: bad.csv\nrun:\n  dir: run2\n' > badcsv.yaml
+expect_rc 2 "$TESSERA" run badcsv.yaml
+check "cohort CSV without patient_id named with line" grep -q "COHORT_MISSING_COLUMN: .*bad.csv:1: no 'patient_id'" "$WORK/out"
+
+mkdir -p notmine && echo precious > notmine/data.txt
+printf 'cohort:\n  csv: cohort.csv\nrun:\n  dir: notmine\n' > notmine.yaml
+expect_rc 2 "$TESSERA" run notmine.yaml
+check "refuses a non-empty directory it did not make" grep -q 'RUN_DIR_NOT_EMPTY' "$WORK/out"
+check "user's file untouched" grep -q precious notmine/data.txt
+
+expect_rc 2 "$TESSERA" frobnicate
+expect_rc 2 "$TESSERA"
+for c in synth run status inspect cox km; do
+  expect_rc 0 "$TESSERA" "$c" --help
+  check "$c --help prints usage" grep -qi 'usage' "$WORK/out"
+done
+expect_rc 0 "$TESSERA" --version
+check "--version" grep -q '^tessera [0-9]' "$WORK/out"
+finish
