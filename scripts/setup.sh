@@ -15,6 +15,7 @@ PKGS=(
   libcunit1-dev
   libopenblas-dev
   python3 python3-h5py python3-numpy python3-pil python3-openslide
+  python3-opencv
   r-base-core r-cran-survival
 )
 

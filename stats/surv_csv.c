@@ -48,7 +48,7 @@ static size_t split(char *line, char **cells, size_t max) {
       while (end > start && (end[-1] == ' ' || end[-1] == '\t')) end--;
     }
     char sep = *p;
-    *end = '\0';
+    if (cells) *end = '\0';
     if (nc < max) cells[nc] = start;
     nc++;
     if (sep != ',') break;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# labels: mpi;pipeline
+# labels: mpi pipeline
 # Synthetic cohort → mpirun -np 2 tessera run → tiles read back with h5py, tissue IoU against
 # the generator's truth; rerun does nothing; a changed tile size reruns the tile stage only.
 . "$(dirname "$0")/lib.sh"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# labels: mpi;slides
+# labels: mpi slides
 # The real slides of ../shared/data/slides under mpirun -np 2: the good ones tile, each broken
 # one ends as a failed unit with its own token (ledger and `tessera status`), the rest of the
 # run completes, exit code 1. Then the missing-mpp paths.

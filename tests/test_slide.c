@@ -77,7 +77,8 @@ static void test_slide_cmu_properties(void) {
   uint8_t *rgb = malloc(64 * 64 * 3);
   CU_ASSERT_EQUAL(ts_slide_read_rgb(s, 0, 1000, 1000, 64, 64, rgb), 0);
   long sum = 0;
-  for (int i = 0; i < 64 * 64 * 3; i++) sum += rgb[i];
+  for (int i = 0; i < 64 * 64 * 3; i++)
+    sum += rgb[i];
   CU_ASSERT(sum > 0 && sum < 255L * 64 * 64 * 3);
   /* Outside the slide OpenSlide gives transparent pixels: composited over white. */
   CU_ASSERT_EQUAL(ts_slide_read_rgb(s, 0, 5000, 5000, 8, 8, rgb), 0);
@@ -124,7 +125,8 @@ static void test_slide_unreadable_zeroes_and_sticks(void) {
   CU_ASSERT(rc < 0);
   CU_ASSERT_STRING_EQUAL(ts_error_token(), "SLIDE_UNREADABLE");
   int nonzero = 0;
-  for (int64_t i = 0; i < w * h * 3; i++) nonzero |= rgb[i];
+  for (int64_t i = 0; i < w * h * 3; i++)
+    nonzero |= rgb[i];
   CU_ASSERT_EQUAL(nonzero, 0);
   /* Sticky: even a 1-px read fails now, and zeroes. */
   uint8_t px[3] = {1, 2, 3};
@@ -149,8 +151,7 @@ static void test_slide_best_level(void) {
     int l = ts_slide_best_level(s, t);
     double m = 0.25 * ts_slide_level_downsample(s, l);
     if (l > 0) CU_ASSERT(m <= t * (1 + 1e-6));
-    if (l + 1 < ts_slide_level_count(s))
-      CU_ASSERT(0.25 * ts_slide_level_downsample(s, l + 1) > t || l == 0);
+    if (l + 1 < ts_slide_level_count(s)) CU_ASSERT(0.25 * ts_slide_level_downsample(s, l + 1) > t || l == 0);
   }
   CU_ASSERT_EQUAL(ts_slide_best_level(s, 0.1), 0); /* finer than level 0 -> level 0 */
   CU_ASSERT_EQUAL(ts_slide_best_level(s, 0.25), 0);
@@ -200,8 +201,7 @@ int ts_test_register(void) {
   if (!CU_add_test(su, "test_slide_failure_tokens", test_slide_failure_tokens) ||
       !CU_add_test(su, "test_slide_cmu_properties", test_slide_cmu_properties) ||
       !CU_add_test(su, "test_slide_small_ones_open", test_slide_small_ones_open) ||
-      !CU_add_test(su, "test_slide_unreadable_zeroes_and_sticks",
-                   test_slide_unreadable_zeroes_and_sticks) ||
+      !CU_add_test(su, "test_slide_unreadable_zeroes_and_sticks", test_slide_unreadable_zeroes_and_sticks) ||
       !CU_add_test(su, "test_slide_best_level", test_slide_best_level) ||
       !CU_add_test(su, "test_slide_resolve_mpp_order", test_slide_resolve_mpp_order))
     return -1;

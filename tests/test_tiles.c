@@ -40,7 +40,8 @@ static ts_mask make_mask(int w, int h, double scale, double split) {
   m.mpp = scale * 0.25;
   m.data = calloc((size_t)w * h, 1);
   for (int i = 0; i < h; i++)
-    for (int j = 0; j < w; j++) m.data[(size_t)i * w + j] = (j + 0.5) * scale < split ? 255 : 0;
+    for (int j = 0; j < w; j++)
+      m.data[(size_t)i * w + j] = (j + 0.5) * scale < split ? 255 : 0;
   return m;
 }
 
@@ -97,7 +98,8 @@ static void test_tiles_half_mask_area_weighted(void) {
   p.min_tissue = 0.77;
   CU_ASSERT_EQUAL(ts_grid_build(10000, 10000, 0.25, &m, &p, &g), 0);
   CU_ASSERT_EQUAL(g.n, 9 * 19);
-  for (int64_t i = 0; i < g.n; i++) CU_ASSERT(g.coords[2 * i] + 512 <= 5000);
+  for (int64_t i = 0; i < g.n; i++)
+    CU_ASSERT(g.coords[2 * i] + 512 <= 5000);
   ts_grid_clear(&g);
   /* A mask pixel straddling the tile edge counts by its overlapping area: column 125
    * (centre 5020, covering [5000, 5040)) becomes tissue. Tile at 4608: (5040 - 4608) / 512
@@ -131,7 +133,7 @@ static void test_tiles_overlap_and_physical_size(void) {
   CU_ASSERT_DOUBLE_EQUAL(g.tile_l0, 256 * 0.5 / 0.499, 1e-9);
   CU_ASSERT_EQUAL(g.size_l0, 257);
   CU_ASSERT_EQUAL(g.n, 8 * 11);
-  CU_ASSERT_EQUAL(g.coords[2], llround(g.step_l0)); /* 256.51 -> 257 */
+  CU_ASSERT_EQUAL(g.coords[2], llround(g.step_l0));     /* 256.51 -> 257 */
   CU_ASSERT_EQUAL(g.coords[4], llround(2 * g.step_l0)); /* 513.03 -> 513 */
   ts_grid_clear(&g);
   /* Bad parameters carry a token. */
@@ -213,11 +215,15 @@ static void test_tiles_write_h5_c_api(void) {
   CU_ASSERT_DOUBLE_EQUAL(attr_f64(d, "target_mpp"), 0.5, 0);
   CU_ASSERT_DOUBLE_EQUAL(attr_f64(d, "min_tissue"), 0.25, 0);
   CU_ASSERT_DOUBLE_EQUAL(attr_f64(d, "tile_size_px"), 256, 0);
-  static const char *need[] = {"downsample", "downsampled_level_dim", "level_dim", "name",
-                               "save_path", "overlap", "savetodir", "level0_height",
-                               "mpp_source", "config_hash", "tessera_version",
-                               "slide_quickhash", "slide_path", NULL};
-  for (int i = 0; need[i]; i++) CU_ASSERT(H5Aexists(d, need[i]) > 0);
+  static const char *need[] = {"downsample",      "downsampled_level_dim",
+                               "level_dim",       "name",
+                               "save_path",       "overlap",
+                               "savetodir",       "level0_height",
+                               "mpp_source",      "config_hash",
+                               "tessera_version", "slide_quickhash",
+                               "slide_path",      NULL};
+  for (int i = 0; need[i]; i++)
+    CU_ASSERT(H5Aexists(d, need[i]) > 0);
   H5Sclose(sp);
   H5Dclose(d);
   H5Fclose(f);
@@ -285,10 +291,8 @@ int ts_test_register(void) {
   if (!su) return -1;
   if (!CU_add_test(su, "test_tiles_full_mask", test_tiles_full_mask) ||
       !CU_add_test(su, "test_tiles_empty_mask", test_tiles_empty_mask) ||
-      !CU_add_test(su, "test_tiles_half_mask_area_weighted",
-                   test_tiles_half_mask_area_weighted) ||
-      !CU_add_test(su, "test_tiles_overlap_and_physical_size",
-                   test_tiles_overlap_and_physical_size) ||
+      !CU_add_test(su, "test_tiles_half_mask_area_weighted", test_tiles_half_mask_area_weighted) ||
+      !CU_add_test(su, "test_tiles_overlap_and_physical_size", test_tiles_overlap_and_physical_size) ||
       !CU_add_test(su, "test_tiles_write_h5_c_api", test_tiles_write_h5_c_api) ||
       !CU_add_test(su, "test_tiles_write_h5_h5py", test_tiles_write_h5_h5py))
     return -1;

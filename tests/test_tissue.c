@@ -26,7 +26,9 @@ static int noise(int amp) {
   return (int)((rng_state >> 16) % (unsigned)(2 * amp + 1)) - amp;
 }
 
-static uint8_t clamp8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
+static uint8_t clamp8(int v) {
+  return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
 
 /* Write a pyramidal JPEG TIFF with an Aperio description, so OpenSlide reads it as
  * vendor "aperio" with openslide.mpp-x = 1.0. */
@@ -38,18 +40,29 @@ static int make_synthetic_slide(const char *path) {
       uint8_t *o = px + ((size_t)y * SW + x) * 3;
       int r = 242, g = 240, b = 244, a = 3; /* glass */
       double dx = x - DISC_X, dy = y - DISC_Y;
-      if (dx * dx + dy * dy < DISC_R * DISC_R) { r = 215; g = 120; b = 170; a = 18; }
-      if (x >= SPECK_X && x < SPECK_X + SPECK_S && y >= SPECK_Y && y < SPECK_Y + SPECK_S) {
-        r = 200; g = 110; b = 160;
+      if (dx * dx + dy * dy < DISC_R * DISC_R) {
+        r = 215;
+        g = 120;
+        b = 170;
+        a = 18;
       }
-      if (x >= PEN_X0 && x < PEN_X1 && y >= PEN_Y0 && y < PEN_Y1) { r = 60; g = 170; b = 90; a = 10; }
+      if (x >= SPECK_X && x < SPECK_X + SPECK_S && y >= SPECK_Y && y < SPECK_Y + SPECK_S) {
+        r = 200;
+        g = 110;
+        b = 160;
+      }
+      if (x >= PEN_X0 && x < PEN_X1 && y >= PEN_Y0 && y < PEN_Y1) {
+        r = 60;
+        g = 170;
+        b = 90;
+        a = 10;
+      }
       int n = noise(a);
       o[0] = clamp8(r + n);
       o[1] = clamp8(g + n + noise(a / 2 + 1));
       o[2] = clamp8(b + n);
     }
-  VipsImage *im = vips_image_new_from_memory(px, (size_t)SW * SH * 3, SW, SH, 3,
-                                             VIPS_FORMAT_UCHAR);
+  VipsImage *im = vips_image_new_from_memory(px, (size_t)SW * SH * 3, SW, SH, 3, VIPS_FORMAT_UCHAR);
   if (!im) {
     free(px);
     return -1;
@@ -61,9 +74,8 @@ static int make_synthetic_slide(const char *path) {
            "AppMag = 10|MPP = 1.0",
            SW, SH, SW, SH);
   vips_image_set_string(im, "image-description", desc);
-  int rc = vips_tiffsave(im, path, "tile", TRUE, "tile_width", 256, "tile_height", 256,
-                         "pyramid", TRUE, "compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG,
-                         "Q", 90, NULL);
+  int rc = vips_tiffsave(im, path, "tile", TRUE, "tile_width", 256, "tile_height", 256, "pyramid", TRUE,
+                         "compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG, "Q", 90, NULL);
   if (rc) fprintf(stderr, "tiffsave: %s\n", vips_error_buffer());
   g_object_unref(im);
   free(px);
@@ -95,12 +107,21 @@ static int otsu_oracle(const uint64_t h[256]) {
   int bt = 0;
   for (int t = 0; t < 255; t++) {
     double n0 = 0, n1 = 0, s0 = 0, s1 = 0;
-    for (int i = 0; i <= t; i++) { n0 += h[i]; s0 += (double)i * h[i]; }
-    for (int i = t + 1; i < 256; i++) { n1 += h[i]; s1 += (double)i * h[i]; }
+    for (int i = 0; i <= t; i++) {
+      n0 += h[i];
+      s0 += (double)i * h[i];
+    }
+    for (int i = t + 1; i < 256; i++) {
+      n1 += h[i];
+      s1 += (double)i * h[i];
+    }
     if (n0 == 0 || n1 == 0) continue;
     double n = n0 + n1, m0 = s0 / n0, m1 = s1 / n1;
     double v = (n0 / n) * (n1 / n) * (m0 - m1) * (m0 - m1);
-    if (v > best * (1 + 1e-12)) { best = v; bt = t; }
+    if (v > best * (1 + 1e-12)) {
+      best = v;
+      bt = t;
+    }
   }
   return bt;
 }
@@ -111,8 +132,8 @@ static void test_tissue_otsu_matches_brute_force(void) {
     double m0 = 20 + trial * 3, m1 = 120 + trial * 5, s0 = 6 + trial % 5, s1 = 15 + trial % 7;
     double w0 = 1000 + 300 * trial, w1 = 4000 - 150 * trial;
     for (int i = 0; i < 256; i++)
-      h[i] = (uint64_t)llround(w0 * exp(-0.5 * pow((i - m0) / s0, 2)) +
-                               w1 * exp(-0.5 * pow((i - m1) / s1, 2)));
+      h[i] =
+          (uint64_t)llround(w0 * exp(-0.5 * pow((i - m0) / s0, 2)) + w1 * exp(-0.5 * pow((i - m1) / s1, 2)));
     int t = ts_otsu_threshold(h);
     CU_ASSERT_EQUAL(t, otsu_oracle(h));
     CU_ASSERT(t > m0 && t < m1);
@@ -161,12 +182,11 @@ static void test_tissue_mask_synthetic_disc(void) {
       uni += a || b;
       double x = (j + 0.5) * m.scale_x, y = (i + 0.5) * m.scale_y;
       if (x >= PEN_X0 - 40 && x < PEN_X1 + 40 && y >= PEN_Y0 - 40 && y < PEN_Y1 + 40) pen += a;
-      if (x >= SPECK_X && x < SPECK_X + SPECK_S && y >= SPECK_Y && y < SPECK_Y + SPECK_S)
-        speck += a;
+      if (x >= SPECK_X && x < SPECK_X + SPECK_S && y >= SPECK_Y && y < SPECK_Y + SPECK_S) speck += a;
     }
   double iou = uni ? (double)inter / uni : 0;
-  printf("\n    mask %dx%d at %.2f um/px (level %d), Otsu %d, IoU %.4f\n", m.w, m.h, m.mpp,
-         m.level, m.threshold, iou);
+  printf("\n    mask %dx%d at %.2f um/px (level %d), Otsu %d, IoU %.4f\n", m.w, m.h, m.mpp, m.level,
+         m.threshold, iou);
   CU_ASSERT(iou >= 0.95);
   CU_ASSERT_EQUAL(pen, 0);
   CU_ASSERT_EQUAL(speck, 0);
@@ -198,7 +218,8 @@ static void test_tissue_mask_h5_round_trip(void) {
   m.level = 2;
   m.threshold = 42;
   m.data = malloc((size_t)m.w * m.h);
-  for (int i = 0; i < m.w * m.h; i++) m.data[i] = (i * 7 % 11) < 5 ? 255 : 0;
+  for (int i = 0; i < m.w * m.h; i++)
+    m.data[i] = (i * 7 % 11) < 5 ? 255 : 0;
   char p1[600], p2[600];
   snprintf(p1, sizeof p1, "%s/mask.h5", tmpdir);
   snprintf(p2, sizeof p2, "%s/mask2.h5", tmpdir);
@@ -229,8 +250,7 @@ static void test_tissue_mask_h5_round_trip(void) {
 int ts_test_register(void) {
   CU_pSuite su = CU_add_suite("tissue", suite_init, suite_clean);
   if (!su) return -1;
-  if (!CU_add_test(su, "test_tissue_otsu_matches_brute_force",
-                   test_tissue_otsu_matches_brute_force) ||
+  if (!CU_add_test(su, "test_tissue_otsu_matches_brute_force", test_tissue_otsu_matches_brute_force) ||
       !CU_add_test(su, "test_tissue_mask_synthetic_disc", test_tissue_mask_synthetic_disc) ||
       !CU_add_test(su, "test_tissue_mask_h5_round_trip", test_tissue_mask_h5_round_trip))
     return -1;

@@ -5,13 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
-void ts__h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void ts__h5_quiet(void) {
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 /* Walk callback: remember the innermost (first) frame's function and description. */
 static herr_t walk_first(unsigned n, const H5E_error2_t *e, void *data) {
   if (n == 0 && e) {
-    snprintf((char *)data, 256, "%s(): %s", e->func_name ? e->func_name : "?",
-             e->desc ? e->desc : "?");
+    snprintf((char *)data, 256, "%s(): %s", e->func_name ? e->func_name : "?", e->desc ? e->desc : "?");
   }
   return 0;
 }
@@ -48,8 +49,7 @@ bad:
   return -1;
 }
 
-static int attr_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, hid_t space,
-                      const void *buf) {
+static int attr_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, hid_t space, const void *buf) {
   int rc = 0;
   if (space < 0) return ts__h5_fail(TS_EIO, "H5_WRITE", "attribute %s: dataspace", name);
   if (H5Aexists(loc, name) > 0 && H5Adelete(loc, name) < 0) {
@@ -57,11 +57,11 @@ static int attr_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, hid
     return ts__h5_fail(TS_EIO, "H5_WRITE", "attribute %s: cannot replace", name);
   }
   hid_t a = H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0) rc = ts__h5_fail(TS_EIO, "H5_WRITE", "attribute %s: create", name);
+  if (a < 0)
+    rc = ts__h5_fail(TS_EIO, "H5_WRITE", "attribute %s: create", name);
   else if (H5Awrite(a, mtype, buf) < 0)
     rc = ts__h5_fail(TS_EIO, "H5_WRITE", "attribute %s: write", name);
-  if (a >= 0 && H5Aclose(a) < 0 && rc == 0)
-    rc = ts__h5_fail(TS_EIO, "H5_WRITE", "attribute %s: close", name);
+  if (a >= 0 && H5Aclose(a) < 0 && rc == 0) rc = ts__h5_fail(TS_EIO, "H5_WRITE", "attribute %s: close", name);
   H5Sclose(space);
   return rc;
 }
@@ -76,14 +76,12 @@ int ts__h5_attr_f64(hid_t loc, const char *name, double v) {
 
 int ts__h5_attr_i64v(hid_t loc, const char *name, const int64_t *v, int n) {
   hsize_t d = (hsize_t)n;
-  return attr_write(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, H5Screate_simple(1, &d, NULL),
-                    v);
+  return attr_write(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, H5Screate_simple(1, &d, NULL), v);
 }
 
 int ts__h5_attr_f64v(hid_t loc, const char *name, const double *v, int n) {
   hsize_t d = (hsize_t)n;
-  return attr_write(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-                    H5Screate_simple(1, &d, NULL), v);
+  return attr_write(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, H5Screate_simple(1, &d, NULL), v);
 }
 
 int ts__h5_attr_str(hid_t loc, const char *name, const char *s) {

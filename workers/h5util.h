@@ -20,8 +20,7 @@
 /* Turn off automatic error printing for this thread's default stack. */
 void ts__h5_quiet(void);
 /* Set the error (code, token) with a message and the innermost HDF5 error description. */
-int ts__h5_fail(int code, const char *token, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int ts__h5_fail(int code, const char *token, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Create a new file (truncating) with default property lists. Negative on error. */
 hid_t ts__h5_create(const char *path);

@@ -82,16 +82,15 @@ static int open_osr(const char *path, const char *id, openslide_t **osr_out) {
   const char *vendor = openslide_detect_vendor(path);
   if (!vendor)
     return ts_error_set(TS_EINPUT, "SLIDE_NOT_A_SLIDE",
-                        "slide '%s' (%s): OpenSlide does not recognise this file format", id,
-                        path);
+                        "slide '%s' (%s): OpenSlide does not recognise this file format", id, path);
   openslide_t *osr = openslide_open(path);
   if (!osr)
-    return ts_error_set(TS_EINPUT, "SLIDE_UNOPENABLE",
-                        "slide '%s' (%s): OpenSlide (%s) could not open it", id, path, vendor);
+    return ts_error_set(TS_EINPUT, "SLIDE_UNOPENABLE", "slide '%s' (%s): OpenSlide (%s) could not open it",
+                        id, path, vendor);
   const char *err = openslide_get_error(osr);
   if (err) {
-    int rc = ts_error_set(TS_EINPUT, "SLIDE_UNOPENABLE", "slide '%s' (%s): OpenSlide (%s): %s",
-                          id, path, vendor, err);
+    int rc = ts_error_set(TS_EINPUT, "SLIDE_UNOPENABLE", "slide '%s' (%s): OpenSlide (%s): %s", id, path,
+                          vendor, err);
     openslide_close(osr);
     return rc;
   }
@@ -135,8 +134,7 @@ int ts_slide_open(const char *path, const char *id, ts_slide **out) {
     openslide_get_level_dimensions(s->osr, l, &s->lw[l], &s->lh[l]);
     s->ds[l] = openslide_get_level_downsample(s->osr, l);
     if (s->lw[l] <= 0 || s->lh[l] <= 0 || !(s->ds[l] > 0))
-      TS_FAIL(TS_EINPUT, "SLIDE_UNOPENABLE", "slide '%s' (%s): level %d has no size", id, path,
-              l);
+      TS_FAIL(TS_EINPUT, "SLIDE_UNOPENABLE", "slide '%s' (%s): level %d has no size", id, path, l);
   }
   *out = s;
   s = NULL;
@@ -154,15 +152,33 @@ int ts_slide_reopen(ts_slide *s) {
   return open_osr(s->path, s->id, &s->osr);
 }
 
-const char *ts_slide_id(const ts_slide *s) { return s->id; }
-const char *ts_slide_path(const ts_slide *s) { return s->path; }
-const char *ts_slide_vendor(const ts_slide *s) { return s->vendor; }
-const char *ts_slide_quickhash(const ts_slide *s) { return s->quickhash; }
-int ts_slide_level_count(const ts_slide *s) { return s->levels; }
-double ts_slide_objective_power(const ts_slide *s) { return s->objective_power; }
-double ts_slide_file_mpp(const ts_slide *s) { return s->file_mpp; }
-double ts_slide_mpp(const ts_slide *s) { return s->mpp; }
-enum ts_mpp_source ts_slide_mpp_source_enum(const ts_slide *s) { return s->mpp_source; }
+const char *ts_slide_id(const ts_slide *s) {
+  return s->id;
+}
+const char *ts_slide_path(const ts_slide *s) {
+  return s->path;
+}
+const char *ts_slide_vendor(const ts_slide *s) {
+  return s->vendor;
+}
+const char *ts_slide_quickhash(const ts_slide *s) {
+  return s->quickhash;
+}
+int ts_slide_level_count(const ts_slide *s) {
+  return s->levels;
+}
+double ts_slide_objective_power(const ts_slide *s) {
+  return s->objective_power;
+}
+double ts_slide_file_mpp(const ts_slide *s) {
+  return s->file_mpp;
+}
+double ts_slide_mpp(const ts_slide *s) {
+  return s->mpp;
+}
+enum ts_mpp_source ts_slide_mpp_source_enum(const ts_slide *s) {
+  return s->mpp_source;
+}
 
 void ts_slide_level_dims(const ts_slide *s, int level, int64_t *w_out, int64_t *h_out) {
   int64_t w = -1, h = -1;
@@ -180,10 +196,14 @@ double ts_slide_level_downsample(const ts_slide *s, int level) {
 
 const char *ts_slide_mpp_source(const ts_slide *s) {
   switch (s->mpp_source) {
-  case TS_MPP_FILE: return "file";
-  case TS_MPP_COHORT: return "cohort";
-  case TS_MPP_CONFIG: return "config";
-  default: return "none";
+  case TS_MPP_FILE:
+    return "file";
+  case TS_MPP_COHORT:
+    return "cohort";
+  case TS_MPP_CONFIG:
+    return "config";
+  default:
+    return "none";
   }
 }
 
@@ -219,16 +239,14 @@ int ts_slide_best_level(const ts_slide *s, double target_mpp) {
   return best;
 }
 
-int ts_slide_read_rgb(ts_slide *s, int level, int64_t x, int64_t y, int w, int h,
-                      uint8_t *rgb_out) {
+int ts_slide_read_rgb(ts_slide *s, int level, int64_t x, int64_t y, int w, int h, uint8_t *rgb_out) {
   if (!s || !rgb_out || w < 0 || h < 0)
     return ts_error_set(TS_EINVAL, "EINVAL", "ts_slide_read_rgb: bad arguments");
   size_t npx = (size_t)w * (size_t)h;
   if (npx == 0) return 0;
   if (level < 0 || level >= s->levels) {
     memset(rgb_out, 0, npx * 3);
-    return ts_error_set(TS_EINVAL, "EINVAL", "ts_slide_read_rgb: level %d of %d", level,
-                        s->levels);
+    return ts_error_set(TS_EINVAL, "EINVAL", "ts_slide_read_rgb: level %d of %d", level, s->levels);
   }
   if (s->sticky || !s->osr) {
     memset(rgb_out, 0, npx * 3);
@@ -255,8 +273,8 @@ int ts_slide_read_rgb(ts_slide *s, int level, int64_t x, int64_t y, int w, int h
       free(argb);
       memset(rgb_out, 0, npx * 3);
       return ts_error_set(TS_EINPUT, "SLIDE_UNREADABLE",
-                          "slide '%s' (%s): reading level %d at (%lld, %lld) %dx%d: %s", s->id,
-                          s->path, level, (long long)x, (long long)y0, w, nr, err);
+                          "slide '%s' (%s): reading level %d at (%lld, %lld) %dx%d: %s", s->id, s->path,
+                          level, (long long)x, (long long)y0, w, nr, err);
     }
     uint8_t *o = rgb_out + (size_t)r0 * (size_t)w * 3;
     size_t n = (size_t)nr * (size_t)w;

@@ -52,8 +52,7 @@ static double sat_at(const int64_t *S, int w, int h, double u, double v) {
   double fu = u - j, fv = v - i;
   size_t W1 = (size_t)w + 1;
   double s00 = (double)S[(size_t)i * W1 + j], s01 = (double)S[(size_t)i * W1 + j + 1];
-  double s10 = (double)S[(size_t)(i + 1) * W1 + j],
-         s11 = (double)S[(size_t)(i + 1) * W1 + j + 1];
+  double s10 = (double)S[(size_t)(i + 1) * W1 + j], s11 = (double)S[(size_t)(i + 1) * W1 + j + 1];
   return s00 + fu * (s01 - s00) + fv * (s10 - s00) + fu * fv * (s11 - s10 - s01 + s00);
 }
 
@@ -61,27 +60,26 @@ static double sat_at(const int64_t *S, int w, int h, double u, double v) {
 static int64_t axis_count(int64_t len, double step, int64_t size) {
   if (len < size) return 0;
   int64_t n = (int64_t)floor((double)(len - size) / step) + 1;
-  while (n > 0 && llround((double)(n - 1) * step) + size > len) n--;
-  while (llround((double)n * step) + size <= len) n++;
+  while (n > 0 && llround((double)(n - 1) * step) + size > len)
+    n--;
+  while (llround((double)n * step) + size <= len)
+    n++;
   return n;
 }
 
-int ts_grid_build(int64_t w0, int64_t h0, double mpp0, const ts_mask *mask,
-                  const ts_grid_params *p, ts_grid *out) {
+int ts_grid_build(int64_t w0, int64_t h0, double mpp0, const ts_mask *mask, const ts_grid_params *p,
+                  ts_grid *out) {
   int rc = 0;
   int64_t *S = NULL;
   if (!out || !p) return ts_error_set(TS_EINVAL, "EINVAL", "ts_grid_build: NULL argument");
   memset(out, 0, sizeof *out);
-  if (!(mpp0 > 0) || !(p->mpp > 0) || p->size <= 0 || p->overlap < 0 ||
-      p->overlap >= p->size || w0 <= 0 || h0 <= 0 || !(p->min_tissue >= 0) ||
-      p->min_tissue > 1)
+  if (!(mpp0 > 0) || !(p->mpp > 0) || p->size <= 0 || p->overlap < 0 || p->overlap >= p->size || w0 <= 0 ||
+      h0 <= 0 || !(p->min_tissue >= 0) || p->min_tissue > 1)
     return ts_error_set(TS_EINVAL, "TILE_BAD_PARAMS",
                         "tile grid: size %d, overlap %d, mpp %g, mpp0 %g, min_tissue %g, "
                         "slide %lldx%lld",
-                        p->size, p->overlap, p->mpp, mpp0, p->min_tissue, (long long)w0,
-                        (long long)h0);
-  if (mask && (!mask->data || mask->w <= 0 || mask->h <= 0 || !(mask->scale_x > 0) ||
-               !(mask->scale_y > 0)))
+                        p->size, p->overlap, p->mpp, mpp0, p->min_tissue, (long long)w0, (long long)h0);
+  if (mask && (!mask->data || mask->w <= 0 || mask->h <= 0 || !(mask->scale_x > 0) || !(mask->scale_y > 0)))
     return ts_error_set(TS_EINVAL, "EINVAL", "ts_grid_build: empty mask");
   double r = p->mpp / mpp0;
   out->tile_l0 = p->size * r;
@@ -92,8 +90,7 @@ int ts_grid_build(int64_t w0, int64_t h0, double mpp0, const ts_mask *mask,
   int64_t ny = axis_count(h0, out->step_l0, out->size_l0);
   if (nx == 0 || ny == 0) return 0;
   out->coords = malloc((size_t)nx * (size_t)ny * 2 * sizeof *out->coords);
-  if (!out->coords) TS_FAIL(TS_ENOMEM, "ENOMEM", "tile grid: %lld x %lld", (long long)nx,
-                            (long long)ny);
+  if (!out->coords) TS_FAIL(TS_ENOMEM, "ENOMEM", "tile grid: %lld x %lld", (long long)nx, (long long)ny);
   int mw = 0, mh = 0;
   if (mask) {
     mw = mask->w;
@@ -119,8 +116,8 @@ int ts_grid_build(int64_t w0, int64_t h0, double mpp0, const ts_mask *mask,
       if (mask) {
         double u0 = x / mask->scale_x, u1 = (x + sl) / mask->scale_x;
         double v0 = y / mask->scale_y, v1 = (y + sl) / mask->scale_y;
-        double t = sat_at(S, mw, mh, u1, v1) - sat_at(S, mw, mh, u0, v1) -
-                   sat_at(S, mw, mh, u1, v0) + sat_at(S, mw, mh, u0, v0);
+        double t = sat_at(S, mw, mh, u1, v1) - sat_at(S, mw, mh, u0, v1) - sat_at(S, mw, mh, u1, v0) +
+                   sat_at(S, mw, mh, u0, v0);
         if (t / area < need) continue;
       }
       out->coords[2 * out->n] = x;
@@ -178,13 +175,11 @@ static int write_attrs(hid_t d, const char *path, const ts_grid *g, const ts_gri
   return 0;
 }
 
-int ts_tiles_write_h5(const char *path, const ts_grid *g, const ts_grid_params *p,
-                      const ts_tiles_meta *m) {
+int ts_tiles_write_h5(const char *path, const ts_grid *g, const ts_grid_params *p, const ts_tiles_meta *m) {
   int rc = 0;
   char tmp[TS_PATH_MAX];
   hid_t f = -1, sp = -1, dcpl = -1, d = -1;
-  if (!path || !g || !p || !m || (g->n > 0 && !g->coords) || g->n < 0 || !(m->mpp0 > 0) ||
-      p->size <= 0)
+  if (!path || !g || !p || !m || (g->n > 0 && !g->coords) || g->n < 0 || !(m->mpp0 > 0) || p->size <= 0)
     return ts_error_set(TS_EINVAL, "EINVAL", "ts_tiles_write_h5: bad arguments");
   TS_CALL(ts_io_tmp_path(path, tmp, sizeof tmp));
   f = ts__h5_create(tmp);
@@ -214,8 +209,7 @@ out:
   if (d >= 0 && H5Dclose(d) < 0 && rc == 0) rc = ts__h5_fail(TS_EIO, "H5_WRITE", "close");
   if (dcpl >= 0) H5Pclose(dcpl);
   if (sp >= 0) H5Sclose(sp);
-  if (f >= 0 && H5Fclose(f) < 0 && rc == 0)
-    rc = ts__h5_fail(TS_EIO, "H5_WRITE", "closing %s", tmp);
+  if (f >= 0 && H5Fclose(f) < 0 && rc == 0) rc = ts__h5_fail(TS_EIO, "H5_WRITE", "closing %s", tmp);
   if (rc == 0) rc = ts_io_commit(tmp, path);
   if (rc < 0) unlink(tmp);
   return rc;

@@ -87,8 +87,7 @@ static int read_thumb(ts_slide *s, int level, int k, int W, int H, uint8_t *rgb)
   if (!buf || !acc) {
     free(buf);
     free(acc);
-    return ts_error_set(TS_ENOMEM, "ENOMEM", "tissue: thumbnail scratch for %lld px rows",
-                        (long long)lw);
+    return ts_error_set(TS_ENOMEM, "ENOMEM", "tissue: thumbnail scratch for %lld px rows", (long long)lw);
   }
   int rc = 0;
   for (int oy0 = 0; oy0 < H; oy0 += blocks) {
@@ -96,8 +95,7 @@ static int read_thumb(ts_slide *s, int level, int k, int W, int H, uint8_t *rgb)
     int64_t nl = (int64_t)blocks * k;
     if (ly0 + nl > lh) nl = lh - ly0;
     /* level row -> level-0 y: OpenSlide addresses regions by their level-0 origin. */
-    rc = ts_slide_read_rgb(s, level, 0, (int64_t)llround((double)ly0 * ds), (int)lw, (int)nl,
-                           buf);
+    rc = ts_slide_read_rgb(s, level, 0, (int64_t)llround((double)ly0 * ds), (int)lw, (int)nl, buf);
     if (rc < 0) break;
     for (int oy = oy0; oy < H && (int64_t)(oy - oy0) * k < nl; oy++) {
       memset(acc, 0, (size_t)W * 3 * sizeof *acc);
@@ -118,7 +116,8 @@ static int read_thumb(ts_slide *s, int level, int k, int W, int H, uint8_t *rgb)
         int nc = (int)((ox + 1) * (int64_t)k <= lw ? k : lw - (int64_t)ox * k);
         uint32_t n = (uint32_t)(nr * nc);
         uint8_t *o = rgb + ((size_t)oy * W + ox) * 3;
-        for (int c = 0; c < 3; c++) o[c] = (uint8_t)((acc[ox * 3 + c] + n / 2) / n);
+        for (int c = 0; c < 3; c++)
+          o[c] = (uint8_t)((acc[ox * 3 + c] + n / 2) / n);
       }
     }
   }
@@ -139,9 +138,12 @@ static void colour_planes(const uint8_t *rgb, size_t n, uint8_t *sat, uint8_t *p
     pen[i] = 0;
     if (d == 0) continue;
     double h;
-    if (mx == r) h = 60.0 * fmod((double)(g - b) / d + 6.0, 6.0);
-    else if (mx == g) h = 60.0 * ((double)(b - r) / d + 2.0);
-    else h = 60.0 * ((double)(r - g) / d + 4.0);
+    if (mx == r)
+      h = 60.0 * fmod((double)(g - b) / d + 6.0, 6.0);
+    else if (mx == g)
+      h = 60.0 * ((double)(b - r) / d + 2.0);
+    else
+      h = 60.0 * ((double)(r - g) / d + 4.0);
     /* H&E lives in magenta..red..orange (about 270..360 and 0..40 degrees) and haematoxylin
      * up to violet-blue (about 240..270). Green and cyan ink (75..190) is never stain; blue
      * ink (190..240) is told from haematoxylin by its strong saturation. */
@@ -151,6 +153,9 @@ static void colour_planes(const uint8_t *rgb, size_t n, uint8_t *sat, uint8_t *p
 
 /* Median filter through libvips (vips_median keeps the image size: it extends edges). */
 static int median_vips(const uint8_t *in, int w, int h, int size, uint8_t *out) {
+  /* a tiny slide (small.svs is 16x16 px: a 1x1 mask) cannot take a 7x7 window */
+  int lim = w < h ? w : h;
+  if (size > lim) size = lim % 2 ? lim : lim - 1;
   if (size <= 1) {
     memcpy(out, in, (size_t)w * h);
     return 0;
@@ -161,8 +166,7 @@ static int median_vips(const uint8_t *in, int w, int h, int size, uint8_t *out) 
   if (!a || vips_median(a, &b, size, NULL)) {
     rc = ts_error_set(TS_EINTERNAL, "VIPS", "tissue: median: %s", vips_error_buffer());
     vips_error_clear();
-  } else if (b->Xsize != w || b->Ysize != h || b->Bands != 1 ||
-             b->BandFmt != VIPS_FORMAT_UCHAR) {
+  } else if (b->Xsize != w || b->Ysize != h || b->Bands != 1 || b->BandFmt != VIPS_FORMAT_UCHAR) {
     rc = ts_error_set(TS_EINTERNAL, "VIPS", "tissue: median changed the image geometry");
   } else {
     size_t len = 0;
@@ -186,7 +190,11 @@ static int median_vips(const uint8_t *in, int w, int h, int size, uint8_t *out) 
 static void morph_square(uint8_t *m, int w, int h, int size, int dilate, uint8_t *tmp) {
   if (size <= 1) return;
   int r0 = (size - 1) / 2, r1 = size - 1 - r0;
-  if (!dilate) { int t = r0; r0 = r1; r1 = t; } /* erosion mirrors the element */
+  if (!dilate) {
+    int t = r0;
+    r0 = r1;
+    r1 = t;
+  } /* erosion mirrors the element */
   uint8_t fill = dilate ? 0 : 255;
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++) {
@@ -247,7 +255,8 @@ static int filter_components(uint8_t *m, int w, int h, uint8_t val, int conn8, i
       }
     }
     if ((int64_t)tail < min_px && !(skip_border && border))
-      for (size_t i = 0; i < tail; i++) m[q[i]] = repl;
+      for (size_t i = 0; i < tail; i++)
+        m[q[i]] = repl;
   }
   free(seen);
   free(q);
@@ -266,8 +275,7 @@ int ts_tissue_mask(ts_slide *s, const ts_tissue_params *p, ts_mask *out) {
   }
   double mpp0 = ts_slide_mpp(s);
   if (!(mpp0 > 0))
-    return ts_error_set(TS_EINPUT, "SLIDE_NO_MPP", "slide '%s': tissue needs a resolved mpp",
-                        ts_slide_id(s));
+    return ts_error_set(TS_EINPUT, "SLIDE_NO_MPP", "slide '%s': tissue needs a resolved mpp", ts_slide_id(s));
   if (!(p->target_mpp > 0) || p->median_px < 0 || p->close_px < 0)
     return ts_error_set(TS_EINVAL, "EINVAL", "ts_tissue_mask: bad parameters");
 
@@ -308,7 +316,8 @@ int ts_tissue_mask(ts_slide *s, const ts_tissue_params *p, ts_mask *out) {
   TS_TRY(median_vips(sat, (int)W, (int)H, msize, med));
 
   /* Pen pixels, grown by the reach of the median and closing windows, are not tissue. */
-  for (size_t i = 0; i < n; i++) pen[i] = pen[i] ? 255 : 0;
+  for (size_t i = 0; i < n; i++)
+    pen[i] = pen[i] ? 255 : 0;
   morph_square(pen, (int)W, (int)H, msize + (p->close_px > 1 ? p->close_px : 0), 1, tmp);
 
   uint64_t hist[256] = {0};
@@ -318,7 +327,8 @@ int ts_tissue_mask(ts_slide *s, const ts_tissue_params *p, ts_mask *out) {
   if (thr < p->sat_floor) thr = p->sat_floor;
   out->threshold = thr;
 
-  for (size_t i = 0; i < n; i++) out->data[i] = (med[i] > thr) ? 255 : 0;
+  for (size_t i = 0; i < n; i++)
+    out->data[i] = (med[i] > thr) ? 255 : 0;
   if (p->close_px > 1) {
     morph_square(out->data, (int)W, (int)H, p->close_px, 1, tmp);
     morph_square(out->data, (int)W, (int)H, p->close_px, 0, tmp);
@@ -345,7 +355,7 @@ out:
 int ts_mask_save_h5(const ts_mask *m, const char *path) {
   int rc = 0;
   char tmp[TS_PATH_MAX];
-  hid_t f = -1, sp = -1, dcpl = -1, ds = -1;
+  hid_t f = -1, sp = -1, dcpl = -1, ds = -1, sp3 = -1, dcpl3 = -1, ds3 = -1;
   if (!m || !m->data || !path || m->w <= 0 || m->h <= 0)
     return ts_error_set(TS_EINVAL, "EINVAL", "ts_mask_save_h5: empty mask");
   TS_CALL(ts_io_tmp_path(path, tmp, sizeof tmp));
@@ -371,12 +381,28 @@ int ts_mask_save_h5(const ts_mask *m, const char *path) {
   TS_TRY(ts__h5_attr_f64(ds, "mpp", m->mpp));
   TS_TRY(ts__h5_attr_i64(ds, "level", m->level));
   TS_TRY(ts__h5_attr_i64(ds, "threshold", m->threshold));
+  if (m->thumb_rgb) {
+    /* the view the mask was computed on, so the tile stage can draw its QC without the slide */
+    hsize_t d3[3] = {(hsize_t)m->h, (hsize_t)m->w, 3};
+    sp3 = H5Screate_simple(3, d3, NULL);
+    dcpl3 = H5Pcreate(H5P_DATASET_CREATE);
+    hsize_t c3[3] = {d3[0] < 128 ? d3[0] : 128, d3[1] < 128 ? d3[1] : 128, 3};
+    if (sp3 < 0 || dcpl3 < 0 || H5Pset_chunk(dcpl3, 3, c3) < 0 || H5Pset_deflate(dcpl3, 4) < 0 ||
+        H5Pset_obj_track_times(dcpl3, 0) < 0 ||
+        (ds3 = H5Dcreate2(f, "thumbnail", H5T_STD_U8LE, sp3, H5P_DEFAULT, dcpl3, H5P_DEFAULT)) < 0 ||
+        H5Dwrite(ds3, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, m->thumb_rgb) < 0) {
+      rc = ts__h5_fail(TS_EIO, "H5_WRITE", "%s: thumbnail dataset", tmp);
+      goto out;
+    }
+  }
 out:
+  if (ds3 >= 0) H5Dclose(ds3);
+  if (dcpl3 >= 0) H5Pclose(dcpl3);
+  if (sp3 >= 0) H5Sclose(sp3);
   if (ds >= 0 && H5Dclose(ds) < 0 && rc == 0) rc = ts__h5_fail(TS_EIO, "H5_WRITE", "close");
   if (dcpl >= 0) H5Pclose(dcpl);
   if (sp >= 0) H5Sclose(sp);
-  if (f >= 0 && H5Fclose(f) < 0 && rc == 0)
-    rc = ts__h5_fail(TS_EIO, "H5_WRITE", "closing %s", tmp);
+  if (f >= 0 && H5Fclose(f) < 0 && rc == 0) rc = ts__h5_fail(TS_EIO, "H5_WRITE", "closing %s", tmp);
   if (rc == 0) rc = ts_io_commit(tmp, path);
   if (rc < 0) unlink(tmp);
   return rc;
@@ -397,9 +423,8 @@ int ts_mask_load_h5(const char *path, ts_mask *out) {
   }
   sp = H5Dget_space(ds);
   hsize_t dims[2] = {0, 0};
-  if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 2 ||
-      H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || dims[0] == 0 || dims[1] == 0 ||
-      dims[0] > INT32_MAX || dims[1] > INT32_MAX) {
+  if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 2 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 ||
+      dims[0] == 0 || dims[1] == 0 || dims[0] > INT32_MAX || dims[1] > INT32_MAX) {
     rc = ts__h5_fail(TS_EIO, "H5_READ", "%s: 'mask' is not a 2-D image", path);
     goto out;
   }
@@ -419,6 +444,16 @@ int ts_mask_load_h5(const char *path, ts_mask *out) {
   TS_TRY(ts__h5_read_attr_i64(ds, "threshold", &th));
   out->level = (int)lv;
   out->threshold = (int)th;
+  if (H5Lexists(f, "thumbnail", H5P_DEFAULT) > 0) {
+    hid_t td = H5Dopen2(f, "thumbnail", H5P_DEFAULT);
+    out->thumb_rgb = malloc((size_t)out->w * (size_t)out->h * 3);
+    if (td < 0 || !out->thumb_rgb ||
+        H5Dread(td, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->thumb_rgb) < 0) {
+      free(out->thumb_rgb); /* the QC falls back to drawing the mask */
+      out->thumb_rgb = NULL;
+    }
+    if (td >= 0) H5Dclose(td);
+  }
 out:
   if (sp >= 0) H5Sclose(sp);
   if (ds >= 0) H5Dclose(ds);
@@ -429,8 +464,7 @@ out:
 
 /* ---- QC PNG --------------------------------------------------------------------------- */
 
-static void put_px(uint8_t *img, int w, int h, int64_t x, int64_t y, uint8_t r, uint8_t g,
-                   uint8_t b) {
+static void put_px(uint8_t *img, int w, int h, int64_t x, int64_t y, uint8_t r, uint8_t g, uint8_t b) {
   if (x < 0 || y < 0 || x >= w || y >= h) return;
   uint8_t *o = img + ((size_t)y * w + (size_t)x) * 3;
   o[0] = r;
@@ -438,8 +472,7 @@ static void put_px(uint8_t *img, int w, int h, int64_t x, int64_t y, uint8_t r, 
   o[2] = b;
 }
 
-int ts_qc_png(const ts_mask *m, const int64_t *coords, int64_t n_tiles, double tile_l0,
-              const char *path) {
+int ts_qc_png(const ts_mask *m, const int64_t *coords, int64_t n_tiles, double tile_l0, const char *path) {
   int rc = 0;
   char tmp[TS_PATH_MAX];
   if (!m || !m->data || m->w <= 0 || m->h <= 0 || !path || (n_tiles > 0 && !coords))
@@ -451,7 +484,8 @@ int ts_qc_png(const ts_mask *m, const int64_t *coords, int64_t n_tiles, double t
   if (m->thumb_rgb) {
     memcpy(img, m->thumb_rgb, n * 3);
   } else { /* loaded mask: grey tissue on white */
-    for (size_t i = 0; i < n; i++) memset(img + 3 * i, m->data[i] ? 190 : 255, 3);
+    for (size_t i = 0; i < n; i++)
+      memset(img + 3 * i, m->data[i] ? 190 : 255, 3);
   }
   /* Tiles first, outline on top: the outline is the thing to check. */
   for (int64_t t = 0; t < n_tiles; t++) {
@@ -473,9 +507,9 @@ int ts_qc_png(const ts_mask *m, const int64_t *coords, int64_t n_tiles, double t
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++) {
       if (!m->data[(size_t)y * w + x]) continue;
-      int edge = x == 0 || y == 0 || x == w - 1 || y == h - 1 ||
-                 !m->data[(size_t)y * w + x - 1] || !m->data[(size_t)y * w + x + 1] ||
-                 !m->data[(size_t)(y - 1) * w + x] || !m->data[(size_t)(y + 1) * w + x];
+      int edge = x == 0 || y == 0 || x == w - 1 || y == h - 1 || !m->data[(size_t)y * w + x - 1] ||
+                 !m->data[(size_t)y * w + x + 1] || !m->data[(size_t)(y - 1) * w + x] ||
+                 !m->data[(size_t)(y + 1) * w + x];
       if (edge) put_px(img, w, h, x, y, 0, 255, 0);
     }
   VipsImage *v = NULL;

@@ -8,7 +8,7 @@
  * The token is what the ledger, the CLI and the tests match; the rest is for people.
  * (tch-rs keeps only a message in torch_last_err; we keep status *and* message.)
  *
- *     int rc = ts_slide_open(path, &slide);
+ *     int rc = ts_slide_open(path, "slide-7", &slide);
  *     if (rc < 0) fprintf(stderr, "%s\n", ts_error_message());
  *
  * Propagation: TS_CALL(expr) returns the negative status of expr from the calling function,

@@ -35,7 +35,7 @@ void ts_slide_free(ts_slide **s);
 
 const char *ts_slide_id(const ts_slide *s);
 const char *ts_slide_path(const ts_slide *s);
-const char *ts_slide_vendor(const ts_slide *s); /* "aperio", "generic-tiff", ... */
+const char *ts_slide_vendor(const ts_slide *s);    /* "aperio", "generic-tiff", ... */
 const char *ts_slide_quickhash(const ts_slide *s); /* openslide.quickhash-1, "" if none */
 int ts_slide_level_count(const ts_slide *s);
 /* Level size in px of that level; -1 × -1 (and downsample -1) for a level out of range. */
@@ -63,8 +63,7 @@ int ts_slide_best_level(const ts_slide *s, double target_mpp);
  * On failure the buffer is zeroed, the status is SLIDE_UNREADABLE and the handle stays
  * in error until ts_slide_reopen(): every later read fails the same way (OpenSlide's
  * sticky error). */
-int ts_slide_read_rgb(ts_slide *s, int level, int64_t x, int64_t y, int w, int h,
-                      uint8_t *rgb_out);
+int ts_slide_read_rgb(ts_slide *s, int level, int64_t x, int64_t y, int w, int h, uint8_t *rgb_out);
 /* Close and reopen the OpenSlide handle (its errors are sticky). Errors as ts_slide_open. */
 int ts_slide_reopen(ts_slide *s);
 

@@ -20,25 +20,25 @@
 #include "ts_tissue.h"
 
 typedef struct ts_grid_params {
-  int size;           /* tile side in px at target mpp */
-  double mpp;         /* target um/px */
-  int overlap;        /* px at target mpp shared by neighbours (0 <= overlap < size) */
-  double min_tissue;  /* 0..1 */
+  int size;          /* tile side in px at target mpp */
+  double mpp;        /* target um/px */
+  int overlap;       /* px at target mpp shared by neighbours (0 <= overlap < size) */
+  double min_tissue; /* 0..1 */
 } ts_grid_params;
 
 typedef struct ts_grid {
-  int64_t n;          /* tiles kept */
-  int64_t *coords;    /* n*2: x, y level-0 */
-  double tile_l0;     /* tile side in level-0 px (float) */
-  double step_l0;     /* grid step in level-0 px (float) */
-  int64_t size_l0;    /* tile side in level-0 px, rounded (what readers use) */
+  int64_t n;       /* tiles kept */
+  int64_t *coords; /* n*2: x, y level-0 */
+  double tile_l0;  /* tile side in level-0 px (float) */
+  double step_l0;  /* grid step in level-0 px (float) */
+  int64_t size_l0; /* tile side in level-0 px, rounded (what readers use) */
 } ts_grid;
 
 /* Build the grid from the slide's level-0 size and mpp and its mask (mask NULL: no tissue
  * filter, every tile that fits). Caller frees with ts_grid_clear. Token TILE_BAD_PARAMS for
  * size <= 0, overlap outside [0, size), mpp <= 0, min_tissue outside [0, 1]. */
-int ts_grid_build(int64_t w0, int64_t h0, double mpp0, const ts_mask *mask,
-                  const ts_grid_params *p, ts_grid *out);
+int ts_grid_build(int64_t w0, int64_t h0, double mpp0, const ts_mask *mask, const ts_grid_params *p,
+                  ts_grid *out);
 void ts_grid_clear(ts_grid *g);
 
 /* Provenance written as attributes next to coords. */
@@ -46,9 +46,9 @@ typedef struct ts_tiles_meta {
   const char *slide_id, *slide_path, *quickhash, *mpp_source, *config_hash, *version;
   double mpp0, objective_power;
   int64_t w0, h0;
-  int read_level;             /* level the reader uses (best level for the target mpp) */
+  int read_level; /* level the reader uses (best level for the target mpp) */
   double read_downsample;
-  int64_t read_w, read_h;     /* dims of read_level */
+  int64_t read_w, read_h; /* dims of read_level */
 } ts_tiles_meta;
 
 /* Write tiles/<slide>.h5: dataset coords (N×2 int64, chunks of min(N,1024)×2 rows, maxshape
@@ -58,7 +58,6 @@ typedef struct ts_tiles_meta {
  * target_magnification is written consistently with it (level0_mag * patch_size /
  * patch_size_level0), so both tools cut exactly the tessera tile. Written to a tmp name,
  * fsynced, renamed; byte-identical for the same input. Tokens H5_WRITE, IO_COMMIT. */
-int ts_tiles_write_h5(const char *path, const ts_grid *g, const ts_grid_params *p,
-                      const ts_tiles_meta *m);
+int ts_tiles_write_h5(const char *path, const ts_grid *g, const ts_grid_params *p, const ts_tiles_meta *m);
 
 #endif

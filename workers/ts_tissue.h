@@ -24,22 +24,22 @@
 #include "ts_slide.h"
 
 typedef struct ts_tissue_params {
-  double target_mpp;    /* mask pixel size, um/px; default 8 */
-  int median_px;        /* median filter size in mask px (odd); default 7 */
-  int close_px;         /* closing structuring element in mask px; default 5 */
-  double min_area_um2;  /* smallest tissue object kept; default 20000 (CLAM a_t scaled) */
-  double min_hole_um2;  /* largest hole filled; default 8000 */
-  int sat_floor;        /* Otsu threshold never below this (0..255); default 15 */
+  double target_mpp;   /* mask pixel size, um/px; default 8 */
+  int median_px;       /* median filter size in mask px (odd); default 7 */
+  int close_px;        /* closing structuring element in mask px; default 5 */
+  double min_area_um2; /* smallest tissue object kept; default 20000 (CLAM a_t scaled) */
+  double min_hole_um2; /* largest hole filled; default 8000 */
+  int sat_floor;       /* Otsu threshold never below this (0..255); default 15 */
 } ts_tissue_params;
 
 typedef struct ts_mask {
-  int w, h;             /* mask size in px */
+  int w, h;                /* mask size in px */
   double scale_x, scale_y; /* level-0 px per mask px */
-  double mpp;           /* um per mask px (x) */
-  int level;            /* slide level the mask was computed from */
-  int threshold;        /* Otsu threshold used (saturation 0..255) */
-  uint8_t *data;        /* w*h, 0 or 255 */
-  uint8_t *thumb_rgb;   /* w*h*3 thumbnail the mask was computed from (for QC) */
+  double mpp;              /* um per mask px (x) */
+  int level;               /* slide level the mask was computed from */
+  int threshold;           /* Otsu threshold used (saturation 0..255) */
+  uint8_t *data;           /* w*h, 0 or 255 */
+  uint8_t *thumb_rgb;      /* w*h*3 thumbnail the mask was computed from (for QC) */
 } ts_mask;
 
 void ts_tissue_params_default(ts_tissue_params *p);
@@ -57,12 +57,11 @@ int ts_otsu_threshold(const uint64_t hist[256]);
  * attributes scale_x, scale_y, mpp (f64), level, threshold (i64). Saved atomically (tmp name,
  * fsync, rename) and byte-reproducibly (no object timestamps). Tokens H5_WRITE / H5_READ. */
 int ts_mask_save_h5(const ts_mask *m, const char *path);
-int ts_mask_load_h5(const char *path, ts_mask *out); /* thumb_rgb stays NULL */
+int ts_mask_load_h5(const char *path, ts_mask *out); /* thumb_rgb from "thumbnail" when present */
 
 /* QC PNG at mask resolution: thumbnail (grey mask when thumb_rgb is NULL) with the tile
  * squares (level-0 coords, side tile_l0 px) in blue and the mask outline on top in green.
  * Written atomically, metadata stripped. Token QC_PNG. */
-int ts_qc_png(const ts_mask *m, const int64_t *coords, int64_t n_tiles, double tile_l0,
-              const char *path);
+int ts_qc_png(const ts_mask *m, const int64_t *coords, int64_t n_tiles, double tile_l0, const char *path);
 
 #endif
