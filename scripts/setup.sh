@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake pkg-config git
+  build-essential cmake pkg-config git bc
   libopenmpi-dev openmpi-bin
   libhdf5-openmpi-dev
   libvips-dev libvips-tools

@@ -59,6 +59,12 @@ g = h5py.File(sys.argv[2], "r")["coords"].attrs
 assert g["mpp_source"] in (b"cohort", "cohort"), g["mpp_source"]
 PY
 
+expect_rc 0 "$TESSERA" inspect run/tiles/cmu1.h5
+check "inspect shows coords and provenance" grep -q 'coords  int64 \[' "$WORK/out"
+check "inspect shows mpp_source" grep -q '@mpp_source = "file"' "$WORK/out"
+expect_rc 1 "$TESSERA" inspect "$D/not-a-slide.svs"
+check "inspect of a non-HDF5 file says so" grep -q 'H5_OPEN' "$WORK/out"
+
 # mpp from the config default: the slide without one now runs, and says where its mpp came from
 printf 'slide_id,patient_id,path\nboxes,P3,%s\n' "$D/boxes.tiff" > c2.csv
 printf 'cohort:\n  csv: c2.csv\n  mpp: 0.25\nrun:\n  dir: run2\n' > c2.yaml

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# labels: mpi sched
+# The MPI scheduler alone: every unit reported once, bad input never retried, other failures
+# retried up to the limit, all ranks work (1 rank and 2 ranks).
+. "$(dirname "$0")/lib.sh"
+: "${SCHED_CHECK:?}"
+expect_rc 0 "$SCHED_CHECK"
+cat "$WORK/out"
+expect_rc 0 mpirun -np 2 "$SCHED_CHECK"
+cat "$WORK/out"
+finish
