@@ -134,6 +134,14 @@ int ts_cmd_synth(int argc, char **argv) {
       val = eq + 1;
     } else {
       snprintf(name, sizeof name, "%s", a);
+      val = NULL;
+    }
+    static const char *const valued[] = {"--slides", "--size",    "--seed", "--mpp",
+                                         "--genes",  "--quality", NULL};
+    bool known = false;
+    for (int k = 0; valued[k]; k++) known |= strcmp(name, valued[k]) == 0;
+    if (!known) return usage("unknown option '%s'", name);
+    if (!val) {
       if (i + 1 >= argc) return usage("option '%s' needs a value", a);
       val = argv[++i];
     }

@@ -285,7 +285,7 @@ int ts_cmd_run(int argc, char **argv) {
         rc = ts_ledger_unit_add(ledger, st->name, units.ids[u], u);
         if (rc >= 0) rc = ts_ledger_unit_state(ledger, st->name, units.ids[u], state);
         if (rc < 0) break;
-        if (!strcmp(state, "done")) continue;
+        if (!strcmp(state, "done") && !(st->flags & TS_STAGE_ALWAYS)) continue;
         if (units.fail_token[u]) {
           s.n_failed_now++;
           rc = ts_ledger_unit_failed(ledger, st->name, units.ids[u], 0, 0, s.run.run_id, 0, units.fail_token[u], units.fail_message[u]);

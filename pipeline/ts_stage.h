@@ -25,6 +25,10 @@
 
 enum ts_stage_kind { TS_SHARDED = 1, TS_COLLECTIVE = 2 };
 
+enum ts_stage_flags {
+  TS_STAGE_ALWAYS = 1u << 0, /* redo every unit on every run (a report of the run itself) */
+};
+
 /* One row of the cohort CSV. */
 typedef struct ts_cohort_row {
   char *slide_id, *patient_id, *path; /* path absolute (relative ones resolved vs the CSV) */
@@ -73,6 +77,7 @@ struct ts_stage {
   int (*plan)(const ts_run *run, ts_units *units);
   int (*work)(const ts_run *run, const ts_unit *unit, ts_unit_record *rec);
   int (*finish)(const ts_run *run); /* (optional) */
+  uint32_t flags;                   /* (optional) TS_STAGE_* */
 };
 
 /* NULL-terminated registry, in run order. */

@@ -23,6 +23,7 @@ void ts_csv_free(ts_csv_table **tp) {
   free(t->names);
   free(t->bad_text);
   free(t->bad_line);
+  free(t->row_line);
   free(t->values);
   free(t->path);
   free(t);
@@ -114,8 +115,10 @@ int ts_csv_read(const char *path, ts_csv_table **table_out) {
     if (t->nrow == rcap) {
       rcap = rcap ? 2 * rcap : 1024;
       double *nv = realloc(t->values, rcap * t->ncol * sizeof(double));
-      if (!nv) TS_FAIL(TS_ENOMEM, "OUT_OF_MEMORY", "%s: %zu rows", path, t->nrow);
-      t->values = nv;
+      if (nv) t->values = nv;
+      size_t *nl = realloc(t->row_line, rcap * sizeof(size_t));
+      if (nl) t->row_line = nl;
+      if (!nv || !nl) TS_FAIL(TS_ENOMEM, "OUT_OF_MEMORY", "%s: %zu rows", path, t->nrow);
     }
     double *row = t->values + t->nrow * t->ncol;
     for (size_t c = 0; c < nc; c++) {
@@ -128,9 +131,7 @@ int ts_csv_read(const char *path, ts_csv_table **table_out) {
         }
       }
     }
-    t->nrow++;
-    /* remember the file line of each row for later messages: rows and lines differ only by
-       blank lines, which are rare; keep a compact map */
+    t->row_line[t->nrow++] = lineno;
   }
   if (!t->names) TS_FAIL(TS_EINPUT, "CSV_EMPTY", "%s:1: no header row", path);
   if (t->nrow == 0) TS_FAIL(TS_EINPUT, "CSV_EMPTY", "%s:2: no data rows", path);
@@ -163,8 +164,8 @@ int ts_csv_numeric_column(const ts_csv_table *t, const char *name, size_t *col_o
   return 0;
 }
 
-/* File line of data row R: the header is line 1. Blank lines are not tracked (documented). */
-static size_t line_of(size_t r) { return r + 2; }
+/* File line of data row R (the header is line 1). */
+static size_t line_of(const ts_csv_table *t, size_t r) { return t->row_line[r]; }
 
 typedef struct owned {
   double *time, *weight;
@@ -204,22 +205,22 @@ int ts_surv_data_from_csv(const ts_csv_table *t, const char *time_col, const cha
     const double *row = t->values + r * t->ncol;
     if (row[ct] < 0)
       TS_FAIL(TS_EINPUT, "SURV_NEGATIVE_TIME", "%s:%zu:%zu: column '%s': time %g is negative",
-              t->path, line_of(r), ct + 1, time_col, row[ct]);
+              t->path, line_of(t, r), ct + 1, time_col, row[ct]);
     if (row[ce] != 0 && row[ce] != 1)
       TS_FAIL(TS_EINPUT, "SURV_BAD_EVENT", "%s:%zu:%zu: column '%s': event %g is not 0 or 1",
-              t->path, line_of(r), ce + 1, event_col, row[ce]);
+              t->path, line_of(t, r), ce + 1, event_col, row[ce]);
     o->time[r] = row[ct];
     o->event[r] = (int)row[ce];
     if (weight_col) {
       if (!(row[cw] > 0))
         TS_FAIL(TS_EINPUT, "SURV_BAD_WEIGHT", "%s:%zu:%zu: column '%s': weight %g is not > 0",
-                t->path, line_of(r), cw + 1, weight_col, row[cw]);
+                t->path, line_of(t, r), cw + 1, weight_col, row[cw]);
       o->weight[r] = row[cw];
     }
     if (strata_col) {
       if (row[cs] != floor(row[cs]) || fabs(row[cs]) > 2e9)
         TS_FAIL(TS_EINPUT, "CSV_BAD_VALUE", "%s:%zu:%zu: column '%s': stratum %g is not an integer",
-                t->path, line_of(r), cs + 1, strata_col, row[cs]);
+                t->path, line_of(t, r), cs + 1, strata_col, row[cs]);
       o->strata[r] = (int)row[cs];
     }
   }

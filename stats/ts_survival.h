@@ -79,6 +79,7 @@ typedef struct ts_csv_table {
   double *values;   /* nrow x ncol, row-major */
   size_t *bad_line; /* per column: 1-based file line of the first non-numeric cell, 0 if none */
   char **bad_text;  /* per column: that cell's text (NULL if none) */
+  size_t *row_line; /* nrow: 1-based file line of each data row (blank lines are skipped) */
 } ts_csv_table;
 
 /* Read PATH. Errors: CSV_UNREADABLE (TS_EIO), CSV_EMPTY, CSV_RAGGED (a row with the wrong

@@ -613,7 +613,7 @@ static void expect_csv_error(const char *text, const char *token, const char *wh
 static void test_survival_csv_errors(void) {
   expect_csv_error("time,event\n1,1\n", "CSV_MISSING_COLUMN", "1:");
   expect_csv_error("time,event,age\n1,1,50\n2,0,abc\n", "CSV_BAD_VALUE", "3:3:");
-  expect_csv_error("time,event,age\n1,1,50\n-2,0,40\n", "SURV_NEGATIVE_TIME", "3:1:");
+  expect_csv_error("time,event,age\n1,1,50\n\n-2,0,40\n", "SURV_NEGATIVE_TIME", "4:1:");
   expect_csv_error("time,event,age\n1,1,50\n2,0,40\n3,2,40\n", "SURV_BAD_EVENT", "4:2:");
   expect_csv_error("time,event,age\n1,1,50\n2,0\n", "CSV_RAGGED", "3:");
   expect_csv_error("\"time\",\"event\",\"age\"\n1,x,50\n", "CSV_BAD_VALUE", "2:2:");
