@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# labels: survival;r
+# labels: survival r
 # it_survival_r.sh — live comparison of `tessera cox` / `tessera km` with R's survival package
 # (Rscript) on generated data: strata, case weights, heavy ties, a perfectly separating
 # covariate (R warns "Loglik converged before variable ..."; tessera must warn too), plus
@@ -8,7 +8,7 @@
 set -u
 : "${TESSERA:?TESSERA must point to the tessera binary}"
 if ! command -v Rscript >/dev/null || ! Rscript -e 'library(survival)' >/dev/null 2>&1; then
-  echo "SKIP: Rscript with the survival package is not installed"; exit 0
+  echo "FAIL: Rscript with the survival package is not installed (scripts/setup.sh installs r-base-core r-cran-survival)"; exit 1
 fi
 if [ ! -x "$TESSERA" ]; then echo "FAIL: $TESSERA is not built"; exit 1; fi
 if ! "$TESSERA" cox --help 2>/dev/null | grep -q "usage: tessera cox"; then

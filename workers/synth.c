@@ -12,7 +12,7 @@
  *                        + b_stage (stage - 2))
  * with a Weibull baseline h0(t) = (k / s) (t / s)^(k - 1), k = 1.3, s = 72 months, sampled by
  * inversion, T = s (-ln U / exp(lp))^(1/k) (Bender, Augustin & Blettner 2005, Stat Med 24:1713).
- * Censoring is independent of T: exponential dropout (rate 1/300 per month) and the end of
+ * Censoring is independent of T: exponential dropout (rate 1/200 per month) and the end of
  * follow-up at 120 months, which together censor about 30% of patients.
  */
 #include <glib.h>
@@ -34,7 +34,7 @@
 #define COX_B_STAGE 0.5
 #define WEIBULL_SHAPE 1.3
 #define WEIBULL_SCALE 72.0 /* months */
-#define DROPOUT_RATE (1.0 / 300.0)
+#define DROPOUT_RATE (1.0 / 200.0)
 #define FOLLOW_UP 120.0
 #define N_TRACKING_GENES 5
 
