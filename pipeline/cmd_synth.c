@@ -114,9 +114,18 @@ int ts_cmd_synth(int argc, char **argv) {
       fputs(help_text, stdout);
       return 0;
     }
-    if (strcmp(a, "--no-mpp") == 0) { o.no_mpp = true; continue; }
-    if (strcmp(a, "--force") == 0) { force = true; continue; }
-    if (strcmp(a, "--quiet") == 0) { o.quiet = true; continue; }
+    if (strcmp(a, "--no-mpp") == 0) {
+      o.no_mpp = true;
+      continue;
+    }
+    if (strcmp(a, "--force") == 0) {
+      force = true;
+      continue;
+    }
+    if (strcmp(a, "--quiet") == 0) {
+      o.quiet = true;
+      continue;
+    }
     if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
       if (a[0] == '-' && a[1] != '\0') return usage("unknown option '%s'", a);
       if (out_dir) return usage("more than one OUT_DIR ('%s')", a);
@@ -139,7 +148,8 @@ int ts_cmd_synth(int argc, char **argv) {
     static const char *const valued[] = {"--slides", "--size",    "--seed", "--mpp",
                                          "--genes",  "--quality", NULL};
     bool known = false;
-    for (int k = 0; valued[k]; k++) known |= strcmp(name, valued[k]) == 0;
+    for (int k = 0; valued[k]; k++)
+      known |= strcmp(name, valued[k]) == 0;
     if (!known) return usage("unknown option '%s'", name);
     if (!val) {
       if (i + 1 >= argc) return usage("option '%s' needs a value", a);
@@ -150,12 +160,10 @@ int ts_cmd_synth(int argc, char **argv) {
       if (!parse_i64(val, 1, 99999, &v)) return usage("--slides wants 1..99999, not '%s'", val);
       o.n_slides = (int)v;
     } else if (strcmp(name, "--size") == 0) {
-      if (!parse_i64(val, 512, 200000, &v))
-        return usage("--size wants 512..200000 px, not '%s'", val);
+      if (!parse_i64(val, 512, 200000, &v)) return usage("--size wants 512..200000 px, not '%s'", val);
       o.size_px = v;
     } else if (strcmp(name, "--seed") == 0) {
-      if (!parse_u64(val, &o.seed))
-        return usage("--seed wants an unsigned 64-bit integer, not '%s'", val);
+      if (!parse_u64(val, &o.seed)) return usage("--seed wants an unsigned 64-bit integer, not '%s'", val);
     } else if (strcmp(name, "--mpp") == 0) {
       if (!parse_double(val, &o.mpp) || !(o.mpp >= 0.05 && o.mpp <= 10))
         return usage("--mpp wants 0.05..10 um/px, not '%s'", val);

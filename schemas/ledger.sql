@@ -54,3 +54,15 @@ CREATE TABLE IF NOT EXISTS units (
   PRIMARY KEY (stage, unit)
 );
 CREATE INDEX IF NOT EXISTS units_state ON units(stage, state);
+
+-- Peak resident memory (getrusage ru_maxrss, kB) and CPU seconds of each rank at the end of
+-- each stage of each invocation; written by rank 0 after gathering. Read by the report
+-- (peak RSS per stage). Additive: older ledgers gain the table, empty, on their next open.
+CREATE TABLE IF NOT EXISTS rusage (
+  run_id      INTEGER NOT NULL,
+  stage       TEXT NOT NULL,
+  rank        INTEGER NOT NULL,
+  peak_rss_kb INTEGER,
+  cpu_seconds REAL,
+  PRIMARY KEY (run_id, stage, rank)
+);

@@ -5,16 +5,16 @@
  */
 #define _GNU_SOURCE
 #include <CUnit/CUnit.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <math.h>
-#include <stdarg.h>
 #include <openslide.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include <vips/vips.h>
 
@@ -75,9 +75,9 @@ static int suite_cleanup(void) {
 
 /* Every file synth writes, relative to the cohort directory. */
 static int list_files(char names[][64], int max) {
-  const char *fixed[] = {"cohort.csv",          "clinical.csv",        "genomic.csv",
-                         "config.yaml",         "truth/slides.csv",    "truth/cox_truth.csv",
-                         "truth/genomic_truth.csv"};
+  const char *fixed[] = {
+      "cohort.csv",          "clinical.csv",           "genomic.csv", "config.yaml", "truth/slides.csv",
+      "truth/cox_truth.csv", "truth/genomic_truth.csv"};
   int n = 0;
   for (size_t i = 0; i < sizeof fixed / sizeof *fixed && n < max; i++)
     snprintf(names[n++], 64, "%s", fixed[i]);
@@ -98,8 +98,8 @@ static int read_rel(const char *dir, const char *rel, char **data, size_t *len) 
 static bool same_file(const char *d1, const char *d2, const char *rel) {
   char *a = NULL, *b = NULL;
   size_t la = 0, lb = 0;
-  bool same = read_rel(d1, rel, &a, &la) == 0 && read_rel(d2, rel, &b, &lb) == 0 && la == lb &&
-              memcmp(a, b, la) == 0;
+  bool same =
+      read_rel(d1, rel, &a, &la) == 0 && read_rel(d2, rel, &b, &lb) == 0 && la == lb && memcmp(a, b, la) == 0;
   free(a);
   free(b);
   return same;
@@ -162,8 +162,7 @@ static void test_synth_openslide_aperio(void) {
     const char *my = openslide_get_property_value(osr, OPENSLIDE_PROPERTY_NAME_MPP_Y);
     CU_ASSERT(mx && fabs(atof(mx) - 0.25) < 1e-9);
     CU_ASSERT(my && fabs(atof(my) - 0.25) < 1e-9);
-    const char *op =
-        openslide_get_property_value(osr, OPENSLIDE_PROPERTY_NAME_OBJECTIVE_POWER);
+    const char *op = openslide_get_property_value(osr, OPENSLIDE_PROPERTY_NAME_OBJECTIVE_POWER);
     CU_ASSERT(op && strcmp(op, "40") == 0);
     CU_ASSERT(openslide_get_level_count(osr) > 1);
     int64_t w = 0, h = 0;
@@ -227,8 +226,8 @@ static void test_synth_truth_matches(void) {
     int label, blank, pen, pieces, ds, cl_label;
     double tf, tb;
     long long w, h;
-    CU_ASSERT_EQUAL_FATAL(sscanf(tl, "%15[^,],%d,%lf,%lf,%d,%d,%d,%d,%lld,%lld", id, &label, &tf,
-                                 &tb, &blank, &pen, &pieces, &ds, &w, &h),
+    CU_ASSERT_EQUAL_FATAL(sscanf(tl, "%15[^,],%d,%lf,%lf,%d,%d,%d,%d,%lld,%lld", id, &label, &tf, &tb, &blank,
+                                 &pen, &pieces, &ds, &w, &h),
                           10);
     CU_ASSERT_EQUAL_FATAL(sscanf(cl, "%15[^,],%15[^,],%63[^,],%d", id, pid, path, &cl_label), 4);
     char want[16];
@@ -268,7 +267,8 @@ static void test_synth_truth_matches(void) {
 
 static int count_char(const char *s, char c) {
   int n = 0;
-  for (; *s; s++) n += *s == c;
+  for (; *s; s++)
+    n += *s == c;
   return n;
 }
 
@@ -330,7 +330,8 @@ static int cli(const char *a0, ...) {
   int argc = 0;
   va_list ap;
   va_start(ap, a0);
-  for (const char *a = a0; a && argc < 31; a = va_arg(ap, const char *)) argv[argc++] = (char *)a;
+  for (const char *a = a0; a && argc < 31; a = va_arg(ap, const char *))
+    argv[argc++] = (char *)a;
   va_end(ap);
   argv[argc] = NULL;
   return ts_cmd_synth(argc, argv);
@@ -339,15 +340,15 @@ static int cli(const char *a0, ...) {
 static void test_synth_cli(void) {
   char dir[TS_PATH_MAX], user[TS_PATH_MAX];
   pjoin(dir, sizeof dir, root, "cli");
-  CU_ASSERT_EQUAL(cli("synth", NULL), 2);                                  /* no OUT_DIR */
-  CU_ASSERT_EQUAL(cli("synth", dir, "--slides", "0", NULL), 2);            /* out of range */
-  CU_ASSERT_EQUAL(cli("synth", dir, "--size", "12x", NULL), 2);            /* not a number */
-  CU_ASSERT_EQUAL(cli("synth", dir, "--bogus", NULL), 2);                  /* unknown */
-  CU_ASSERT_EQUAL(cli("synth", dir, "--seed", NULL), 2);                   /* no value */
-  CU_ASSERT_EQUAL(cli("synth", dir, "other", NULL), 2);                    /* two dirs */
+  CU_ASSERT_EQUAL(cli("synth", NULL), 2);                       /* no OUT_DIR */
+  CU_ASSERT_EQUAL(cli("synth", dir, "--slides", "0", NULL), 2); /* out of range */
+  CU_ASSERT_EQUAL(cli("synth", dir, "--size", "12x", NULL), 2); /* not a number */
+  CU_ASSERT_EQUAL(cli("synth", dir, "--bogus", NULL), 2);       /* unknown */
+  CU_ASSERT_EQUAL(cli("synth", dir, "--seed", NULL), 2);        /* no value */
+  CU_ASSERT_EQUAL(cli("synth", dir, "other", NULL), 2);         /* two dirs */
   CU_ASSERT_FALSE(ts_io_exists(dir));
-  CU_ASSERT_EQUAL(cli("synth", dir, "--slides", "1", "--size=512", "--seed", "3", "--genes",
-                      "4", "--quality", "70", "--mpp", "0.5", "--quiet", NULL),
+  CU_ASSERT_EQUAL(cli("synth", dir, "--slides", "1", "--size=512", "--seed", "3", "--genes", "4", "--quality",
+                      "70", "--mpp", "0.5", "--quiet", NULL),
                   0);
   CU_ASSERT_TRUE(ts_io_exists(dir));
   {
@@ -367,8 +368,7 @@ static void test_synth_cli(void) {
   pjoin(user, sizeof user, dir, "notes.txt");
   CU_ASSERT_EQUAL(ts_io_write_atomic(user, "mine", 4), 0);
   CU_ASSERT_EQUAL(cli("synth", dir, "--slides", "1", "--size", "512", "--quiet", NULL), 1);
-  CU_ASSERT_EQUAL(cli("synth", dir, "--slides", "1", "--size", "512", "--quiet", "--force", NULL),
-                  0);
+  CU_ASSERT_EQUAL(cli("synth", dir, "--slides", "1", "--size", "512", "--quiet", "--force", NULL), 0);
   char *data = NULL;
   CU_ASSERT_EQUAL(ts_io_read_all(user, &data, NULL), 0);
   CU_ASSERT(data && strcmp(data, "mine") == 0);

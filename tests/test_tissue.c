@@ -247,10 +247,45 @@ static void test_tissue_mask_h5_round_trip(void) {
   ts_mask_clear(&m);
 }
 
+/* The median against the definition: sort each clamped window, take the middle. */
+static void test_tissue_median_matches_brute_force(void) {
+  enum { W = 53, H = 41 };
+  static uint8_t in[W * H], out[W * H];
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < W * H; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    in[i] = (uint8_t)(i / W < H / 2 ? x % 7 : 20 + x % 40); /* an edge, like tissue on glass */
+  }
+  for (int size = 1; size <= 9; size += 2) {
+    CU_ASSERT_EQUAL_FATAL(ts_median_filter(in, W, H, size, out), 0);
+    int bad = 0, r = size / 2;
+    for (int y = 0; y < H; y++)
+      for (int xx = 0; xx < W; xx++) {
+        uint8_t v[81];
+        int n = 0;
+        for (int dy = -r; dy <= r; dy++)
+          for (int dx = -r; dx <= r; dx++) {
+            int yy = y + dy < 0 ? 0 : y + dy >= H ? H - 1 : y + dy;
+            int x2 = xx + dx < 0 ? 0 : xx + dx >= W ? W - 1 : xx + dx;
+            v[n++] = in[yy * W + x2];
+          }
+        for (int i = 1; i < n; i++) /* insertion sort */
+          for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            uint8_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+          }
+        bad += out[y * W + xx] != v[n / 2];
+      }
+    CU_ASSERT_EQUAL(bad, 0);
+  }
+}
+
 int ts_test_register(void) {
   CU_pSuite su = CU_add_suite("tissue", suite_init, suite_clean);
   if (!su) return -1;
   if (!CU_add_test(su, "test_tissue_otsu_matches_brute_force", test_tissue_otsu_matches_brute_force) ||
+      !CU_add_test(su, "test_tissue_median_matches_brute_force", test_tissue_median_matches_brute_force) ||
       !CU_add_test(su, "test_tissue_mask_synthetic_disc", test_tissue_mask_synthetic_disc) ||
       !CU_add_test(su, "test_tissue_mask_h5_round_trip", test_tissue_mask_h5_round_trip))
     return -1;

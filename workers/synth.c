@@ -12,7 +12,7 @@
  *                        + b_stage (stage - 2))
  * with a Weibull baseline h0(t) = (k / s) (t / s)^(k - 1), k = 1.3, s = 72 months, sampled by
  * inversion, T = s (-ln U / exp(lp))^(1/k) (Bender, Augustin & Blettner 2005, Stat Med 24:1713).
- * Censoring is independent of T: exponential dropout (rate 1/200 per month) and the end of
+ * Censoring is independent of T: exponential dropout (rate 1/140 per month) and the end of
  * follow-up at 120 months, which together censor about 30% of patients.
  */
 #include <glib.h>
@@ -34,13 +34,12 @@
 #define COX_B_STAGE 0.5
 #define WEIBULL_SHAPE 1.3
 #define WEIBULL_SCALE 72.0 /* months */
-#define DROPOUT_RATE (1.0 / 200.0)
+#define DROPOUT_RATE (1.0 / 140.0)
 #define FOLLOW_UP 120.0
 #define N_TRACKING_GENES 5
 
 /* Stream tags: arbitrary, fixed forever (changing one changes every cohort). */
-enum { STREAM_LABELS = 1, STREAM_CLINICAL = 2, STREAM_GENES = 3, STREAM_GENOMIC = 4,
-       STREAM_SLIDE = 100 };
+enum { STREAM_LABELS = 1, STREAM_CLINICAL = 2, STREAM_GENES = 3, STREAM_GENOMIC = 4, STREAM_SLIDE = 100 };
 
 void ts_synth_opts_default(ts_synth_opts *o) {
   memset(o, 0, sizeof *o);
@@ -86,20 +85,16 @@ static int check_opts(const ts_synth_opts *o) {
   if (!o || !o->out_dir || !o->out_dir[0])
     return ts_error_set(TS_EINVAL, "SYNTH_BAD_OPTION", "no output directory");
   if (o->n_slides < 1 || o->n_slides > 99999)
-    return ts_error_set(TS_EINVAL, "SYNTH_BAD_OPTION", "slides must be 1..99999, not %d",
-                        o->n_slides);
+    return ts_error_set(TS_EINVAL, "SYNTH_BAD_OPTION", "slides must be 1..99999, not %d", o->n_slides);
   if (o->size_px < 512 || o->size_px > 200000)
     return ts_error_set(TS_EINVAL, "SYNTH_BAD_OPTION", "size must be 512..200000 px, not %lld",
                         (long long)o->size_px);
   if (!(o->mpp >= 0.05 && o->mpp <= 10))
-    return ts_error_set(TS_EINVAL, "SYNTH_BAD_OPTION", "mpp must be 0.05..10 um/px, not %g",
-                        o->mpp);
+    return ts_error_set(TS_EINVAL, "SYNTH_BAD_OPTION", "mpp must be 0.05..10 um/px, not %g", o->mpp);
   if (o->n_genes < 1 || o->n_genes > 100000)
-    return ts_error_set(TS_EINVAL, "SYNTH_BAD_OPTION", "genes must be 1..100000, not %d",
-                        o->n_genes);
+    return ts_error_set(TS_EINVAL, "SYNTH_BAD_OPTION", "genes must be 1..100000, not %d", o->n_genes);
   if (o->jpeg_q < 1 || o->jpeg_q > 100)
-    return ts_error_set(TS_EINVAL, "SYNTH_BAD_OPTION", "quality must be 1..100, not %d",
-                        o->jpeg_q);
+    return ts_error_set(TS_EINVAL, "SYNTH_BAD_OPTION", "quality must be 1..100, not %d", o->jpeg_q);
   return 0;
 }
 
@@ -114,7 +109,8 @@ static void assign_labels(slide_rec *r, int n, uint64_t seed) {
   ts__synth_rng g;
   ts__synth_rng_seed(&g, stream_seed(seed, STREAM_LABELS));
   int *perm = g_new(int, n);
-  for (int i = 0; i < n; i++) perm[i] = i;
+  for (int i = 0; i < n; i++)
+    perm[i] = i;
   for (int i = n - 1; i > 0; i--) {
     int j = (int)(ts__synth_unif(&g) * (i + 1));
     int t = perm[i];
@@ -122,7 +118,8 @@ static void assign_labels(slide_rec *r, int n, uint64_t seed) {
     perm[j] = t;
   }
   int npos = n >= 2 ? n / 2 : 1;
-  for (int i = 0; i < n; i++) r[perm[i]].label = i < npos;
+  for (int i = 0; i < n; i++)
+    r[perm[i]].label = i < npos;
   if (n >= 3) r[perm[npos + (int)(ts__synth_unif(&g) * (n - npos))]].s.blank = true;
   g_free(perm);
 }
@@ -135,9 +132,8 @@ static int write_truth_csv(const char *dir, const slide_rec *r, int n) {
     put_num(s, "%.6f", r[i].s.tissue_fraction);
     g_string_append_c(s, ',');
     put_num(s, "%.6f", r[i].s.tumour_burden);
-    g_string_append_printf(s, ",%d,%d,%d,%d,%lld,%lld\n", r[i].s.blank, r[i].s.pen,
-                           r[i].s.pieces, r[i].s.truth_downsample, (long long)r[i].s.width,
-                           (long long)r[i].s.height);
+    g_string_append_printf(s, ",%d,%d,%d,%d,%lld,%lld\n", r[i].s.blank, r[i].s.pen, r[i].s.pieces,
+                           r[i].s.truth_downsample, (long long)r[i].s.width, (long long)r[i].s.height);
   }
   int rc = write_gstring(dir, "truth/slides.csv", s);
   g_string_free(s, TRUE);
@@ -147,8 +143,8 @@ static int write_truth_csv(const char *dir, const slide_rec *r, int n) {
 static int write_cohort_csv(const char *dir, const slide_rec *r, int n) {
   GString *s = g_string_new("slide_id,patient_id,path,label\n");
   for (int i = 0; i < n; i++)
-    g_string_append_printf(s, "%s,%s,slides/%s.tiff,%d\n", r[i].slide_id, r[i].patient_id,
-                           r[i].slide_id, r[i].label);
+    g_string_append_printf(s, "%s,%s,slides/%s.tiff,%d\n", r[i].slide_id, r[i].patient_id, r[i].slide_id,
+                           r[i].label);
   int rc = write_gstring(dir, "cohort.csv", s);
   g_string_free(s, TRUE);
   return rc;
@@ -199,8 +195,7 @@ static int write_clinical(const char *dir, const slide_rec *r, int n, uint64_t s
   return rc;
 }
 
-static int write_genomic(const char *dir, const slide_rec *r, int n, int n_genes,
-                         uint64_t seed) {
+static int write_genomic(const char *dir, const slide_rec *r, int n, int n_genes, uint64_t seed) {
   ts__synth_rng gg, gv;
   ts__synth_rng_seed(&gg, stream_seed(seed, STREAM_GENES));
   ts__synth_rng_seed(&gv, stream_seed(seed, STREAM_GENOMIC));
@@ -219,7 +214,8 @@ static int write_genomic(const char *dir, const slide_rec *r, int n, int n_genes
     k++;
   }
   GString *s = g_string_new("patient_id");
-  for (int j = 0; j < n_genes; j++) g_string_append_printf(s, ",GENE%04d", j + 1);
+  for (int j = 0; j < n_genes; j++)
+    g_string_append_printf(s, ",GENE%04d", j + 1);
   g_string_append_c(s, '\n');
   for (int i = 0; i < n; i++) {
     g_string_append(s, r[i].patient_id);
@@ -273,8 +269,7 @@ int ts_synth_cohort(const ts_synth_opts *o) {
   TS_CALL(check_opts(o));
   /* Safe when main already did it: vips_init() returns at once the second time. */
   if (VIPS_INIT("tessera"))
-    return ts_error_set(TS_EINTERNAL, "SYNTH_VIPS", "cannot initialise libvips: %s",
-                        vips_error_buffer());
+    return ts_error_set(TS_EINTERNAL, "SYNTH_VIPS", "cannot initialise libvips: %s", vips_error_buffer());
 
   int rc = 0, n = o->n_slides;
   const char *dir = o->out_dir;
@@ -285,8 +280,7 @@ int ts_synth_cohort(const ts_synth_opts *o) {
   const char *subs[] = {"slides", "truth"};
   for (int i = 0; i < 2; i++) {
     TS_TRY(ts_io_join(dir, subs[i], sub, sizeof sub));
-    if ((rc = ts_io_mkdirs(sub, 0777)) < 0)
-      TS_FAIL(rc, "SYNTH_WRITE", "%s", ts_error_detail());
+    if ((rc = ts_io_mkdirs(sub, 0777)) < 0) TS_FAIL(rc, "SYNTH_WRITE", "%s", ts_error_detail());
   }
 
   for (int i = 0; i < n; i++) {
@@ -314,11 +308,9 @@ int ts_synth_cohort(const ts_synth_opts *o) {
     gint64 t0 = g_get_monotonic_time();
     TS_TRY(ts__synth_slide_write(s, tiff, tis, tum));
     if (!o->quiet)
-      fprintf(stderr,
-              "synth: slide %d/%d %s label=%d tissue=%.1f%% tumour=%.1f%%%s%s %.1f s\n", i + 1,
-              n, r[i].slide_id, r[i].label, 100 * s->tissue_fraction, 100 * s->tumour_burden,
-              s->blank ? " blank" : "", s->pen ? " pen" : "",
-              (double)(g_get_monotonic_time() - t0) / 1e6);
+      fprintf(stderr, "synth: slide %d/%d %s label=%d tissue=%.1f%% tumour=%.1f%%%s%s %.1f s\n", i + 1, n,
+              r[i].slide_id, r[i].label, 100 * s->tissue_fraction, 100 * s->tumour_burden,
+              s->blank ? " blank" : "", s->pen ? " pen" : "", (double)(g_get_monotonic_time() - t0) / 1e6);
   }
 
   TS_TRY(write_truth_csv(dir, r, n));

@@ -47,15 +47,18 @@ static int vips_fail(const char *what) {
   char buf[512];
   snprintf(buf, sizeof buf, "%s", msg ? msg : "");
   size_t n = strlen(buf);
-  while (n && buf[n - 1] == '\n') buf[--n] = '\0';
+  while (n && buf[n - 1] == '\n')
+    buf[--n] = '\0';
   vips_error_clear();
   return ts_error_set(TS_EIO, "SYNTH_VIPS", "%s: %s", what, buf);
 }
 
 int ts__synth_truth_downsample(int64_t size_px) {
   int ds = 32;
-  while (ds > 4 && size_px / ds < 256) ds /= 2;
-  while ((size_px + ds - 1) / ds > 4096) ds *= 2;
+  while (ds > 4 && size_px / ds < 256)
+    ds /= 2;
+  while ((size_px + ds - 1) / ds > 4096)
+    ds *= 2;
   return ds;
 }
 
@@ -63,8 +66,8 @@ int ts__synth_truth_downsample(int64_t size_px) {
 
 /* Value noise: a hashed lattice of values in [-1, 1], smoothstep-interpolated. */
 static double lattice(uint64_t seed, int64_t i, int64_t j) {
-  uint64_t h = ts__synth_mix(seed ^ ts__synth_mix((uint64_t)i * 0x9E3779B97F4A7C15ULL ^
-                                                  (uint64_t)j * 0xC2B2AE3D27D4EB4FULL));
+  uint64_t h = ts__synth_mix(
+      seed ^ ts__synth_mix((uint64_t)i * 0x9E3779B97F4A7C15ULL ^ (uint64_t)j * 0xC2B2AE3D27D4EB4FULL));
   return (double)(h >> 11) * (2.0 / 9007199254740992.0) - 1.0;
 }
 
@@ -117,7 +120,8 @@ static double blob_signed(const blob *b, double x, double y) {
   double u = (dx * b->c + dy * b->s) / b->sa, v = (-dx * b->s + dy * b->c) * b->sa;
   double rho = sqrt(u * u + v * v), th = atan2(v, u);
   double rr = 1;
-  for (int k = 2; k < 6; k++) rr += b->amp[k] * cos(k * th + b->ph[k]);
+  for (int k = 2; k < 6; k++)
+    rr += b->amp[k] * cos(k * th + b->ph[k]);
   return b->r * rr - rho;
 }
 
@@ -128,8 +132,7 @@ static inline uint8_t to_u8(double f) {
 }
 
 /* Draw a soft field 0.5 + (signed + noise) / edge into band `band` (max with what is there). */
-static void draw_blob(uint8_t *m, int mw, int mh, int band, const blob *b, double noise_amp,
-                      double edge) {
+static void draw_blob(uint8_t *m, int mw, int mh, int band, const blob *b, double noise_amp, double edge) {
   double reach = b->ext * b->r + noise_amp + edge + 2;
   int x0 = (int)floor(b->cx - reach), x1 = (int)ceil(b->cx + reach);
   int y0 = (int)floor(b->cy - reach), y1 = (int)ceil(b->cy + reach);
@@ -189,12 +192,16 @@ static void draw_layout(layout *L, ts__synth_rng *g, const ts__synth_slide *s) {
   double area = (double)mw * mh;
   uint8_t *m = L->m;
 
-  /* Cellularity: slow noise, everywhere. */
+  /* Cellularity and stain density: noise with ~1.5 mm features (fewer on small slides) plus a
+   * finer octave, so that the tissue is not flat at low magnification. */
   uint64_t dseed = ts__synth_next(g);
-  double dscale = (mw > mh ? mw : mh) / 5.0;
+  double dscale = 1500.0 / s->mpp / L->ds, dmax = (mw > mh ? mw : mh) / 4.0;
+  if (dscale > dmax) dscale = dmax;
+  if (dscale < 4) dscale = 4;
   for (int y = 0; y < mh; y++)
     for (int x = 0; x < mw; x++)
-      m[((size_t)y * mw + x) * NB + B_DENS] = to_u8(0.5 + 0.6 * fbm(dseed, x, y, dscale));
+      m[((size_t)y * mw + x) * NB + B_DENS] =
+          to_u8(0.5 + 0.55 * fbm(dseed, x, y, dscale) + 0.2 * fbm(dseed + 7, x, y, dscale / 4));
 
   blob pc[MAX_PIECES];
   int np = 0;
@@ -203,7 +210,8 @@ static void draw_layout(layout *L, ts__synth_rng *g, const ts__synth_slide *s) {
     int want = u < 0.55 ? 1 : u < 0.8 ? 2 : u < 0.92 ? 3 : 4;
     double total = ts__synth_range(g, 0.18, 0.42) * area;
     double w[MAX_PIECES], wsum = 0;
-    for (int i = 0; i < want; i++) wsum += (w[i] = ts__synth_range(g, 0.5, 1.5));
+    for (int i = 0; i < want; i++)
+      wsum += (w[i] = ts__synth_range(g, 0.5, 1.5));
     for (int i = 0; i < want; i++) {
       blob b;
       blob_init(&b, g, sqrt(total * w[i] / wsum / M_PI), 2.2, 0.22);
@@ -226,7 +234,8 @@ static void draw_layout(layout *L, ts__synth_rng *g, const ts__synth_slide *s) {
       }
       if (placed) pc[np++] = b;
     }
-    for (int i = 0; i < np; i++) draw_blob(m, mw, mh, B_TISSUE, &pc[i], 0.12 * pc[i].r, 2.0);
+    for (int i = 0; i < np; i++)
+      draw_blob(m, mw, mh, B_TISSUE, &pc[i], 0.12 * pc[i].r, 2.0);
   }
   L->pieces = np;
 
@@ -276,8 +285,7 @@ static void draw_layout(layout *L, ts__synth_rng *g, const ts__synth_slide *s) {
         for (int i = 0; i < NPTS; i++) {
           double a = a0 + sweep * i / (NPTS - 1), ca = cos(a), sa = sin(a), rho = 0;
           double target = -(off + wob * sin(3 * a + wph));
-          while (rho < 3 * P->ext * P->r &&
-                 blob_signed(P, P->cx + rho * ca, P->cy + rho * sa) > target)
+          while (rho < 3 * P->ext * P->r && blob_signed(P, P->cx + rho * ca, P->cy + rho * sa) > target)
             rho += 0.5;
           pts[2 * i] = P->cx + rho * ca;
           pts[2 * i + 1] = P->cy + rho * sa;
@@ -343,12 +351,13 @@ static void gen_params_free(gpointer data) {
   g_free(p);
 }
 
-static const float unit_cos[16] = {1.f,         0.92387953f,  0.70710678f,  0.38268343f,
-                                   0.f,         -0.38268343f, -0.70710678f, -0.92387953f,
-                                   -1.f,        -0.92387953f, -0.70710678f, -0.38268343f,
-                                   0.f,         0.38268343f,  0.70710678f,  0.92387953f};
+static const float unit_cos[16] = {
+    1.f,  0.92387953f,  0.70710678f,  0.38268343f,  0.f, -0.38268343f, -0.70710678f, -0.92387953f,
+    -1.f, -0.92387953f, -0.70710678f, -0.38268343f, 0.f, 0.38268343f,  0.70710678f,  0.92387953f};
 
-static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+static inline float clampf(float v, float lo, float hi) {
+  return v < lo ? lo : v > hi ? hi : v;
+}
 
 /* Bilinear sample of mask band k at level-0 position (x, y), 0..1. */
 static float field_at(const gen_params *p, int k, float x, float y) {
@@ -364,13 +373,18 @@ static float field_at(const gen_params *p, int k, float x, float y) {
   return ((a + (b - a) * tx) * (1 - ty) + (c + (d - c) * tx) * ty) * (1.f / 255.f);
 }
 
-/* The candidate nucleus of the cell of grid `kind` (0 stroma, 1 and 2 tumour) that contains
- * (X, Y); raises *n (coverage 0..1) and sets *dark when it covers the pixel more than what was
- * there. Whether the nucleus exists depends on the fields at its centre only. */
-static inline void nucleus(const gen_params *p, int kind, int64_t X, int64_t Y, float *n,
-                           float *dark) {
+/* The candidate nucleus of one grid cell, decoded from a hash of (seed, cell). Whether it exists
+ * depends on the fields at its centre only, so a nucleus is drawn whole or not at all. */
+typedef struct nuc {
+  int64_t gx, gy; /* the cell; gx = INT64_MIN: nothing cached */
+  bool present;
+  float cx, cy, margin, ra, rb, c, s, dk;
+} nuc;
+
+static void nuc_decode(const gen_params *p, int kind, int64_t gx, int64_t gy, nuc *o) {
   const nuc_grid *g = kind == 0 ? &p->gs : kind == 1 ? &p->gt1 : &p->gt2;
-  int64_t gx = (X + g->off) / g->cs, gy = (Y + g->off) / g->cs;
+  o->gx = gx;
+  o->gy = gy;
   uint64_t h = ts__synth_mix(g->seed ^ ((uint64_t)gx * 0x9E3779B97F4A7C15ULL) ^
                              ((uint64_t)gy * 0xD6E8FEB86659FD93ULL));
   float ux = (float)((h >> 16) & 0xff) * (1.f / 256.f);
@@ -391,24 +405,40 @@ static inline void nucleus(const gen_params *p, int kind, int64_t X, int64_t Y, 
   if (rb < 0.7f) rb = 0.7f;
   if (ra < rb) ra = rb;
   float margin = ra + 1, room = (float)g->cs - 2 * margin;
-  float cx = (float)(gx * g->cs - g->off) + margin + (room > 0 ? ux * room : room / 2);
-  float cy = (float)(gy * g->cs - g->off) + margin + (room > 0 ? uy * room : room / 2);
-  float dx = (float)X + 0.5f - cx, dy = (float)Y + 0.5f - cy;
-  if (dx > margin || dx < -margin || dy > margin || dy < -margin) return;
-  float c = unit_cos[ai], s = unit_cos[(ai + 12) & 15];
-  float u = (dx * c + dy * s) / ra, v = (-dx * s + dy * c) / rb;
-  float q = u * u + v * v;
-  if (q >= 1.6f) return;
-  float tum = field_at(p, B_TUMOUR, cx, cy), presence;
+  o->cx = (float)(gx * g->cs - g->off) + margin + (room > 0 ? ux * room : room / 2);
+  o->cy = (float)(gy * g->cs - g->off) + margin + (room > 0 ? uy * room : room / 2);
+  o->margin = margin;
+  o->ra = ra;
+  o->rb = rb;
+  o->c = unit_cos[ai];
+  o->s = unit_cos[(ai + 12) & 15];
+  o->dk = dk;
+  float tum = field_at(p, B_TUMOUR, o->cx, o->cy), presence;
   if (kind == 0)
-    presence = p->p_stroma * (0.4f + field_at(p, B_DENS, cx, cy)) * (1 - tum);
+    presence = p->p_stroma * (0.4f + field_at(p, B_DENS, o->cx, o->cy)) * (1 - tum);
   else
     presence = (kind == 1 ? p->p_tum1 : p->p_tum2) * tum;
-  if ((float)(h & 0xffff) * (1.f / 65536.f) >= presence) return;
-  float cover = clampf((1 - sqrtf(q)) * rb + 0.5f, 0, 1);
+  o->present = (float)(h & 0xffff) * (1.f / 65536.f) < presence;
+}
+
+/* Raise *n (coverage 0..1) with the nucleus of grid `kind` over (X, Y), setting *dark when it
+ * covers the pixel more than what was there. `cache` holds the last cell decoded. */
+static inline void nucleus(const gen_params *p, int kind, int64_t X, int64_t Y, nuc *cache, float *n,
+                           float *dark) {
+  const nuc_grid *g = kind == 0 ? &p->gs : kind == 1 ? &p->gt1 : &p->gt2;
+  int64_t gx = (X + g->off) / g->cs, gy = (Y + g->off) / g->cs;
+  if (gx != cache->gx || gy != cache->gy) nuc_decode(p, kind, gx, gy, cache);
+  const nuc *o = cache;
+  if (!o->present) return;
+  float dx = (float)X + 0.5f - o->cx, dy = (float)Y + 0.5f - o->cy;
+  if (dx > o->margin || dx < -o->margin || dy > o->margin || dy < -o->margin) return;
+  float u = (dx * o->c + dy * o->s) / o->ra, v = (-dx * o->s + dy * o->c) / o->rb;
+  float q = u * u + v * v;
+  if (q >= 1.6f) return;
+  float cover = clampf((1 - sqrtf(q)) * o->rb + 0.5f, 0, 1);
   if (cover > *n) {
     *n = cover;
-    *dark = dk;
+    *dark = o->dk;
   }
 }
 
@@ -420,14 +450,32 @@ static int he_gen(VipsRegion *out, void *vseq, void *a, void *b, gboolean *stop)
   VipsRect *r = &out->valid;
   for (int i = 0; ir[i]; i++)
     if (vips_region_prepare(ir[i], r)) return -1;
+  nuc cache[3];
+  for (int k = 0; k < 3; k++)
+    cache[k].gx = INT64_MIN;
+  /* mask columns this region needs */
+  int c0 = (int)clampf(((float)r->left + 0.5f) * p->inv_ds - 0.5f, 0, (float)(p->mw - 1));
+  int c1 = (int)clampf(((float)(r->left + r->width) + 0.5f) * p->inv_ds - 0.5f, 0, (float)(p->mw - 1)) + 1;
+  if (c1 > p->mw - 1) c1 = p->mw - 1;
+  float vstack[64 * NB], *vrow = vstack;
+  if (c1 - c0 + 1 > 64 && !(vrow = g_try_malloc(sizeof(float) * NB * (size_t)(c1 - c0 + 1)))) {
+    vips_error("synth", "out of memory");
+    return -1;
+  }
   for (int y = 0; y < r->height; y++) {
     int64_t Y = r->top + y;
-    /* The masks, upsampled: mask pixel centres sit on level-0 pixel centres. */
+    /* The masks, upsampled: mask pixel centres sit on level-0 pixel centres. Blend the two
+     * mask rows once per row (vertical), then per pixel along x. */
     float fy = clampf(((float)Y + 0.5f) * p->inv_ds - 0.5f, 0, (float)(p->mh - 1));
     int j0 = (int)fy, j1 = j0 + 1 < p->mh ? j0 + 1 : j0;
     float ty = fy - (float)j0;
     const uint8_t *row0 = p->fields + (size_t)j0 * p->mw * NB;
     const uint8_t *row1 = p->fields + (size_t)j1 * p->mw * NB;
+    for (int i = c0; i <= c1; i++)
+      for (int k = 0; k < NB; k++) {
+        float v0 = row0[i * NB + k], v1 = row1[i * NB + k];
+        vrow[(i - c0) * NB + k] = (v0 + (v1 - v0) * ty) * (1.f / 255.f);
+      }
     const float *pa = (const float *)VIPS_REGION_ADDR(ir[0], r->left, Y);
     const float *pb = (const float *)VIPS_REGION_ADDR(ir[1], r->left, Y);
     VipsPel *q = VIPS_REGION_ADDR(out, r->left, Y);
@@ -436,36 +484,38 @@ static int he_gen(VipsRegion *out, void *vseq, void *a, void *b, gboolean *stop)
       float fx = clampf(((float)X + 0.5f) * p->inv_ds - 0.5f, 0, (float)(p->mw - 1));
       int i0 = (int)fx, i1 = i0 + 1 < p->mw ? i0 + 1 : i0;
       float tx = fx - (float)i0, mv[NB];
-      for (int k = 0; k < NB; k++) {
-        float v0 = row0[i0 * NB + k] + (row0[i1 * NB + k] - row0[i0 * NB + k]) * tx;
-        float v1 = row1[i0 * NB + k] + (row1[i1 * NB + k] - row1[i0 * NB + k]) * tx;
-        mv[k] = (v0 + (v1 - v0) * ty) * (1.f / 255.f);
-      }
+      const float *va = vrow + (i0 - c0) * NB, *vb = vrow + (i1 - c0) * NB;
+      for (int k = 0; k < NB; k++)
+        mv[k] = va[k] + (vb[k] - va[k]) * tx;
       float t = mv[B_TISSUE], tum = mv[B_TUMOUR], pen = mv[B_PEN], dens = mv[B_DENS];
       float A = pa[x], B = pb[x];
       float od[3];
-      for (int c = 0; c < 3; c++) od[c] = p->bg[c] * (1 + 0.4f * A);
-      float al = clampf(0.5f + (t - 0.5f + 0.05f * B) * 12.f, 0, 1);
+      for (int c = 0; c < 3; c++)
+        od[c] = p->bg[c] * (1 + 0.4f * A);
+      /* Tissue alpha: steep around the 1/2 line of the mask, which fine noise moves by up to
+       * ~0.14 (about a third of a mask pixel): a ragged edge that stays on the truth. */
+      float al = clampf(0.5f + (t - 0.5f + 0.2f * B) * 12.f, 0, 1);
       if (al > 0) {
         float n = 0, dark = 1;
-        nucleus(p, 0, X, Y, &n, &dark);
+        nucleus(p, 0, X, Y, &cache[0], &n, &dark);
         if (tum > 0.001f) { /* tumour fields reach ~2 mask px past the 1/2 line */
-          nucleus(p, 1, X, Y, &n, &dark);
-          nucleus(p, 2, X, Y, &n, &dark);
+          nucleus(p, 1, X, Y, &cache[1], &n, &dark);
+          nucleus(p, 2, X, Y, &cache[2], &n, &dark);
         }
         /* wavy collagen fibres across the stroma */
-        float fib = 0.5f + 0.5f * sinf(p->fib_k * ((float)X * p->fib_dx + (float)Y * p->fib_dy) +
-                                       9.f * A + 2.5f * B);
+        float fib = 0.5f + 0.5f * sinf(p->fib_k * ((float)X * p->fib_dx + (float)Y * p->fib_dy) + 14.f * A +
+                                       2.5f * B);
         float H = al * (p->h_base * (0.7f + 0.6f * dens) + p->h_tum * tum +
                         p->h_nuc * n * dark * (0.85f + 0.35f * B));
-        float E = al * p->e_base * (0.8f + 0.35f * A + 0.1f * B) * (0.8f + 0.3f * fib) *
-                  (0.75f + 0.5f * dens) *
-                  (1 - 0.6f * n) * (1 - 0.25f * tum);
-        for (int c = 0; c < 3; c++) od[c] += H * p->h[c] + E * p->e[c];
+        float E = al * p->e_base * (0.8f + 0.35f * A + 0.1f * B) * (0.88f + 0.2f * fib) *
+                  (0.6f + 0.8f * dens) * (1 - 0.6f * n) * (1 - 0.25f * tum);
+        for (int c = 0; c < 3; c++)
+          od[c] += H * p->h[c] + E * p->e[c];
       }
       if (pen > 0.2f) {
         float k = clampf((pen - 0.3f) * 2.5f, 0, 1) * p->pen_k * (0.85f + 0.3f * B);
-        for (int c = 0; c < 3; c++) od[c] += k * p->pen[c];
+        for (int c = 0; c < 3; c++)
+          od[c] += k * p->pen[c];
       }
       for (int c = 0; c < 3; c++) {
         int i = (int)(od[c] * OD_LUT_SCALE + 0.5f);
@@ -473,12 +523,14 @@ static int he_gen(VipsRegion *out, void *vseq, void *a, void *b, gboolean *stop)
       }
     }
   }
+  if (vrow != vstack) g_free(vrow);
   return 0;
 }
 
 static void unit3(float v[3]) {
   float n = sqrtf(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
-  for (int c = 0; c < 3; c++) v[c] /= n;
+  for (int c = 0; c < 3; c++)
+    v[c] /= n;
 }
 
 static void draw_params(gen_params *p, ts__synth_rng *g, double mpp) {
@@ -495,7 +547,8 @@ static void draw_params(gen_params *p, ts__synth_rng *g, double mpp) {
   p->h_tum = (float)ts__synth_range(g, 0.08, 0.16);
   p->e_base = (float)ts__synth_range(g, 0.35, 0.7);
   float bg = (float)ts__synth_range(g, 0.015, 0.05);
-  for (int c = 0; c < 3; c++) p->bg[c] = bg * (float)ts__synth_range(g, 0.8, 1.2);
+  for (int c = 0; c < 3; c++)
+    p->bg[c] = bg * (float)ts__synth_range(g, 0.8, 1.2);
   if (ts__synth_unif(g) < 0.5) { /* green marker: absorbs red and blue */
     p->pen[0] = 1.0f, p->pen[1] = 0.25f, p->pen[2] = 0.8f;
   } else { /* blue marker: absorbs red and green */
@@ -526,13 +579,13 @@ static void draw_params(gen_params *p, ts__synth_rng *g, double mpp) {
 static int save_png(const uint8_t *m, int mw, int mh, int band, const char *path) {
   uint8_t *buf = malloc((size_t)mw * mh);
   if (!buf) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "mask %dx%d", mw, mh);
-  for (size_t i = 0; i < (size_t)mw * mh; i++) buf[i] = m[i * NB + band] >= 128 ? 255 : 0;
+  for (size_t i = 0; i < (size_t)mw * mh; i++)
+    buf[i] = m[i * NB + band] >= 128 ? 255 : 0;
   VipsImage *im = vips_image_new_from_memory_copy(buf, (size_t)mw * mh, mw, mh, 1, VIPS_FORMAT_UCHAR);
   void *png = NULL;
   size_t len = 0;
   int rc = 0;
-  if (!im || vips_pngsave_buffer(im, &png, &len, "compression", 6, NULL))
-    rc = vips_fail(path);
+  if (!im || vips_pngsave_buffer(im, &png, &len, "compression", 6, NULL)) rc = vips_fail(path);
   if (im) g_object_unref(im);
   free(buf);
   if (rc == 0) {
@@ -550,8 +603,8 @@ static int save_tiff(VipsImage *img, const ts__synth_slide *s, const char *path)
   int k = snprintf(desc, sizeof desc,
                    "Aperio Image Library v10.0.0\r\n%lldx%lld [0,0 %lldx%lld] (256x256) JPEG/RGB "
                    "Q=%d|AppMag = %d",
-                   (long long)s->width, (long long)s->height, (long long)s->width,
-                   (long long)s->height, s->jpeg_q, mag);
+                   (long long)s->width, (long long)s->height, (long long)s->width, (long long)s->height,
+                   s->jpeg_q, mag);
   if (!s->no_mpp) {
     char mpp[32];
     g_ascii_formatd(mpp, sizeof mpp, "%.4f", s->mpp);
@@ -563,9 +616,9 @@ static int save_tiff(VipsImage *img, const ts__synth_slide *s, const char *path)
   /* JPEG tiles of a 100000 px slide pass 4 GiB: BigTIFF from 32768^2 up (libtiff and OpenSlide
    * read it); smaller slides stay classic TIFF for older readers. */
   gboolean big = (double)s->width * (double)s->height >= 32768.0 * 32768.0;
-  if (vips_tiffsave(img, tmp, "tile", TRUE, "tile_width", 256, "tile_height", 256, "pyramid",
-                    TRUE, "compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG, "Q", s->jpeg_q,
-                    "bigtiff", big, NULL)) {
+  if (vips_tiffsave(img, tmp, "tile", TRUE, "tile_width", 256, "tile_height", 256, "pyramid", TRUE,
+                    "compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG, "Q", s->jpeg_q, "bigtiff", big,
+                    NULL)) {
     unlink(tmp);
     return vips_fail(path);
   }
@@ -633,8 +686,8 @@ int ts__synth_slide_write(ts__synth_slide *s, const char *tiff_path, const char 
     rc = vips_fail("pipeline");
     goto out;
   }
-  vips_image_init_fields(out, W, H, 3, VIPS_FORMAT_UCHAR, VIPS_CODING_NONE,
-                         VIPS_INTERPRETATION_sRGB, res, res);
+  vips_image_init_fields(out, W, H, 3, VIPS_FORMAT_UCHAR, VIPS_CODING_NONE, VIPS_INTERPRETATION_sRGB, res,
+                         res);
   g_object_set_data_full(G_OBJECT(out), "ts-synth-params", gp, gen_params_free);
   gen_params *keep = gp;
   gp = NULL;

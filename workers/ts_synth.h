@@ -34,7 +34,7 @@
  * Same options → byte-identical files (the generator uses its own PRNG, never rand(), and
  * per-pixel noise that depends only on the level-0 coordinate, so libvips threading cannot change
  * a byte). Memory stays bounded for size up to 200000 px: masks are drawn at 1/truth_downsample
- * in C buffers (at most ~6000 px a side) and the full-resolution image is a lazy libvips pipeline
+ * in C buffers (at most 4096 px a side) and the full-resolution image is a lazy libvips pipeline
  * written tile by tile. Every file is written under a temporary name and renamed (ts_io).
  *
  * Errors: negative TS_E* status with tokens SYNTH_BAD_OPTION (an option out of range),

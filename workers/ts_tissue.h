@@ -52,6 +52,9 @@ void ts_mask_clear(ts_mask *m);
 /* Otsu threshold of a 256-bin histogram (exposed for tests): the t maximising the
  * between-class variance of [0, t] vs [t+1, 255]; tissue is value > t. 0 for an empty one. */
 int ts_otsu_threshold(const uint64_t hist[256]);
+/* size×size median of a uint8 image with replicated borders (size is made odd and at most the
+ * image side); in and out must not overlap. Exposed for tests. */
+int ts_median_filter(const uint8_t *in, int w, int h, int size, uint8_t *out);
 
 /* Save / load the mask as HDF5: dataset "mask" (h×w uint8, chunked, deflate) with
  * attributes scale_x, scale_y, mpp (f64), level, threshold (i64). Saved atomically (tmp name,

@@ -1,0 +1,515 @@
+/* report_util.c — what the report, `tessera compare` and `tessera rerun` share: the machine
+ * and library versions, the content hash of HDF5 outputs, the portable config hash, the
+ * facts read back from tiles/tissue HDF5 files, and a minimal JSON reader for report.json.
+ *
+ * Why a content hash for HDF5: CLAM and TRIDENT expect `save_path`/`savetodir` attributes
+ * that name the directory the file was written to, and the `config_hash` attribute covers
+ * run.dir; so two runs of one config in two directories write files that differ in exactly
+ * those bytes. The content hash walks the file's objects in name order and hashes names,
+ * types, shapes, data and attributes except those (TS_REPORT_H5_RUN_ATTRS); equal content
+ * hashes mean equal results. The file SHA-256 (the ledger's checksum) is kept as well. */
+#include <glib.h>
+#include <hdf5.h>
+#include <math.h>
+#include <mpi.h>
+#include <openslide.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include <vips/vips.h>
+
+#include "ts_error.h"
+#include "ts_io.h"
+#include "ts_report.h"
+#include "ts_report_internal.h"
+
+/* LibTorch hook: nn/ may define this (weak here, so the report never depends on nn/). */
+const char *ts_nn_libtorch_version(void) __attribute__((weak));
+
+static void cpu_model(char *buf, size_t n) {
+  snprintf(buf, n, "unknown");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "model name", 10) && strncmp(line, "Hardware", 8)) continue;
+    char *c = strchr(line, ':');
+    if (!c) continue;
+    c++;
+    while (*c == ' ' || *c == '\t') c++;
+    c[strcspn(c, "\n")] = '\0';
+    snprintf(buf, n, "%s", c);
+    break;
+  }
+  fclose(f);
+}
+
+static int64_t mem_total(void) {
+  FILE *f = fopen("/proc/meminfo", "r");
+  long long kb = 0;
+  if (!f) return 0;
+  char line[256];
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "MemTotal: %lld kB", &kb) == 1) break;
+  fclose(f);
+  return (int64_t)kb * 1024;
+}
+
+void ts_report_env_get(ts_report_env *e) {
+  memset(e, 0, sizeof *e);
+  cpu_model(e->cpu_model, sizeof e->cpu_model);
+  e->cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  e->memory_bytes = mem_total();
+  gethostname(e->hostname, sizeof e->hostname - 1);
+  struct utsname u;
+  if (uname(&u) == 0) snprintf(e->os, sizeof e->os, "%s %s %s", u.sysname, u.release, u.machine);
+  snprintf(e->openslide, sizeof e->openslide, "%s", openslide_get_version());
+  snprintf(e->vips, sizeof e->vips, "%s", vips_version_string());
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  snprintf(e->hdf5, sizeof e->hdf5, "%u.%u.%u", maj, min, rel);
+  char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+  int len = 0;
+  MPI_Get_library_version(mpi, &len); /* allowed before MPI_Init and after MPI_Finalize */
+  mpi[strcspn(mpi, ",\n")] = '\0';   /* "Open MPI v4.1.4, package: ..." → "Open MPI v4.1.4" */
+  snprintf(e->mpi, sizeof e->mpi, "%s", mpi);
+  snprintf(e->sqlite, sizeof e->sqlite, "%s", sqlite3_libversion());
+  snprintf(e->libtorch, sizeof e->libtorch, "%s", ts_nn_libtorch_version ? ts_nn_libtorch_version() : "not linked");
+#ifdef __VERSION__
+  snprintf(e->compiler, sizeof e->compiler, "%s %s",
+#ifdef __clang__
+           "clang",
+#else
+           "gcc",
+#endif
+           __VERSION__);
+#endif
+}
+
+void ts_report_config_portable_sha256(const char *text, char hex_out[65]) {
+  /* Drop the "dir:" line of the "run:" section (canonical YAML: one key per line). */
+  GString *s = g_string_new(NULL);
+  bool in_run = false;
+  for (const char *p = text; p && *p;) {
+    const char *e = strchr(p, '\n');
+    size_t n = e ? (size_t)(e - p) + 1 : strlen(p);
+    if (p[0] != ' ' && p[0] != '#' && p[0] != '\n') in_run = !strncmp(p, "run:", 4);
+    bool skip = in_run && n > 6 && !strncmp(p + strspn(p, " "), "dir:", 4);
+    if (!skip && p[0] != '#') g_string_append_len(s, p, (gssize)n);
+    p += n;
+  }
+  ts_io_sha256(s->str, s->len, hex_out);
+  g_string_free(s, TRUE);
+}
+
+/* ---- HDF5 ---- */
+typedef struct hash_ctx {
+  GChecksum *sum;
+  int rc;
+} hash_ctx;
+
+static bool run_specific_attr(const char *name) {
+  static const char *const ignore[] = TS_REPORT_H5_RUN_ATTRS;
+  for (int i = 0; ignore[i]; i++)
+    if (!strcmp(ignore[i], name)) return true;
+  return false;
+}
+
+static void hash_str(GChecksum *s, const char *tag, const char *v) {
+  g_checksum_update(s, (const guchar *)tag, (gssize)strlen(tag) + 1);
+  g_checksum_update(s, (const guchar *)v, (gssize)strlen(v) + 1);
+}
+
+/* Type and shape as text, and the bytes of a value of that type. */
+static void hash_type_space(GChecksum *s, hid_t type, hid_t space) {
+  char buf[256];
+  int nd = H5Sget_simple_extent_ndims(space);
+  hsize_t dims[32] = {0};
+  if (nd > 0 && nd <= 32) H5Sget_simple_extent_dims(space, dims, NULL);
+  int k = snprintf(buf, sizeof buf, "class=%d size=%zu order=%d nd=%d", (int)H5Tget_class(type), H5Tget_size(type),
+                   (int)H5Tget_order(type), nd);
+  for (int i = 0; i < nd && i < 32 && k < (int)sizeof buf - 24; i++) k += snprintf(buf + k, sizeof buf - (size_t)k, " %llu", (unsigned long long)dims[i]);
+  hash_str(s, "shape", buf);
+}
+
+static herr_t hash_attr(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
+  (void)info;
+  hash_ctx *c = data;
+  if (run_specific_attr(name)) return 0;
+  hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+  if (a < 0) return (c->rc = -1);
+  hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+  hash_str(c->sum, "attr", name);
+  hash_type_space(c->sum, t, sp);
+  hssize_t npts = H5Sget_simple_extent_npoints(sp);
+  if (H5Tis_variable_str(t) > 0) {
+    /* Variable-length strings: hash the characters, not the pointers. */
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(t));
+    char **v = calloc((size_t)(npts > 0 ? npts : 1), sizeof *v);
+    if (v && H5Aread(a, mt, v) >= 0) {
+      for (hssize_t i = 0; i < npts; i++) hash_str(c->sum, "s", v[i] ? v[i] : "");
+      H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, v);
+    } else {
+      c->rc = -1;
+    }
+    free(v);
+    H5Tclose(mt);
+  } else {
+    size_t bytes = H5Tget_size(t) * (size_t)(npts > 0 ? npts : 0);
+    void *v = malloc(bytes ? bytes : 1);
+    if (v && H5Aread(a, t, v) >= 0) g_checksum_update(c->sum, v, (gssize)bytes);
+    else c->rc = -1;
+    free(v);
+  }
+  H5Tclose(t);
+  H5Sclose(sp);
+  H5Aclose(a);
+  return c->rc < 0 ? -1 : 0;
+}
+
+static int hash_dataset(hid_t d, hash_ctx *c) {
+  hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
+  int rc = 0;
+  hash_type_space(c->sum, t, sp);
+  int nd = H5Sget_simple_extent_ndims(sp);
+  hsize_t dims[32] = {0};
+  if (nd > 32 || H5Tis_variable_str(t) > 0 || H5Tget_class(t) == H5T_VLEN) {
+    hash_str(c->sum, "data", "not hashed: variable-length");
+    goto out;
+  }
+  if (nd > 0) H5Sget_simple_extent_dims(sp, dims, NULL);
+  size_t row = H5Tget_size(t);
+  for (int i = 1; i < nd; i++) row *= (size_t)dims[i];
+  hsize_t rows = nd > 0 ? dims[0] : 1;
+  if (row == 0 || rows == 0) goto out;
+  /* Row blocks of at most 64 MiB, so that a large features matrix is not read at once. */
+  hsize_t block = (hsize_t)((64u << 20) / row);
+  if (block < 1) block = 1;
+  void *buf = malloc(row * (size_t)(block < rows ? block : rows));
+  if (!buf) {
+    rc = -1;
+    goto out;
+  }
+  for (hsize_t r0 = 0; r0 < rows && rc == 0; r0 += block) {
+    hsize_t n = rows - r0 < block ? rows - r0 : block;
+    if (nd == 0) {
+      if (H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) rc = -1;
+    } else {
+      hsize_t start[32] = {0}, count[32];
+      for (int i = 0; i < nd; i++) count[i] = dims[i];
+      start[0] = r0;
+      count[0] = n;
+      hid_t ms = H5Screate_simple(nd, count, NULL);
+      if (ms < 0 || H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+          H5Dread(d, t, ms, sp, H5P_DEFAULT, buf) < 0)
+        rc = -1;
+      if (ms >= 0) H5Sclose(ms);
+    }
+    if (rc == 0) g_checksum_update(c->sum, buf, (gssize)(row * n));
+  }
+  free(buf);
+out:
+  H5Tclose(t);
+  H5Sclose(sp);
+  return rc;
+}
+
+static herr_t hash_object(hid_t root, const char *name, const H5O_info_t *info, void *data) {
+  hash_ctx *c = data;
+  hash_str(c->sum, "object", name);
+  hid_t o = H5Oopen(root, name, H5P_DEFAULT);
+  if (o < 0) return (c->rc = -1);
+  if (info->type == H5O_TYPE_DATASET && hash_dataset(o, c) < 0) c->rc = -1;
+  hsize_t idx = 0;
+  if (c->rc == 0 && H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, hash_attr, c) < 0) c->rc = -1;
+  H5Oclose(o);
+  return c->rc < 0 ? -1 : 0;
+}
+
+int ts_report_h5_content_sha256(const char *path, char hex_out[65]) {
+  hex_out[0] = '\0';
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) return ts_error_set(TS_EIO, "REPORT_IO", "%s: not a readable HDF5 file", path);
+  hash_ctx c = {g_checksum_new(G_CHECKSUM_SHA256), 0};
+  if (H5Ovisit(f, H5_INDEX_NAME, H5_ITER_INC, hash_object, &c) < 0) c.rc = -1;
+  H5Fclose(f);
+  if (c.rc == 0) snprintf(hex_out, 65, "%s", g_checksum_get_string(c.sum));
+  g_checksum_free(c.sum);
+  if (c.rc < 0) return ts_error_set(TS_EIO, "REPORT_IO", "%s: cannot read every object of the HDF5 file", path);
+  return 0;
+}
+
+static int attr_string(hid_t loc, const char *name, char *buf, size_t n) {
+  buf[0] = '\0';
+  if (H5Aexists(loc, name) <= 0) return -1;
+  hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+  if (a < 0) return -1;
+  hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+  int rc = -1;
+  if (H5Tget_class(t) == H5T_STRING) {
+    if (H5Tis_variable_str(t) > 0) {
+      hid_t mt = H5Tcopy(H5T_C_S1);
+      H5Tset_size(mt, H5T_VARIABLE);
+      H5Tset_cset(mt, H5Tget_cset(t)); /* HDF5 does not convert between ASCII and UTF-8 */
+      char *v = NULL;
+      if (H5Aread(a, mt, &v) >= 0 && v) {
+        snprintf(buf, n, "%s", v);
+        H5free_memory(v);
+        rc = 0;
+      }
+      H5Tclose(mt);
+    } else {
+      size_t sz = H5Tget_size(t);
+      char *v = calloc(sz + 1, 1);
+      if (v && H5Aread(a, t, v) >= 0) {
+        snprintf(buf, n, "%s", v);
+        rc = 0;
+      }
+      free(v);
+    }
+  }
+  H5Tclose(t);
+  H5Sclose(sp);
+  H5Aclose(a);
+  return rc;
+}
+
+static double attr_f64(hid_t loc, const char *name) {
+  double v = NAN;
+  if (H5Aexists(loc, name) <= 0) return v;
+  hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+  if (a < 0) return v;
+  if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) v = NAN;
+  H5Aclose(a);
+  return v;
+}
+
+int ts__report_tiles_facts(const char *path, ts__tiles_facts *out) {
+  memset(out, 0, sizeof *out);
+  out->n = -1;
+  out->mpp0 = out->target_mpp = NAN;
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) return -1;
+  hid_t d = H5Dopen2(f, "coords", H5P_DEFAULT);
+  if (d >= 0) {
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[2] = {0, 0};
+    if (H5Sget_simple_extent_ndims(sp) == 2 && H5Sget_simple_extent_dims(sp, dims, NULL) == 2) out->n = (int64_t)dims[0];
+    H5Sclose(sp);
+    out->mpp0 = attr_f64(d, "mpp_level0");
+    out->target_mpp = attr_f64(d, "target_mpp");
+    attr_string(d, "mpp_source", out->mpp_source, sizeof out->mpp_source);
+    attr_string(d, "slide_quickhash", out->quickhash, sizeof out->quickhash);
+    H5Dclose(d);
+  }
+  H5Fclose(f);
+  return out->n >= 0 ? 0 : -1;
+}
+
+double ts__report_tissue_mpp(const char *path) {
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) return NAN;
+  double v = NAN;
+  hid_t d = H5Dopen2(f, "mask", H5P_DEFAULT);
+  if (d >= 0) {
+    v = attr_f64(d, "mpp");
+    H5Dclose(d);
+  }
+  H5Fclose(f);
+  return v;
+}
+
+/* ---- JSON reader (RFC 8259, enough for report.json) ---- */
+typedef struct jp {
+  const char *s, *p;
+  int depth;
+} jp;
+
+static void ws(jp *j) {
+  while (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t') j->p++;
+}
+
+static int jerr(jp *j, const char *what) {
+  return ts_error_set(TS_EINPUT, "REPORT_JSON", "%s at byte %ld", what, (long)(j->p - j->s));
+}
+
+static void put_utf8(GString *g, unsigned cp) {
+  char buf[8];
+  int n = g_unichar_to_utf8(cp, buf);
+  g_string_append_len(g, buf, n);
+}
+
+static int parse_string(jp *j, char **out) {
+  if (*j->p != '"') return jerr(j, "expected a string");
+  j->p++;
+  GString *g = g_string_new(NULL);
+  while (*j->p && *j->p != '"') {
+    if (*j->p == '\\') {
+      j->p++;
+      char c = *j->p++;
+      switch (c) {
+      case 'n': g_string_append_c(g, '\n'); break;
+      case 't': g_string_append_c(g, '\t'); break;
+      case 'r': g_string_append_c(g, '\r'); break;
+      case 'b': g_string_append_c(g, '\b'); break;
+      case 'f': g_string_append_c(g, '\f'); break;
+      case 'u': {
+        unsigned cp = 0;
+        if (sscanf(j->p, "%4x", &cp) != 1) {
+          g_string_free(g, TRUE);
+          return jerr(j, "bad \\u escape");
+        }
+        j->p += 4;
+        if (cp >= 0xd800 && cp < 0xdc00 && j->p[0] == '\\' && j->p[1] == 'u') {
+          unsigned lo = 0;
+          if (sscanf(j->p + 2, "%4x", &lo) == 1 && lo >= 0xdc00 && lo < 0xe000) {
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            j->p += 6;
+          }
+        }
+        put_utf8(g, cp);
+        break;
+      }
+      case '\0': g_string_free(g, TRUE); return jerr(j, "unterminated string");
+      default: g_string_append_c(g, c);
+      }
+    } else {
+      g_string_append_c(g, *j->p++);
+    }
+  }
+  if (*j->p != '"') {
+    g_string_free(g, TRUE);
+    return jerr(j, "unterminated string");
+  }
+  j->p++;
+  *out = g_string_free(g, FALSE);
+  return 0;
+}
+
+static int parse_value(jp *j, ts_json *v);
+
+static int add_kid(ts_json *v, int *cap) {
+  if (v->n == *cap) {
+    *cap = *cap ? 2 * *cap : 8;
+    ts_json *k = realloc(v->kids, sizeof *k * (size_t)*cap);
+    if (!k) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "json");
+    v->kids = k;
+    if (v->type == TS_JOBJ) {
+      char **ks = realloc(v->keys, sizeof *ks * (size_t)*cap);
+      if (!ks) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "json");
+      v->keys = ks;
+    }
+  }
+  memset(&v->kids[v->n], 0, sizeof v->kids[v->n]);
+  if (v->type == TS_JOBJ) v->keys[v->n] = NULL;
+  v->n++;
+  return 0;
+}
+
+static int parse_container(jp *j, ts_json *v, char close) {
+  int cap = 0;
+  j->p++;
+  if (++j->depth > 200) return jerr(j, "nested too deeply");
+  ws(j);
+  if (*j->p == close) {
+    j->p++;
+    j->depth--;
+    return 0;
+  }
+  for (;;) {
+    ws(j);
+    TS_CALL(add_kid(v, &cap));
+    if (v->type == TS_JOBJ) {
+      TS_CALL(parse_string(j, &v->keys[v->n - 1]));
+      ws(j);
+      if (*j->p != ':') return jerr(j, "expected ':'");
+      j->p++;
+    }
+    TS_CALL(parse_value(j, &v->kids[v->n - 1]));
+    ws(j);
+    if (*j->p == ',') {
+      j->p++;
+      continue;
+    }
+    if (*j->p == close) {
+      j->p++;
+      j->depth--;
+      return 0;
+    }
+    return jerr(j, "expected ',' or a closing bracket");
+  }
+}
+
+static int parse_value(jp *j, ts_json *v) {
+  ws(j);
+  memset(v, 0, sizeof *v);
+  switch (*j->p) {
+  case '{': v->type = TS_JOBJ; return parse_container(j, v, '}');
+  case '[': v->type = TS_JARR; return parse_container(j, v, ']');
+  case '"': v->type = TS_JSTR; return parse_string(j, &v->str);
+  case 't': if (!strncmp(j->p, "true", 4)) { j->p += 4; v->type = TS_JBOOL; v->num = 1; return 0; } break;
+  case 'f': if (!strncmp(j->p, "false", 5)) { j->p += 5; v->type = TS_JBOOL; return 0; } break;
+  case 'n': if (!strncmp(j->p, "null", 4)) { j->p += 4; v->type = TS_JNULL; return 0; } break;
+  default: {
+    char *end = NULL;
+    v->num = strtod(j->p, &end);
+    if (end != j->p && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))) {
+      v->type = TS_JNUM;
+      j->p = end;
+      return 0;
+    }
+  }
+  }
+  return jerr(j, "unexpected character");
+}
+
+void ts_json_clear(ts_json *v) {
+  if (!v) return;
+  for (int i = 0; i < v->n; i++) {
+    ts_json_clear(&v->kids[i]);
+    if (v->keys) free(v->keys[i]);
+  }
+  free(v->kids);
+  free(v->keys);
+  free(v->str);
+  memset(v, 0, sizeof *v);
+}
+
+int ts_json_parse(const char *text, ts_json *out) {
+  jp j = {text, text, 0};
+  memset(out, 0, sizeof *out);
+  int rc = parse_value(&j, out);
+  if (rc == 0) {
+    ws(&j);
+    if (*j.p) rc = jerr(&j, "text after the JSON value");
+  }
+  if (rc < 0) ts_json_clear(out);
+  return rc;
+}
+
+const ts_json *ts_json_get(const ts_json *j, const char *path) {
+  char key[256];
+  while (j && path && *path) {
+    size_t n = strcspn(path, ".");
+    snprintf(key, sizeof key, "%.*s", (int)n, path);
+    path += n + (path[n] == '.');
+    const ts_json *next = NULL;
+    if (j->type == TS_JOBJ)
+      for (int i = 0; i < j->n && !next; i++)
+        if (!strcmp(j->keys[i], key)) next = &j->kids[i];
+    j = next;
+  }
+  return j;
+}
+
+const char *ts_json_str(const ts_json *j, const char *path) {
+  const ts_json *v = ts_json_get(j, path);
+  return v && v->type == TS_JSTR ? v->str : NULL;
+}
