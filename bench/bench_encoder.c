@@ -1,6 +1,6 @@
 /* bench_encoder.c — ResNet-50-trunc (CLAM's extractor) throughput on in-memory uint8 tiles.
  *
- *     build-nn/bench/bench_encoder [batch=16] [batches=3] [threads=2] [size=224]
+ *     build-nn/bench/bench_encoder [batch=16] [batches=3] [threads=2] [size=224] [micro_batch=4]
  *
  * Measures tiles/s of ts_encoder_forward_u8 (normalisation + layout conversion included) with
  * `threads` intra-op threads, and, as the in-run baseline, the same model and tiles with 1 thread
@@ -43,6 +43,7 @@ int main(int argc, char **argv) {
   ts_encoder_opts o;
   ts_encoder_opts_default(&o);
   o.input_size = size;
+  if (argc > 5) o.micro_batch = atoi(argv[5]);
   ts_encoder *e = NULL;
   if (ts_encoder_new("resnet50_trunc", &o, &e) < 0) {
     fprintf(stderr, "%s\n", ts_error_message());
@@ -56,8 +57,8 @@ int main(int argc, char **argv) {
     x ^= x << 13, x ^= x >> 17, x ^= x << 5;
     tiles[i] = (uint8_t)(x >> 24);
   }
-  printf("bench_encoder: resnet50_trunc (1024-d), %d px, batch %d, %d timed batches, LibTorch %s\n", size,
-         batch, batches, ts_nn_version());
+  printf("bench_encoder: resnet50_trunc (1024-d), %d px, batch %d (micro-batch %d), %d timed batches, LibTorch %s\n",
+         size, batch, o.micro_batch, batches, ts_nn_version());
   double base = run(e, 1, tiles, batch, batches, size, out);
   double fast = threads == 1 ? base : run(e, threads, tiles, batch, batches, size, out);
   if (base < 0 || fast < 0) {

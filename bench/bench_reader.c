@@ -50,9 +50,10 @@ static int make_slide(const char *path, int side) {
     goto out;
   double a1[3] = {-60, -90, -40}, b1[3] = {200, 150, 200};
   double a2[3] = {-25, -30, -20}, a3[3] = {18, 18, 18};
-  if (vips_linear(t[0], &t[3], a1, b1, 3, NULL) || vips_linear(t[1], &t[4], a2, (double[]){0, 0, 0}, 3, NULL) ||
-      vips_linear(t[2], &t[5], a3, (double[]){0, 0, 0}, 3, NULL) || vips_sum((VipsImage *[]){t[3], t[4], t[5]}, &t[6], 3, NULL) ||
-      vips_cast_uchar(t[6], &t[7], NULL))
+  if (vips_linear(t[0], &t[3], a1, b1, 3, NULL) ||
+      vips_linear(t[1], &t[4], a2, (double[]){0, 0, 0}, 3, NULL) ||
+      vips_linear(t[2], &t[5], a3, (double[]){0, 0, 0}, 3, NULL) ||
+      vips_sum((VipsImage *[]){t[3], t[4], t[5]}, &t[6], 3, NULL) || vips_cast_uchar(t[6], &t[7], NULL))
     goto out;
   char desc[256];
   snprintf(desc, sizeof desc,
@@ -186,8 +187,8 @@ int main(int argc, char **argv) {
       n++;
     }
   warm(path);
-  printf("slide %s: %lld x %lld at %.4f um/px; %lld tiles of %d px at level 0\n", path, (long long)w, (long long)h,
-         mpp0, (long long)n, size);
+  printf("slide %s: %lld x %lld at %.4f um/px; %lld tiles of %d px at level 0\n", path, (long long)w,
+         (long long)h, mpp0, (long long)n, size);
   const char *be = "?";
   /* Wall-clock tiles/s, and tiles per CPU-second (robust to other load on the machine). */
   double os = bench_openslide(path, xy, n, size), os_c = (double)n / last_cpu;
@@ -198,7 +199,9 @@ int main(int argc, char **argv) {
          r1_c, be, r1 / os, r1_c / os_c);
   printf("tessera reader, 2 threads  : %8.0f tiles/s  %8.0f tiles/cpu-s  (%s)  ratio %.2fx (cpu %.2fx)\n", r2,
          r2_c, be, r2 / os, r2_c / os_c);
-  printf("goal >= 3x: %s\n", r1 / os >= 3.0 ? "met with 1 thread" : r2 / os >= 3.0 ? "met with 2 threads" : "NOT met");
+  printf("goal >= 3x: %s\n", r1 / os >= 3.0   ? "met with 1 thread"
+                             : r2 / os >= 3.0 ? "met with 2 threads"
+                                              : "NOT met");
   free(xy);
   if (tmp_path[0] && !keep) {
     unlink(tmp_path);

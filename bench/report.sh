@@ -122,7 +122,7 @@ def chart(figs):
     hi = max(max(x['ratio'] for x in figs), 1.0) * 1.1
     span = W - left - right
     H = top + len(figs) * (bar + gap) + 22
-    s = [f'<svg class="chart" width="{W}" height="{H}" viewBox="0 0 {W} {H}" xmlns="http://www.w3.org/2000/svg">']
+    s = [f'<svg class="chart" width="{W}" height="{H}" viewBox="0 0 {W} {H}">']
     for i, x in enumerate(figs):
         y = top + i * (bar + gap); w = max(1, round(span * x['ratio'] / hi))
         cls = 'good' if x['ratio'] >= 1 else 'bad'

@@ -7,7 +7,8 @@
  * weight 1 / bias 0) or from an HDF5 checkpoint. Any other model comes as TorchScript.
  *
  *     ts_encoder_opts o;
- *     ts_encoder_opts_default(&o);            // 224 px, ImageNet mean/std, seed 1, CPU
+ *     ts_encoder_opts_default(&o);            // 224 px, ImageNet mean/std, seed 1, CPU,
+ *                                             // micro-batches of 4
  *     o.checkpoint = "resnet50.h5";           // or NULL: seeded init
  *     ts_encoder *enc = NULL;
  *     TS_CALL(ts_encoder_new("resnet50_trunc", &o, &enc));
@@ -28,6 +29,7 @@
  *
  * Inference runs in eval mode (batch norm uses running statistics) inside an inference-mode
  * scope. Tiles of another size than input_size are resized (bilinear) before normalisation.
+ * Creating an encoder tunes glibc malloc for large tensors once per process (ts_nn_tune_malloc).
  * Thread safety: one encoder per thread, or serialise calls; LibTorch's intra-op threads
  * (ts_nn_set_num_threads) parallelise each forward.
  * Errors: ENCODER_UNKNOWN (TS_ECONFIG) for a bad name or option, NN_* from ts_nn.h.
@@ -48,10 +50,13 @@ typedef struct ts_encoder_opts {
   uint64_t seed;          /* seeded init of built-in encoders; ignored for torchscript: */
   const char *checkpoint; /* HDF5 checkpoint for a built-in encoder, or NULL */
   int device;             /* TS_NN_CPU or a CUDA ordinal */
+  int micro_batch;        /* tiles per forward pass inside ts_encoder_forward_u8 (0: 4); the
+                           * caller's batch is split so activations stay cache- and malloc-
+                           * friendly (see encoder.c) */
 } ts_encoder_opts;
 
 /* 224 px, ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), seed 1, no
- * checkpoint, CPU. */
+ * checkpoint, CPU, micro-batch 4. */
 void ts_encoder_opts_default(ts_encoder_opts *o);
 
 /* Create by name (see above). o may be NULL (defaults). *out owned by the caller. */

@@ -122,7 +122,7 @@ static void fmt_value(char *buf, size_t n, double v) {
 
 void ts_report_html_bars(ts_report_out *o, const char *title, const char *unit, const char *const *labels,
                          const double *values, int n) {
-  const int W = 640, left = 140, right = 90, bar = 20, gap = 6, top = 26;
+  const int W = 700, left = 200, right = 90, bar = 20, gap = 6, top = 26;
   double max = 0;
   for (int i = 0; i < n; i++)
     if (isfinite(values[i]) && values[i] > max) max = values[i];
@@ -131,8 +131,7 @@ void ts_report_html_bars(ts_report_out *o, const char *title, const char *unit, 
   mean = n ? mean / n : 0;
   int H = top + n * (bar + gap) + 18;
   int span = W - left - right;
-  ts_report_html(o, "<svg class=\"chart\" role=\"img\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-                    "xmlns=\"http://www.w3.org/2000/svg\"><title>", W, H, W, H);
+  ts_report_html(o, "<svg class=\"chart\" role=\"img\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\"><title>", W, H, W, H);
   ts_report_html_text(o, title);
   ts_report_html(o, "</title><text x=\"0\" y=\"16\" class=\"ct\">");
   ts_report_html_text(o, title);
@@ -258,7 +257,7 @@ static int report_open(const char *run_dir, const ts_report_opts *opts, ts_repor
   sqlite3_busy_timeout(r->db, 10000);
   TS_CALL(ts_io_join(r->dir, "config.yaml", path, sizeof path));
   if (ts_io_read_all(path, &text, NULL) < 0 || ts_config_from_text(text, path, &r->cfg) < 0) {
-    int rc = ts_error_set(TS_EINPUT, "REPORT_NO_LEDGER", "%s: cannot read the run's resolved config: %s", path, ts_error_message());
+    int rc = ts_error_set(TS_EINPUT, "REPORT_CONFIG", "%s: cannot read the run's resolved config: %s", path, ts_error_message());
     free(text);
     report_close(r);
     return rc;

@@ -284,7 +284,7 @@ static int load_stages(const ts_report *r, stage_row **out, int *n_out) {
 
 typedef struct rank_time {
   int nranks;
-  int64_t *units;
+  int64_t *units, *peak_kb; /* peak_kb 0: unknown */
   double *seconds;
 } rank_time;
 
@@ -308,7 +308,17 @@ static int load_rank_time(const ts_report *r, const char *stage, rank_time *rt) 
   sqlite3_finalize(st);
   rt->units = calloc((size_t)rt->nranks, sizeof *rt->units);
   rt->seconds = calloc((size_t)rt->nranks, sizeof *rt->seconds);
-  if (!rt->units || !rt->seconds) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "report ranks");
+  rt->peak_kb = calloc((size_t)rt->nranks, sizeof *rt->peak_kb);
+  if (!rt->units || !rt->seconds || !rt->peak_kb) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "report ranks");
+  if (ts_report_has_table(r, "rusage")) {
+    TS_CALL(sql_prepare(r, "SELECT rank, max(peak_rss_kb) FROM rusage WHERE stage=? GROUP BY rank", &st));
+    sqlite3_bind_text(st, 1, stage, -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      int k = sqlite3_column_int(st, 0);
+      if (k >= 0 && k < rt->nranks) rt->peak_kb[k] = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+  }
   TS_CALL(sql_prepare(r, "SELECT rank, count(*), coalesce(sum(seconds),0) FROM units WHERE stage=? AND rank IS NOT NULL "
                          "AND state IN ('done','failed') GROUP BY rank ORDER BY rank", &st));
   sqlite3_bind_text(st, 1, stage, -1, SQLITE_TRANSIENT);
@@ -325,6 +335,7 @@ static int load_rank_time(const ts_report *r, const char *stage, rank_time *rt) 
 static void rank_time_clear(rank_time *rt) {
   free(rt->units);
   free(rt->seconds);
+  free(rt->peak_kb);
   memset(rt, 0, sizeof *rt);
 }
 
@@ -364,6 +375,8 @@ static int stages_json(const ts_report *r, ts_report_out *o) {
         ts_report_json_int(o, "rank", k);
         ts_report_json_int(o, "units", rt.units[k]);
         ts_report_json_num(o, "busy_seconds", rt.seconds[k]);
+        if (rt.peak_kb[k] > 0) ts_report_json_int(o, "peak_rss_kb", rt.peak_kb[k]);
+        else ts_report_json_null(o, "peak_rss_kb");
         ts_report_json_end(o);
       }
       ts_report_json_end(o);
@@ -418,8 +431,14 @@ static int stages_html(const ts_report *r, ts_report_out *o) {
     if (load_rank_time(r, v[i].name, &rt) < 0) continue;
     char **labels = calloc((size_t)rt.nranks, sizeof *labels);
     for (int k = 0; labels && k < rt.nranks; k++) {
-      labels[k] = malloc(48);
-      if (labels[k]) snprintf(labels[k], 48, "rank %d (%lld units)", k, (long long)rt.units[k]);
+      labels[k] = malloc(64);
+      char mem[32] = "";
+      if (rt.peak_kb[k] > 0) {
+        mem[0] = ',';
+        mem[1] = ' ';
+        human_bytes(mem + 2, sizeof mem - 2, 1024.0 * (double)rt.peak_kb[k]);
+      }
+      if (labels[k]) snprintf(labels[k], 64, "rank %d (%lld units%s)", k, (long long)rt.units[k], mem);
     }
     char title[160];
     snprintf(title, sizeof title, "%s: seconds of unit work per rank", v[i].name);
@@ -788,8 +807,10 @@ static int repro_json(const ts_report *r, ts_report_out *o) {
     ts_report_json_str(o, "sha256", col_text(st, 3));
     ts_report_json_int(o, "bytes", sqlite3_column_int64(st, 4));
     size_t len = strlen(rel);
-    if (len > 3 && !strcmp(rel + len - 3, ".h5") && ts_report_path(r, rel, path, sizeof path) == 0 &&
-        ts_report_h5_content_sha256(path, content) == 0)
+    bool h5 = len > 3 && !strcmp(rel + len - 3, ".h5");
+    if (h5 && sqlite3_column_int64(st, 4) > TS_REPORT_CONTENT_HASH_MAX)
+      ts_report_json_null(o, "content_sha256");
+    else if (h5 && ts_report_path(r, rel, path, sizeof path) == 0 && ts_report_h5_content_sha256(path, content) == 0)
       ts_report_json_str(o, "content_sha256", content);
     else {
       ts_error_clear();

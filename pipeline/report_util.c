@@ -25,8 +25,10 @@
 #include "ts_report.h"
 #include "ts_report_internal.h"
 
-/* LibTorch hook: nn/ may define this (weak here, so the report never depends on nn/). */
-const char *ts_nn_libtorch_version(void) __attribute__((weak));
+/* LibTorch hook: nn/ts_nn.h declares ts_nn_version() (LibTorch's version). Weak here, so that the
+ * report never depends on nn/: "not linked" unless the binary links tessera_nn and pulls in
+ * the object that defines it (any nn use does). */
+const char *ts_nn_version(void) __attribute__((weak));
 
 static void cpu_model(char *buf, size_t n) {
   snprintf(buf, n, "unknown");
@@ -76,7 +78,7 @@ void ts_report_env_get(ts_report_env *e) {
   mpi[strcspn(mpi, ",\n")] = '\0';   /* "Open MPI v4.1.4, package: ..." → "Open MPI v4.1.4" */
   snprintf(e->mpi, sizeof e->mpi, "%s", mpi);
   snprintf(e->sqlite, sizeof e->sqlite, "%s", sqlite3_libversion());
-  snprintf(e->libtorch, sizeof e->libtorch, "%s", ts_nn_libtorch_version ? ts_nn_libtorch_version() : "not linked");
+  snprintf(e->libtorch, sizeof e->libtorch, "%s", ts_nn_version ? ts_nn_version() : "not linked");
 #ifdef __VERSION__
   snprintf(e->compiler, sizeof e->compiler, "%s %s",
 #ifdef __clang__

@@ -38,7 +38,7 @@
  * accordingly. The sections "run" (what ran, where, when) and "reproducibility" (config,
  * inputs, outputs) are compared by their own rules (see cmd_report.c).
  *
- * Tokens: REPORT_NO_LEDGER, REPORT_LEDGER, REPORT_IO, REPORT_SECTION.
+ * Tokens: REPORT_NO_LEDGER, REPORT_CONFIG, REPORT_LEDGER, REPORT_IO, REPORT_SECTION, REPORT_JSON.
  */
 #ifndef TS_REPORT_H
 #define TS_REPORT_H
@@ -126,7 +126,11 @@ void ts_report_env_get(ts_report_env *e);
  * and data, every attribute's name and value, in name order, except the attributes that are
  * legitimately run-specific (TS_REPORT_H5_RUN_ATTRS: where the file was written, and the
  * config hash, which covers run.dir). Two runs of the same config in two run directories
- * give equal content hashes though their files differ in those bytes. Token REPORT_IO. */
+ * give equal content hashes though their files differ in those bytes. Token REPORT_IO.
+ * The report hashes content only for files up to TS_REPORT_CONTENT_HASH_MAX bytes (it runs
+ * at the end of every run); larger outputs get content_sha256 null and compare falls back
+ * to the file SHA-256. (Better, later: the writer hashes content while writing.) */
+#define TS_REPORT_CONTENT_HASH_MAX ((int64_t)256 << 20)
 #define TS_REPORT_H5_RUN_ATTRS { "save_path", "savetodir", "config_hash", "slide_path", NULL }
 int ts_report_h5_content_sha256(const char *path, char hex_out[65]);
 

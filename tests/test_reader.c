@@ -201,7 +201,8 @@ static void test_reader_same_pixels_cmu(void) {
   uint8_t *p = malloc(224 * 224 * 3);
   CU_ASSERT_EQUAL(ts_reader_read_tile(r, 1000, 1000, p), 0);
   double s = 0;
-  for (int i = 0; i < 224 * 224 * 3; i++) s += p[i];
+  for (int i = 0; i < 224 * 224 * 3; i++)
+    s += p[i];
   CU_ASSERT(s / (224.0 * 224 * 3) < 230);
   free(p);
   ts_reader_free(&r);
@@ -333,7 +334,8 @@ static void bad_tiles(enum ts_reader_backend be, int threads) {
   CU_ASSERT_STRING_EQUAL(ts_error_token(), tok);
   CU_ASSERT(strstr(ts_error_message(), "'t'") != NULL);
   int nz = 0;
-  for (size_t i = 0; i < sizeof px; i++) nz += px[i] != 0;
+  for (size_t i = 0; i < sizeof px; i++)
+    nz += px[i] != 0;
   CU_ASSERT_EQUAL(nz, 0);
   /* The reader goes on: a second read fails the same way (reopened handle, same corrupt tile). */
   CU_ASSERT(ts_reader_read_tile(r, 0, 0, px) < 0);
@@ -378,7 +380,8 @@ static void test_reader_corrupt_tile(void) {
   const int size = 128;
   size_t tb = (size_t)size * size * 3;
   uint8_t *good = malloc(tb * (size_t)n), *pix = malloc(tb * (size_t)n);
-  int *sg = calloc((size_t)n, sizeof *sg), *so = calloc((size_t)n, sizeof *so), *sv = calloc((size_t)n, sizeof *sv);
+  int *sg = calloc((size_t)n, sizeof *sg), *so = calloc((size_t)n, sizeof *so),
+      *sv = calloc((size_t)n, sizeof *sv);
   ts_reader *r = open_reader(synth_path, 0.25, 0.25, size, TS_READER_AUTO, 2, 4);
   CU_ASSERT_PTR_NOT_NULL_FATAL(r);
   run_all(r, xy, n, good, sg, 0);

@@ -58,7 +58,8 @@ typedef struct tfile {
 
 static uint64_t get_u(const uint8_t *p, int n, bool be) {
   uint64_t v = 0;
-  for (int i = 0; i < n; i++) v |= (uint64_t)p[be ? n - 1 - i : i] << (8 * i);
+  for (int i = 0; i < n; i++)
+    v |= (uint64_t)p[be ? n - 1 - i : i] << (8 * i);
   return v;
 }
 
@@ -128,19 +129,36 @@ static int tiff_scan(const char *path, tdir *d, int max) {
       const uint8_t *e = ents + i * (uint64_t)esz;
       unsigned tag = (unsigned)get_u(e, 2, t.be);
       switch (tag) {
-      case 256: x->w = (int64_t)entry_value(&t, e); break;
-      case 257: x->h = (int64_t)entry_value(&t, e); break;
-      case 258: x->bps = (unsigned)entry_value(&t, e); break;
-      case 259: x->compression = (unsigned)entry_value(&t, e); break;
-      case 262: x->photometric = (unsigned)entry_value(&t, e); break;
-      case 277: x->spp = (unsigned)entry_value(&t, e); break;
-      case 284: x->planar = (unsigned)entry_value(&t, e); break;
+      case 256:
+        x->w = (int64_t)entry_value(&t, e);
+        break;
+      case 257:
+        x->h = (int64_t)entry_value(&t, e);
+        break;
+      case 258:
+        x->bps = (unsigned)entry_value(&t, e);
+        break;
+      case 259:
+        x->compression = (unsigned)entry_value(&t, e);
+        break;
+      case 262:
+        x->photometric = (unsigned)entry_value(&t, e);
+        break;
+      case 277:
+        x->spp = (unsigned)entry_value(&t, e);
+        break;
+      case 284:
+        x->planar = (unsigned)entry_value(&t, e);
+        break;
       case 322:
         x->tiled = true;
         x->tw = (int64_t)entry_value(&t, e);
         break;
-      case 323: x->th = (int64_t)entry_value(&t, e); break;
-      default: break;
+      case 323:
+        x->th = (int64_t)entry_value(&t, e);
+        break;
+      default:
+        break;
       }
     }
     free(ents);
@@ -159,7 +177,7 @@ typedef struct dctx {
   struct ts_reader *r;
   ts_slide *slide; /* OpenSlide handle of this context (may be NULL until needed) */
   bool own_slide;
-  VipsRegion *reg; /* vips-tiff: region on r->level_img, created by the thread that uses it */
+  VipsRegion *reg;  /* vips-tiff: region on r->level_img, created by the thread that uses it */
   uint8_t *scratch; /* R*R*3 when the reader resizes */
 } dctx;
 
@@ -271,8 +289,8 @@ static bool fast_path_eligible(ts_reader *r, char *why, size_t n) {
     ts_slide_level_dims(r->slide, l, &w, &h);
     const tdir *x = &d[l];
     if (x->w != w || x->h != h) {
-      snprintf(why, n, "level %d is %lldx%lld, TIFF directory %d is %lldx%lld", l, (long long)w,
-               (long long)h, x->index, (long long)x->w, (long long)x->h);
+      snprintf(why, n, "level %d is %lldx%lld, TIFF directory %d is %lldx%lld", l, (long long)w, (long long)h,
+               x->index, (long long)x->w, (long long)x->h);
       goto out;
     }
     if (x->bps != 8 || x->spp != 3 || x->planar != 1 || (x->photometric != 2 && x->photometric != 6) ||
@@ -460,7 +478,8 @@ static int decode_tile(dctx *c, int64_t x, int64_t y, uint8_t *out, const char *
     rc = resize_tile(c->scratch, r->region, r->size, out, m1, sizeof m1);
     if (rc < 0) {
       *tok = TOK_DECODE;
-      snprintf(msg, n, "TILE_DECODE: slide '%s': tile (%lld, %lld): %s", r->id, (long long)x, (long long)y, m1);
+      snprintf(msg, n, "TILE_DECODE: slide '%s': tile (%lld, %lld): %s", r->id, (long long)x, (long long)y,
+               m1);
     }
   }
   if (rc < 0) {
@@ -549,7 +568,8 @@ int ts_reader_open(const char *path, const char *id, double mpp0, double target_
     r->backend = TS_READER_VIPS_TIFF;
     r->reason[0] = 0;
   } else if (o.backend == TS_READER_VIPS_TIFF) {
-    TS_FAIL(TS_EINPUT, "READER_NO_FAST_PATH", "slide '%s' (%s): no libvips fast path: %s", id, path, r->reason);
+    TS_FAIL(TS_EINPUT, "READER_NO_FAST_PATH", "slide '%s' (%s): no libvips fast path: %s", id, path,
+            r->reason);
   }
 
   /* vips_resize must land on exactly size x size: check once here, not per tile. */
@@ -658,7 +678,8 @@ static void *worker(void *arg) {
 }
 
 static void join_all(ts_reader *r) {
-  for (int t = 0; t < r->nth_running; t++) pthread_join(r->th[t], NULL);
+  for (int t = 0; t < r->nth_running; t++)
+    pthread_join(r->th[t], NULL);
   r->nth_running = 0;
 }
 
@@ -681,7 +702,8 @@ void ts_reader_stop(ts_reader *r) {
 
 int ts_reader_start(ts_reader *r, const int64_t *coords, int64_t n) {
   int rc = 0;
-  if (!r || n < 0 || (n > 0 && !coords)) return ts_error_set(TS_EINVAL, "EINVAL", "ts_reader_start: bad arguments");
+  if (!r || n < 0 || (n > 0 && !coords))
+    return ts_error_set(TS_EINVAL, "EINVAL", "ts_reader_start: bad arguments");
   pthread_mutex_lock(&r->mu);
   bool busy = r->next_batch < r->n_batches;
   pthread_mutex_unlock(&r->mu);
@@ -694,7 +716,8 @@ int ts_reader_start(ts_reader *r, const int64_t *coords, int64_t n) {
     r->slots = calloc((size_t)Q, sizeof *r->slots);
     r->ctx = calloc((size_t)T, sizeof *r->ctx);
     r->th = calloc((size_t)T, sizeof *r->th);
-    if (!r->slots || !r->ctx || !r->th) return ts_error_set(TS_ENOMEM, "ENOMEM", "ts_reader_start: out of memory");
+    if (!r->slots || !r->ctx || !r->th)
+      return ts_error_set(TS_ENOMEM, "ENOMEM", "ts_reader_start: out of memory");
     for (int q = 0; q < Q; q++) {
       slot *s = &r->slots[q];
       s->batch = -1;
@@ -707,13 +730,15 @@ int ts_reader_start(ts_reader *r, const int64_t *coords, int64_t n) {
       if (!s->b.pixels || !s->status || !s->token)
         return ts_error_set(TS_ENOMEM, "ENOMEM", "ts_reader_start: %d batches of %d tiles", Q, B);
     }
-    for (int t = 0; t < T; t++) TS_CALL(ctx_init(r, &r->ctx[t], NULL));
+    for (int t = 0; t < T; t++)
+      TS_CALL(ctx_init(r, &r->ctx[t], NULL));
   }
   free(r->coords);
   r->coords = NULL;
   if (n > 0) {
     r->coords = malloc((size_t)n * 2 * sizeof *r->coords);
-    if (!r->coords) return ts_error_set(TS_ENOMEM, "ENOMEM", "ts_reader_start: %lld coordinates", (long long)n);
+    if (!r->coords)
+      return ts_error_set(TS_ENOMEM, "ENOMEM", "ts_reader_start: %lld coordinates", (long long)n);
     memcpy(r->coords, coords, (size_t)n * 2 * sizeof *coords);
   }
   pthread_mutex_lock(&r->mu);
@@ -750,7 +775,8 @@ int ts_reader_next(ts_reader *r, ts_reader_batch **batch_out) {
     return ts_error_set(TS_EINVAL, "READER_BUSY", "slide '%s': %d batches held; release one first", r->id,
                         r->o.queue);
   }
-  while (!(s->batch == r->next_batch && s->remaining == 0)) pthread_cond_wait(&r->cv_done, &r->mu);
+  while (!(s->batch == r->next_batch && s->remaining == 0))
+    pthread_cond_wait(&r->cv_done, &r->mu);
   s->held = true;
   r->next_batch++;
   pthread_mutex_unlock(&r->mu);
@@ -773,7 +799,8 @@ void ts_reader_free(ts_reader **rp) {
   if (!rp || !*rp) return;
   ts_reader *r = *rp;
   ts_reader_stop(r);
-  for (int t = 0; r->ctx && t < r->o.threads; t++) ctx_clear(&r->ctx[t]);
+  for (int t = 0; r->ctx && t < r->o.threads; t++)
+    ctx_clear(&r->ctx[t]);
   for (int q = 0; r->slots && q < r->o.queue; q++) {
     free(r->slots[q].b.pixels);
     free(r->slots[q].status);
