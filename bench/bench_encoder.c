@@ -21,7 +21,8 @@ static double now(void) {
   return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-static double run(ts_encoder *e, int threads, const uint8_t *tiles, int batch, int batches, int size, float *out) {
+static double run(ts_encoder *e, int threads, const uint8_t *tiles, int batch, int batches, int size,
+                  float *out) {
   if (ts_nn_set_num_threads(threads) < 0) return -1;
   size_t dim = (size_t)ts_encoder_dim(e);
   if (ts_encoder_forward_u8(e, tiles, batch, size, size, out, batch * dim) < 0) return -1;
@@ -57,7 +58,8 @@ int main(int argc, char **argv) {
     x ^= x << 13, x ^= x >> 17, x ^= x << 5;
     tiles[i] = (uint8_t)(x >> 24);
   }
-  printf("bench_encoder: resnet50_trunc (1024-d), %d px, batch %d (micro-batch %d), %d timed batches, LibTorch %s\n",
+  printf("bench_encoder: resnet50_trunc (1024-d), %d px, batch %d (micro-batch %d), %d timed batches, "
+         "LibTorch %s\n",
          size, batch, o.micro_batch, batches, ts_nn_version());
   double base = run(e, 1, tiles, batch, batches, size, out);
   double fast = threads == 1 ? base : run(e, threads, tiles, batch, batches, size, out);

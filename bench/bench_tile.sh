@@ -44,4 +44,24 @@ printf '  tessera tissue + tile (in-process, 1 thread):  %7.3f s/slide  %8.0f ti
 printf '  tessera run, whole process (start-up incl.):  %7.3f s\n' "$whole"
 printf '  CLAM-like baseline (OpenCV, pool of 2):        %7.3f s/slide  %8.0f tiles/s  (%d tiles)\n' "$cl" "$(echo "$ctiles / $cl" | bc -l)" "$ctiles"
 printf '  speed-up tessera / CLAM-like: %.1fx\n' "$(echo "$cl / $ts" | bc -l)"
+# The real CLAM, when a checkout is given (CLAM_DIR=/path/to/CLAM; needs python3-pandas,
+# python3-tqdm, python3-matplotlib): create_patches_fp.py --preset tcga.csv --seg --patch
+# --stitch on the same slide; its own per-slide segmentation + patching + stitching times.
+if [ -n "${CLAM_DIR:-}" ] && [ -f "$CLAM_DIR/create_patches_fp.py" ]; then
+  src=$(mktemp -d /tmp/ts_clam_src.XXXXXX); dst=$(mktemp -d /tmp/ts_clam_out.XXXXXX)
+  ln -s "$slide" "$src/"
+  t_real=()
+  for i in 1 2 3; do
+    rm -rf "${dst:?}"/*
+    log=$(cd "$CLAM_DIR" && /usr/bin/python3 create_patches_fp.py --source "$src" --save_dir "$dst" \
+            --patch_size 256 --preset tcga.csv --seg --patch --stitch 2>&1)
+    t_real+=("$(echo "$log" | awk '/average (segmentation|patching|stiching) time/ {s += $NF} END {print s}')")
+    rtiles=$(echo "$log" | awk '/number of patches:/ {print $NF; exit}')
+  done
+  rm -rf "$src" "$dst"
+  rc=$(med "${t_real[@]}")
+  printf '  CLAM create_patches_fp (seg+patch+stitch):     %7.3f s/slide  %8.0f tiles/s  (%d tiles)\n' "$rc" "$(echo "$rtiles / $rc" | bc -l)" "$rtiles"
+  printf '  speed-up tessera / CLAM: %.1fx\n' "$(echo "$rc / $ts" | bc -l)"
+  printf 'BENCH name=tile_tissue_vs_clam value=%s unit=s baseline=%s ratio=%s\n' "$ts" "$rc" "$(echo "$rc / $ts" | bc -l)"
+fi
 printf 'BENCH name=tile_tissue_per_slide value=%s unit=s baseline=%s ratio=%s\n' "$ts" "$cl" "$(echo "$cl / $ts" | bc -l)"

@@ -24,7 +24,7 @@ build=""; out=""; only=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) only+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "USAGE: bench/report.sh [BUILD_DIR] [OUT_DIR] [--only NAME]..." >&2; exit 2 ;;
     *) if [ -z "$build" ]; then build=$1; elif [ -z "$out" ]; then out=$1; else echo "USAGE: unexpected '$1'" >&2; exit 2; fi; shift ;;
   esac
@@ -49,6 +49,7 @@ done
 for b in "$build"/bench/bench_*; do
   [ -x "$b" ] && [ -f "$b" ] || continue
   n=$(basename "$b"); n=${n#bench_}
+  if cut -f1 "$list" | grep -qx "$n"; then n="${n}_c"; fi  # bench_x.sh and bench_x.c both exist
   printf '%s\t%q\n' "$n" "$b" >> "$list"
 done
 

@@ -269,7 +269,8 @@ int ts_encoder_forward(ts_encoder *e, const ts_tensor *x, ts_tensor **out) {
     TS_TRY(resnet_forward(e, x, &y));
   }
   if (ts_tensor_ndim(y) != 2 || ts_tensor_size(y, 0) != s[0])
-    TS_FAIL(TS_EINPUT, "NN_SHAPE", "encoder '%s': output is not [N, D] (rank %d)", e->name, ts_tensor_ndim(y));
+    TS_FAIL(TS_EINPUT, "NN_SHAPE", "encoder '%s': output is not [N, D] (rank %d)", e->name,
+            ts_tensor_ndim(y));
   *out = y;
   y = NULL;
 out:
@@ -311,15 +312,16 @@ out:
   return rc;
 }
 
-int ts_encoder_forward_u8(ts_encoder *e, const uint8_t *nhwc, int64_t n, int h, int w, float *out, size_t out_len) {
+int ts_encoder_forward_u8(ts_encoder *e, const uint8_t *nhwc, int64_t n, int h, int w, float *out,
+                          size_t out_len) {
   int rc = 0;
   ts_nn_guard *g = NULL;
   ts_tensor *x = NULL, *y = NULL;
   if (!e || !nhwc || !out || n < 1 || h < 1 || w < 1)
     return ts_error_set(TS_EINVAL, "NN_ARG", "ts_encoder_forward_u8: NULL buffer or empty batch");
   if (out_len != (size_t)n * (size_t)e->dim)
-    TS_FAIL(TS_EINVAL, "NN_SHAPE", "encoder '%s': out has %zu floats, need %lld × %d", e->name, out_len, (long long)n,
-            e->dim);
+    TS_FAIL(TS_EINVAL, "NN_SHAPE", "encoder '%s': out has %zu floats, need %lld × %d", e->name, out_len,
+            (long long)n, e->dim);
   TS_TRY(ts_nn_inference_mode_begin(&g));
   /* Micro-batches: a batch of 16 at 224 px has ~50 MB activations per tensor, which glibc serves
    * with fresh mmaps (page faults: measured 2x the CPU time per tile of micro-batches of 4). */
@@ -347,7 +349,8 @@ static int make_norm(ts_encoder *e, const ts_encoder_opts *o) {
   int64_t shape[4] = {1, 3, 1, 1};
   for (int c = 0; c < 3; c++) {
     if (!(o->std[c] > 0))
-      return ts_error_set(TS_ECONFIG, "ENCODER_UNKNOWN", "normalisation std[%d] = %g must be > 0", c, o->std[c]);
+      return ts_error_set(TS_ECONFIG, "ENCODER_UNKNOWN", "normalisation std[%d] = %g must be > 0", c,
+                          o->std[c]);
     scale[c] = (float)(1.0 / (255.0 * o->std[c]));
     shift[c] = (float)(-o->mean[c] / o->std[c]);
   }
@@ -412,7 +415,8 @@ int ts_encoder_new(const char *name, const ts_encoder_opts *opts, ts_encoder **o
   TS_TRY(make_norm(e, opts));
   if (strncmp(name, "torchscript:", 12) == 0) {
     if (opts->checkpoint)
-      TS_FAIL(TS_ECONFIG, "ENCODER_UNKNOWN", "encoder '%s': a TorchScript file carries its weights; no checkpoint", name);
+      TS_FAIL(TS_ECONFIG, "ENCODER_UNKNOWN",
+              "encoder '%s': a TorchScript file carries its weights; no checkpoint", name);
     TS_TRY(init_jit(e, name + 12));
   } else {
     const struct arch *a = NULL;
@@ -420,7 +424,8 @@ int ts_encoder_new(const char *name, const ts_encoder_opts *opts, ts_encoder **o
       if (strcmp(ARCHS[i].name, name) == 0) a = &ARCHS[i];
     if (!a)
       TS_FAIL(TS_ECONFIG, "ENCODER_UNKNOWN",
-              "unknown encoder '%s' (resnet50_trunc, resnet50, resnet18, resnet_tiny, torchscript:PATH)", name);
+              "unknown encoder '%s' (resnet50_trunc, resnet50, resnet18, resnet_tiny, torchscript:PATH)",
+              name);
     TS_TRY(ts_nn_state_new(&e->state));
     TS_TRY(build_resnet(e, a, opts->seed));
     if (opts->checkpoint) {
@@ -448,11 +453,21 @@ void ts_encoder_free(ts_encoder **e) {
   *e = NULL;
 }
 
-int ts_encoder_dim(const ts_encoder *e) { return e ? e->dim : 0; }
-int ts_encoder_input_size(const ts_encoder *e) { return e ? e->input_size : 0; }
-const char *ts_encoder_name(const ts_encoder *e) { return e ? e->name : ""; }
-const char *ts_encoder_weights_hash(const ts_encoder *e) { return e ? e->hash : ""; }
-ts_nn_state *ts_encoder_state(const ts_encoder *e) { return e ? e->state : NULL; }
+int ts_encoder_dim(const ts_encoder *e) {
+  return e ? e->dim : 0;
+}
+int ts_encoder_input_size(const ts_encoder *e) {
+  return e ? e->input_size : 0;
+}
+const char *ts_encoder_name(const ts_encoder *e) {
+  return e ? e->name : "";
+}
+const char *ts_encoder_weights_hash(const ts_encoder *e) {
+  return e ? e->hash : "";
+}
+ts_nn_state *ts_encoder_state(const ts_encoder *e) {
+  return e ? e->state : NULL;
+}
 
 int ts_encoder_save(const ts_encoder *e, const char *path) {
   if (!e) return ts_error_set(TS_EINVAL, "NN_ARG", "ts_encoder_save: NULL encoder");

@@ -58,7 +58,8 @@ int ts_nn_state_add(ts_nn_state *s, const char *name, const ts_tensor *t) {
   if (!s || !name || !t) return ts_error_set(TS_EINVAL, "NN_ARG", "ts_nn_state_add: NULL argument");
   size_t len = strlen(name);
   if (len == 0 || len > 255 || strchr(name, '/'))
-    return ts_error_set(TS_EINVAL, "NN_ARG", "ts_nn_state_add: bad tensor name '%s' (1..255 chars, no '/')", name);
+    return ts_error_set(TS_EINVAL, "NN_ARG", "ts_nn_state_add: bad tensor name '%s' (1..255 chars, no '/')",
+                        name);
   if (find_index(s, name) >= 0)
     return ts_error_set(TS_EINVAL, "NN_ARG", "ts_nn_state_add: duplicate tensor name '%s'", name);
   if (s->n == s->cap) {
@@ -85,7 +86,9 @@ int ts_nn_state_add(ts_nn_state *s, const char *name, const ts_tensor *t) {
   return 0;
 }
 
-int ts_nn_state_count(const ts_nn_state *s) { return s ? s->n : 0; }
+int ts_nn_state_count(const ts_nn_state *s) {
+  return s ? s->n : 0;
+}
 
 const char *ts_nn_state_name(const ts_nn_state *s, int i) {
   return s && i >= 0 && i < s->n ? s->names[i] : NULL;
@@ -107,12 +110,18 @@ static bool is_floating(int dtype) {
 
 static const char *dtype_name(int dtype) {
   switch (dtype) {
-  case TS_NN_F32: return "float32";
-  case TS_NN_F16: return "float16";
-  case TS_NN_U8: return "uint8";
-  case TS_NN_I64: return "int64";
-  case TS_NN_F64: return "float64";
-  case TS_NN_BOOL: return "bool";
+  case TS_NN_F32:
+    return "float32";
+  case TS_NN_F16:
+    return "float16";
+  case TS_NN_U8:
+    return "uint8";
+  case TS_NN_I64:
+    return "int64";
+  case TS_NN_F64:
+    return "float64";
+  case TS_NN_BOOL:
+    return "bool";
   }
   return "unknown";
 }
@@ -133,7 +142,8 @@ static int write_one(hid_t g, const char *name, const ts_tensor *t) {
   if (!buf) TS_FAIL(TS_ENOMEM, "NN_OOM", "tensor '%s': out of memory", name);
   TS_TRY(ts_tensor_copy_to(t, buf, nbytes, mdtype));
   hsize_t dims[TS_NN_MAX_DIMS];
-  for (int i = 0; i < nd; i++) dims[i] = (hsize_t)shape[i];
+  for (int i = 0; i < nd; i++)
+    dims[i] = (hsize_t)shape[i];
   space = nd == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(nd, dims, NULL);
   dcpl = ts__h5_dcpl(0, 0, 0, 0);
   if (space < 0 || dcpl < 0) {
@@ -145,7 +155,8 @@ static int write_one(hid_t g, const char *name, const ts_tensor *t) {
     rc = ts__h5_fail(TS_EIO, "H5_WRITE", "tensor '%s': create dataset", name);
     goto out;
   }
-  if (numel > 0 && H5Dwrite(d, fl ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+  if (numel > 0 &&
+      H5Dwrite(d, fl ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
     rc = ts__h5_fail(TS_EIO, "H5_WRITE", "tensor '%s': write", name);
     goto out;
   }
@@ -182,7 +193,8 @@ int ts_nn_state_save_h5(const ts_nn_state *s, const char *path, const char *arch
     rc = ts__h5_fail(TS_EIO, "H5_WRITE", "%s: create /state_dict", tmp);
     goto out;
   }
-  for (int i = 0; i < s->n; i++) TS_TRY(write_one(g, s->names[i], s->tensors[i]));
+  for (int i = 0; i < s->n; i++)
+    TS_TRY(write_one(g, s->names[i], s->tensors[i]));
   TS_TRY(ts__h5_attr_str(f, "tessera_format", "nn_checkpoint"));
   TS_TRY(ts__h5_attr_i64(f, "tessera_format_version", 1));
   TS_TRY(ts__h5_attr_i64(f, "n_tensors", s->n));
@@ -246,8 +258,8 @@ static herr_t load_one(hid_t g, const char *name, const H5L_info_t *info, void *
   int dtype = cls == H5T_FLOAT ? TS_NN_F32 : TS_NN_I64;
   buf = malloc(numel * 8 + 1);
   if (!buf) TS_FAIL(TS_ENOMEM, "NN_OOM", "%s: /state_dict/%s: out of memory", c->path, name);
-  if (numel > 0 &&
-      H5Dread(d, cls == H5T_FLOAT ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+  if (numel > 0 && H5Dread(d, cls == H5T_FLOAT ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
+                           H5P_DEFAULT, buf) < 0) {
     rc = ts__h5_fail(TS_EIO, "H5_READ", "%s: /state_dict/%s: read", c->path, name);
     goto out;
   }
@@ -310,19 +322,24 @@ int ts_nn_state_copy_into(ts_nn_state *dst, const ts_nn_state *src, int *n_unuse
   for (int i = 0; i < dst->n; i++) {
     const ts_tensor *v = ts_nn_state_find(src, dst->names[i]);
     if (!v)
-      return ts_error_set(TS_EINPUT, "NN_CHECKPOINT", "checkpoint lacks tensor '%s' (and maybe others)", dst->names[i]);
+      return ts_error_set(TS_EINPUT, "NN_CHECKPOINT", "checkpoint lacks tensor '%s' (and maybe others)",
+                          dst->names[i]);
     int64_t a[TS_NN_MAX_DIMS], b[TS_NN_MAX_DIMS];
     int na = ts_tensor_shape(dst->tensors[i], a, TS_NN_MAX_DIMS), nb = ts_tensor_shape(v, b, TS_NN_MAX_DIMS);
     bool same = na == nb;
-    for (int k = 0; same && k < na; k++) same = a[k] == b[k];
+    for (int k = 0; same && k < na; k++)
+      same = a[k] == b[k];
     if (!same)
-      return ts_error_set(TS_EINPUT, "NN_CHECKPOINT", "tensor '%s': checkpoint shape differs from the model's (rank %d vs %d, first dim %lld vs %lld)",
-                          dst->names[i], nb, na, nb > 0 ? (long long)b[0] : 0LL, na > 0 ? (long long)a[0] : 0LL);
+      return ts_error_set(
+          TS_EINPUT, "NN_CHECKPOINT",
+          "tensor '%s': checkpoint shape differs from the model's (rank %d vs %d, first dim %lld vs %lld)",
+          dst->names[i], nb, na, nb > 0 ? (long long)b[0] : 0LL, na > 0 ? (long long)a[0] : 0LL);
     TS_CALL(ts_tensor_copy_(dst->tensors[i], v));
   }
   if (n_unused_out) {
     int unused = 0;
-    for (int i = 0; i < src->n; i++) unused += find_index(dst, src->names[i]) < 0;
+    for (int i = 0; i < src->n; i++)
+      unused += find_index(dst, src->names[i]) < 0;
     *n_unused_out = unused;
   }
   return 0;

@@ -64,15 +64,14 @@ std::string first_line(const char *s) {
 
 /* LibTorch's shape errors are plain c10::Errors; recognise the common wordings (best effort). */
 bool looks_like_shape(const std::string &m) {
-  static const char *const words[] = {"shape", "size", "dimension", "mat1 and mat2", "Expected",
-                                      "must match", nullptr};
+  static const char *const words[] = {"shape",    "size",       "dimension", "mat1 and mat2",
+                                      "Expected", "must match", nullptr};
   for (int i = 0; words[i]; i++)
     if (m.find(words[i]) != std::string::npos) return true;
   return false;
 }
 
-template <class F>
-int guard(const char *fn, F &&body) {
+template <class F> int guard(const char *fn, F &&body) {
   try {
     return body();
   } catch (const ts_fail &e) {
@@ -93,8 +92,7 @@ int guard(const char *fn, F &&body) {
 }
 
 /* Run body (returning an at::Tensor) and hand the result to *out as a new handle. */
-template <class F>
-int produce(const char *fn, ts_tensor **out, F &&body) {
+template <class F> int produce(const char *fn, ts_tensor **out, F &&body) {
   if (!out) return ts_error_set(TS_EINVAL, "NN_ARG", "%s: out is NULL", fn);
   *out = nullptr;
   return guard(fn, [&]() {
@@ -117,44 +115,60 @@ c10::optional<at::Tensor> OPT(const ts_tensor *p) {
 
 at::ScalarType scalar_type(int dtype) {
   switch (dtype) {
-  case TS_NN_F32: return at::kFloat;
-  case TS_NN_F16: return at::kHalf;
-  case TS_NN_U8: return at::kByte;
-  case TS_NN_I64: return at::kLong;
-  case TS_NN_F64: return at::kDouble;
-  case TS_NN_BOOL: return at::kBool;
+  case TS_NN_F32:
+    return at::kFloat;
+  case TS_NN_F16:
+    return at::kHalf;
+  case TS_NN_U8:
+    return at::kByte;
+  case TS_NN_I64:
+    return at::kLong;
+  case TS_NN_F64:
+    return at::kDouble;
+  case TS_NN_BOOL:
+    return at::kBool;
   }
   fail(TS_EINVAL, "NN_DTYPE", "unknown dtype code " + std::to_string(dtype));
 }
 
 int dtype_code(at::ScalarType s) {
   switch (s) {
-  case at::kFloat: return TS_NN_F32;
-  case at::kHalf: return TS_NN_F16;
-  case at::kByte: return TS_NN_U8;
-  case at::kLong: return TS_NN_I64;
-  case at::kDouble: return TS_NN_F64;
-  case at::kBool: return TS_NN_BOOL;
-  default: return -1;
+  case at::kFloat:
+    return TS_NN_F32;
+  case at::kHalf:
+    return TS_NN_F16;
+  case at::kByte:
+    return TS_NN_U8;
+  case at::kLong:
+    return TS_NN_I64;
+  case at::kDouble:
+    return TS_NN_F64;
+  case at::kBool:
+    return TS_NN_BOOL;
+  default:
+    return -1;
   }
 }
 
 at::Device device_of(int dev) {
   if (dev == TS_NN_CPU) return at::Device(at::kCPU);
-  if (dev < 0) fail(TS_EINVAL, "NN_DEVICE", "device " + std::to_string(dev) + " is neither CPU (-1) nor a CUDA ordinal");
+  if (dev < 0)
+    fail(TS_EINVAL, "NN_DEVICE", "device " + std::to_string(dev) + " is neither CPU (-1) nor a CUDA ordinal");
   if (!torch::cuda::is_available())
     fail(TS_EINVAL, "NN_DEVICE",
          "CUDA device " + std::to_string(dev) +
              " requested, but this LibTorch build has no CUDA support or no GPU is visible "
              "(Debian's libtorch is CPU-only); use the CPU");
   if (static_cast<size_t>(dev) >= torch::cuda::device_count())
-    fail(TS_EINVAL, "NN_DEVICE", "CUDA device " + std::to_string(dev) + " does not exist (" +
-                                     std::to_string(torch::cuda::device_count()) + " visible)");
+    fail(TS_EINVAL, "NN_DEVICE",
+         "CUDA device " + std::to_string(dev) + " does not exist (" +
+             std::to_string(torch::cuda::device_count()) + " visible)");
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(dev));
 }
 
 std::vector<int64_t> shape_of(const int64_t *shape, int ndim) {
-  if (ndim < 0 || ndim > TS_NN_MAX_DIMS) fail(TS_EINVAL, "NN_ARG", "ndim " + std::to_string(ndim) + " out of range");
+  if (ndim < 0 || ndim > TS_NN_MAX_DIMS)
+    fail(TS_EINVAL, "NN_ARG", "ndim " + std::to_string(ndim) + " out of range");
   if (ndim > 0 && !shape) fail(TS_EINVAL, "NN_ARG", "shape is NULL");
   std::vector<int64_t> v(shape, shape + ndim);
   return v;
@@ -169,7 +183,8 @@ std::vector<int64_t> checked_sizes(const int64_t *shape, int ndim) {
 
 std::vector<int64_t> all_dims(const at::Tensor &x) {
   std::vector<int64_t> d(static_cast<size_t>(x.dim()));
-  for (size_t i = 0; i < d.size(); i++) d[i] = static_cast<int64_t>(i);
+  for (size_t i = 0; i < d.size(); i++)
+    d[i] = static_cast<int64_t>(i);
   return d;
 }
 
@@ -177,11 +192,14 @@ std::vector<at::Tensor> tensor_list(const ts_tensor *const *xs, int n) {
   if (!xs || n < 1) fail(TS_EINVAL, "NN_ARG", "need a non-empty tensor list");
   std::vector<at::Tensor> v;
   v.reserve(static_cast<size_t>(n));
-  for (int i = 0; i < n; i++) v.push_back(T(xs[i]));
+  for (int i = 0; i < n; i++)
+    v.push_back(T(xs[i]));
   return v;
 }
 
-at::TensorOptions opts_of(int dtype) { return at::TensorOptions().dtype(scalar_type(dtype)); }
+at::TensorOptions opts_of(int dtype) {
+  return at::TensorOptions().dtype(scalar_type(dtype));
+}
 
 /* Random floats in the requested dtype: drawn in float32/float64, converted (Half has no CPU
  * normal_ kernel in 1.13). */
@@ -202,7 +220,9 @@ extern "C" {
 
 /* ---- Library ---- */
 
-const char *ts_nn_version(void) { return TORCH_VERSION; }
+const char *ts_nn_version(void) {
+  return TORCH_VERSION;
+}
 
 int ts_nn_set_num_threads(int n) {
   if (n < 1) return ts_error_set(TS_EINVAL, "NN_ARG", "%s: thread count %d < 1", __func__, n);
@@ -228,7 +248,9 @@ int ts_nn_set_deterministic(bool on) {
   });
 }
 
-bool ts_nn_get_deterministic(void) { return at::globalContext().deterministicAlgorithms(); }
+bool ts_nn_get_deterministic(void) {
+  return at::globalContext().deterministicAlgorithms();
+}
 
 int ts_nn_manual_seed(uint64_t seed) {
   return guard(__func__, [&]() {
@@ -257,12 +279,18 @@ int ts_nn_cuda_device_count(void) {
 
 size_t ts_nn_dtype_size(int dtype) {
   switch (dtype) {
-  case TS_NN_F32: return 4;
-  case TS_NN_F16: return 2;
-  case TS_NN_U8: return 1;
-  case TS_NN_I64: return 8;
-  case TS_NN_F64: return 8;
-  case TS_NN_BOOL: return 1;
+  case TS_NN_F32:
+    return 4;
+  case TS_NN_F16:
+    return 2;
+  case TS_NN_U8:
+    return 1;
+  case TS_NN_I64:
+    return 8;
+  case TS_NN_F64:
+    return 8;
+  case TS_NN_BOOL:
+    return 1;
   }
   return 0;
 }
@@ -296,7 +324,8 @@ int ts_tensor_ones(const int64_t *shape, int ndim, int dtype, ts_tensor **out) {
 }
 
 int ts_tensor_full(const int64_t *shape, int ndim, int dtype, double value, ts_tensor **out) {
-  return produce(__func__, out, [&]() { return at::full(checked_sizes(shape, ndim), value, opts_of(dtype)); });
+  return produce(__func__, out,
+                 [&]() { return at::full(checked_sizes(shape, ndim), value, opts_of(dtype)); });
 }
 
 int ts_tensor_arange(int64_t n, ts_tensor **out) {
@@ -320,8 +349,8 @@ int ts_tensor_copy_to(const ts_tensor *t, void *buf, size_t nbytes, int dtype) {
     at::ScalarType st = scalar_type(dtype);
     size_t want = static_cast<size_t>(x.numel()) * ts_nn_dtype_size(dtype);
     if (nbytes != want)
-      fail(TS_EINVAL, "NN_SHAPE", "buffer has " + std::to_string(nbytes) + " bytes, tensor needs " +
-                                      std::to_string(want));
+      fail(TS_EINVAL, "NN_SHAPE",
+           "buffer has " + std::to_string(nbytes) + " bytes, tensor needs " + std::to_string(want));
     if (want && !buf) fail(TS_EINVAL, "NN_ARG", "buffer is NULL");
     at::Tensor c = x.detach().to(at::kCPU).to(st).contiguous();
     if (want) std::memcpy(buf, c.data_ptr(), want);
@@ -333,7 +362,8 @@ int ts_tensor_item(const ts_tensor *t, double *value_out) {
   if (!value_out) return ts_error_set(TS_EINVAL, "NN_ARG", "%s: value_out is NULL", __func__);
   return guard(__func__, [&]() {
     const at::Tensor &x = T(t);
-    if (x.numel() != 1) fail(TS_EINVAL, "NN_SHAPE", "tensor has " + std::to_string(x.numel()) + " elements, not 1");
+    if (x.numel() != 1)
+      fail(TS_EINVAL, "NN_SHAPE", "tensor has " + std::to_string(x.numel()) + " elements, not 1");
     *value_out = x.detach().to(at::kCPU).to(at::kDouble).item<double>();
     return 0;
   });
@@ -387,12 +417,15 @@ int ts_tensor_to_device(const ts_tensor *t, int device, ts_tensor **out) {
   });
 }
 
-int ts_tensor_ndim(const ts_tensor *t) { return t && t->t.defined() ? static_cast<int>(t->t.dim()) : -1; }
+int ts_tensor_ndim(const ts_tensor *t) {
+  return t && t->t.defined() ? static_cast<int>(t->t.dim()) : -1;
+}
 
 int ts_tensor_shape(const ts_tensor *t, int64_t *shape_out, int max_dims) {
   if (!t || !t->t.defined()) return -1;
   int nd = static_cast<int>(t->t.dim());
-  for (int i = 0; i < nd && i < max_dims && shape_out; i++) shape_out[i] = t->t.size(i);
+  for (int i = 0; i < nd && i < max_dims && shape_out; i++)
+    shape_out[i] = t->t.size(i);
   return nd;
 }
 
@@ -404,16 +437,22 @@ int64_t ts_tensor_size(const ts_tensor *t, int dim) {
   return t->t.size(d);
 }
 
-int64_t ts_tensor_numel(const ts_tensor *t) { return t && t->t.defined() ? t->t.numel() : -1; }
+int64_t ts_tensor_numel(const ts_tensor *t) {
+  return t && t->t.defined() ? t->t.numel() : -1;
+}
 
-int ts_tensor_dtype(const ts_tensor *t) { return t && t->t.defined() ? dtype_code(t->t.scalar_type()) : -1; }
+int ts_tensor_dtype(const ts_tensor *t) {
+  return t && t->t.defined() ? dtype_code(t->t.scalar_type()) : -1;
+}
 
 int ts_tensor_device(const ts_tensor *t) {
   if (!t || !t->t.defined()) return TS_NN_CPU;
   return t->t.is_cuda() ? static_cast<int>(t->t.device().index()) : TS_NN_CPU;
 }
 
-bool ts_tensor_defined(const ts_tensor *t) { return t && t->t.defined(); }
+bool ts_tensor_defined(const ts_tensor *t) {
+  return t && t->t.defined();
+}
 
 /* ---- Views ---- */
 
@@ -455,39 +494,39 @@ int ts_tensor_index_select(const ts_tensor *t, int dim, const ts_tensor *index, 
 
 /* ---- Element-wise ---- */
 
-#define TS_BINARY(name, expr)                                                                  \
-  int name(const ts_tensor *a, const ts_tensor *b, ts_tensor **out) {                          \
-    return produce(__func__, out, [&]() {                                                      \
-      const at::Tensor &A = T(a, "a");                                                         \
-      const at::Tensor &B = T(b, "b");                                                         \
-      return (expr);                                                                           \
-    });                                                                                        \
+#define TS_BINARY(name, expr)                                                                                \
+  int name(const ts_tensor *a, const ts_tensor *b, ts_tensor **out) {                                        \
+    return produce(__func__, out, [&]() {                                                                    \
+      const at::Tensor &A = T(a, "a");                                                                       \
+      const at::Tensor &B = T(b, "b");                                                                       \
+      return (expr);                                                                                         \
+    });                                                                                                      \
   }
 TS_BINARY(ts_nn_add, A + B)
 TS_BINARY(ts_nn_sub, A - B)
-TS_BINARY(ts_nn_mul, A * B)
+TS_BINARY(ts_nn_mul, A *B)
 TS_BINARY(ts_nn_div, A / B)
 TS_BINARY(ts_nn_matmul, at::matmul(A, B))
 #undef TS_BINARY
 
-#define TS_SCALAR(name, expr)                                                                  \
-  int name(const ts_tensor *a, double s, ts_tensor **out) {                                    \
-    return produce(__func__, out, [&]() {                                                      \
-      const at::Tensor &A = T(a, "a");                                                         \
-      return (expr);                                                                           \
-    });                                                                                        \
+#define TS_SCALAR(name, expr)                                                                                \
+  int name(const ts_tensor *a, double s, ts_tensor **out) {                                                  \
+    return produce(__func__, out, [&]() {                                                                    \
+      const at::Tensor &A = T(a, "a");                                                                       \
+      return (expr);                                                                                         \
+    });                                                                                                      \
   }
 TS_SCALAR(ts_nn_add_scalar, A + s)
-TS_SCALAR(ts_nn_mul_scalar, A * s)
+TS_SCALAR(ts_nn_mul_scalar, A *s)
 TS_SCALAR(ts_nn_pow_scalar, at::pow(A, s))
 #undef TS_SCALAR
 
-#define TS_UNARY(name, expr)                                                                   \
-  int name(const ts_tensor *x, ts_tensor **out) {                                              \
-    return produce(__func__, out, [&]() {                                                      \
-      const at::Tensor &X = T(x, "x");                                                         \
-      return (expr);                                                                           \
-    });                                                                                        \
+#define TS_UNARY(name, expr)                                                                                 \
+  int name(const ts_tensor *x, ts_tensor **out) {                                                            \
+    return produce(__func__, out, [&]() {                                                                    \
+      const at::Tensor &X = T(x, "x");                                                                       \
+      return (expr);                                                                                         \
+    });                                                                                                      \
   }
 TS_UNARY(ts_nn_relu, at::relu(X))
 TS_UNARY(ts_nn_gelu, at::gelu(X))
@@ -510,13 +549,13 @@ int ts_nn_stack(const ts_tensor *const *xs, int n, int dim, ts_tensor **out) {
 
 /* ---- Reductions ---- */
 
-#define TS_REDUCE(name, expr)                                                                  \
-  int name(const ts_tensor *x, int dim, bool keepdim, ts_tensor **out) {                       \
-    return produce(__func__, out, [&]() {                                                      \
-      const at::Tensor &X = T(x, "x");                                                         \
-      std::vector<int64_t> dims = dim == TS_NN_ALL_DIMS ? all_dims(X) : std::vector<int64_t>{dim}; \
-      return (expr);                                                                           \
-    });                                                                                        \
+#define TS_REDUCE(name, expr)                                                                                \
+  int name(const ts_tensor *x, int dim, bool keepdim, ts_tensor **out) {                                     \
+    return produce(__func__, out, [&]() {                                                                    \
+      const at::Tensor &X = T(x, "x");                                                                       \
+      std::vector<int64_t> dims = dim == TS_NN_ALL_DIMS ? all_dims(X) : std::vector<int64_t>{dim};           \
+      return (expr);                                                                                         \
+    });                                                                                                      \
   }
 TS_REDUCE(ts_nn_sum, X.sum(dims, keepdim))
 TS_REDUCE(ts_nn_mean, X.mean(dims, keepdim))
@@ -571,8 +610,8 @@ int ts_nn_batch_norm(const ts_tensor *x, const ts_tensor *weight, const ts_tenso
   return produce(__func__, out, [&]() {
     if (!training && (!running_mean || !running_var))
       fail(TS_EINVAL, "NN_ARG", "eval-mode batch norm needs running_mean and running_var");
-    return at::batch_norm(T(x, "x"), OPT(weight), OPT(bias), OPT(running_mean), OPT(running_var),
-                          training, momentum, eps, false);
+    return at::batch_norm(T(x, "x"), OPT(weight), OPT(bias), OPT(running_mean), OPT(running_var), training,
+                          momentum, eps, false);
   });
 }
 
@@ -595,10 +634,12 @@ int ts_nn_adaptive_avg_pool2d(const ts_tensor *x, int64_t oh, int64_t ow, ts_ten
   return produce(__func__, out, [&]() { return at::adaptive_avg_pool2d(T(x, "x"), {oh, ow}); });
 }
 
-int ts_nn_interpolate_bilinear(const ts_tensor *x, int64_t oh, int64_t ow, bool align_corners, ts_tensor **out) {
+int ts_nn_interpolate_bilinear(const ts_tensor *x, int64_t oh, int64_t ow, bool align_corners,
+                               ts_tensor **out) {
   return produce(__func__, out, [&]() {
     const at::Tensor &X = T(x, "x");
-    if (X.dim() != 4) fail(TS_EINVAL, "NN_SHAPE", "bilinear resize needs [N, C, H, W], got " + c10::str(X.sizes()));
+    if (X.dim() != 4)
+      fail(TS_EINVAL, "NN_SHAPE", "bilinear resize needs [N, C, H, W], got " + c10::str(X.sizes()));
     return at::upsample_bilinear2d(X, {oh, ow}, align_corners);
   });
 }
@@ -613,7 +654,8 @@ int ts_nn_log_softmax(const ts_tensor *x, int dim, ts_tensor **out) {
 
 int ts_nn_dropout(const ts_tensor *x, double p, bool training, ts_tensor **out) {
   return produce(__func__, out, [&]() {
-    if (!(p >= 0.0 && p < 1.0)) fail(TS_EINVAL, "NN_ARG", "dropout probability " + std::to_string(p) + " not in [0, 1)");
+    if (!(p >= 0.0 && p < 1.0))
+      fail(TS_EINVAL, "NN_ARG", "dropout probability " + std::to_string(p) + " not in [0, 1)");
     return at::dropout(T(x, "x"), p, training);
   });
 }
@@ -651,13 +693,16 @@ int ts_tensor_set_requires_grad(ts_tensor *t, bool on) {
   });
 }
 
-bool ts_tensor_requires_grad(const ts_tensor *t) { return t && t->t.defined() && t->t.requires_grad(); }
+bool ts_tensor_requires_grad(const ts_tensor *t) {
+  return t && t->t.defined() && t->t.requires_grad();
+}
 
 int ts_tensor_backward(const ts_tensor *t) {
   return guard(__func__, [&]() {
     const at::Tensor &x = T(t);
     if (x.numel() != 1) fail(TS_EINVAL, "NN_SHAPE", "backward needs a scalar, got " + c10::str(x.sizes()));
-    if (!x.requires_grad()) fail(TS_EINVAL, "NN_NO_GRAD", "tensor does not require grad (no graph to differentiate)");
+    if (!x.requires_grad())
+      fail(TS_EINVAL, "NN_NO_GRAD", "tensor does not require grad (no graph to differentiate)");
     x.backward();
     return 0;
   });
@@ -666,7 +711,8 @@ int ts_tensor_backward(const ts_tensor *t) {
 int ts_tensor_grad(const ts_tensor *t, ts_tensor **out) {
   return produce(__func__, out, [&]() {
     at::Tensor g = T(t).grad();
-    if (!g.defined()) fail(TS_EINVAL, "NN_NO_GRAD", "tensor has no gradient (not a leaf reached by backward)");
+    if (!g.defined())
+      fail(TS_EINVAL, "NN_NO_GRAD", "tensor has no gradient (not a leaf reached by backward)");
     return g;
   });
 }
@@ -707,7 +753,9 @@ void ts_nn_guard_end(ts_nn_guard **g) {
   *g = nullptr;
 }
 
-bool ts_nn_grad_enabled(void) { return at::GradMode::is_enabled(); }
+bool ts_nn_grad_enabled(void) {
+  return at::GradMode::is_enabled();
+}
 
 /* ---- Optimisers ---- */
 
@@ -735,12 +783,13 @@ int ts_optim_sgd_new(const ts_tensor *const *params, int n, double lr, double mo
     return ts_error_set(TS_EINVAL, "NN_ARG", "%s: nesterov needs momentum > 0", __func__);
   return make_optim(__func__, params, n, out, lr, [&](std::vector<at::Tensor> v) {
     return new torch::optim::SGD(
-        std::move(v), torch::optim::SGDOptions(lr).momentum(momentum).weight_decay(weight_decay).nesterov(nesterov));
+        std::move(v),
+        torch::optim::SGDOptions(lr).momentum(momentum).weight_decay(weight_decay).nesterov(nesterov));
   });
 }
 
-int ts_optim_adamw_new(const ts_tensor *const *params, int n, double lr, double beta1, double beta2, double eps,
-                       double weight_decay, ts_optim **out) {
+int ts_optim_adamw_new(const ts_tensor *const *params, int n, double lr, double beta1, double beta2,
+                       double eps, double weight_decay, ts_optim **out) {
   return make_optim(__func__, params, n, out, lr, [&](std::vector<at::Tensor> v) {
     return new torch::optim::AdamW(std::move(v), torch::optim::AdamWOptions(lr)
                                                      .betas(std::make_tuple(beta1, beta2))
@@ -769,13 +818,16 @@ int ts_optim_set_lr(ts_optim *o, double lr) {
   return guard(__func__, [&]() {
     if (!o) fail(TS_EINVAL, "NN_ARG", "optimiser is NULL");
     if (!(lr >= 0.0)) fail(TS_EINVAL, "NN_ARG", "learning rate " + std::to_string(lr) + " < 0");
-    for (auto &g : o->o->param_groups()) g.options().set_lr(lr);
+    for (auto &g : o->o->param_groups())
+      g.options().set_lr(lr);
     o->lr = lr;
     return 0;
   });
 }
 
-double ts_optim_get_lr(const ts_optim *o) { return o ? o->lr : 0.0; }
+double ts_optim_get_lr(const ts_optim *o) {
+  return o ? o->lr : 0.0;
+}
 
 void ts_optim_free(ts_optim **o) {
   if (!o || !*o) return;
@@ -797,10 +849,12 @@ int ts_jit_load(const char *path, int device, ts_jit_module **out) {
     try {
       m->m = torch::jit::load(path, dev);
     } catch (const c10::Error &e) {
-      fail(TS_EINPUT, "NN_JIT", std::string(path) + ": not a loadable TorchScript file: " +
-                                    first_line(e.what_without_backtrace()));
+      fail(TS_EINPUT, "NN_JIT",
+           std::string(path) +
+               ": not a loadable TorchScript file: " + first_line(e.what_without_backtrace()));
     } catch (const std::exception &e) {
-      fail(TS_EINPUT, "NN_JIT", std::string(path) + ": not a loadable TorchScript file: " + first_line(e.what()));
+      fail(TS_EINPUT, "NN_JIT",
+           std::string(path) + ": not a loadable TorchScript file: " + first_line(e.what()));
     }
     m->m.eval();
     *out = m.release();

@@ -74,11 +74,11 @@
 extern "C" {
 #endif
 
-typedef struct ts_tensor ts_tensor;       /* a LibTorch tensor (reference) */
-typedef struct ts_optim ts_optim;         /* an optimiser over a fixed list of parameters */
-typedef struct ts_nn_guard ts_nn_guard;   /* a no-grad or inference-mode scope */
+typedef struct ts_tensor ts_tensor;         /* a LibTorch tensor (reference) */
+typedef struct ts_optim ts_optim;           /* an optimiser over a fixed list of parameters */
+typedef struct ts_nn_guard ts_nn_guard;     /* a no-grad or inference-mode scope */
 typedef struct ts_jit_module ts_jit_module; /* a TorchScript module */
-typedef struct ts_nn_state ts_nn_state;   /* named tensors, ordered: a PyTorch state_dict */
+typedef struct ts_nn_state ts_nn_state;     /* named tensors, ordered: a PyTorch state_dict */
 
 enum ts_nn_dtype {
   TS_NN_F32 = 0,
@@ -125,8 +125,7 @@ size_t ts_nn_dtype_size(int dtype);
 void ts_tensor_free(ts_tensor **t);
 /* A new CPU tensor of the given shape, COPIED from data (row-major, contiguous, `dtype`).
  * ndim 0 makes a scalar. NN_ARG on NULL data with a non-empty shape or negative sizes. */
-int ts_tensor_from_data(const void *data, int dtype, const int64_t *shape, int ndim,
-                        ts_tensor **out);
+int ts_tensor_from_data(const void *data, int dtype, const int64_t *shape, int ndim, ts_tensor **out);
 int ts_tensor_zeros(const int64_t *shape, int ndim, int dtype, ts_tensor **out);
 int ts_tensor_ones(const int64_t *shape, int ndim, int dtype, ts_tensor **out);
 int ts_tensor_full(const int64_t *shape, int ndim, int dtype, double value, ts_tensor **out);
@@ -283,8 +282,8 @@ bool ts_nn_grad_enabled(void);
 /* The optimiser keeps its own references to the n parameters (the caller's handles stay valid
  * and may be freed independently). SGD: momentum 0 disables it; weight_decay is L2 added to the
  * gradient; nesterov needs momentum > 0. */
-int ts_optim_sgd_new(const ts_tensor *const *params, int n, double lr, double momentum,
-                     double weight_decay, bool nesterov, ts_optim **out);
+int ts_optim_sgd_new(const ts_tensor *const *params, int n, double lr, double momentum, double weight_decay,
+                     bool nesterov, ts_optim **out);
 /* AdamW (decoupled weight decay, Loshchilov & Hutter 2019). */
 int ts_optim_adamw_new(const ts_tensor *const *params, int n, double lr, double beta1, double beta2,
                        double eps, double weight_decay, ts_optim **out);
@@ -297,8 +296,7 @@ void ts_optim_free(ts_optim **o);
 /* Learning-rate schedules: plain functions of the step (0-based), no state.
  * Cosine with linear warmup: lr rises linearly from base/warmup to base over `warmup` steps, then
  * follows min + (base-min)(1+cos(pi*t))/2, t = (step-warmup)/(total-warmup), clamped to [0,1]. */
-double ts_lr_cosine_warmup(int64_t step, int64_t total, int64_t warmup, double base_lr,
-                           double min_lr);
+double ts_lr_cosine_warmup(int64_t step, int64_t total, int64_t warmup, double base_lr, double min_lr);
 /* Step decay: base * gamma^floor(step / step_size). */
 double ts_lr_step_decay(int64_t step, int64_t step_size, double gamma, double base_lr);
 

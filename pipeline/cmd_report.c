@@ -220,8 +220,8 @@ static void compare_results(const ts_json *A, const ts_json *B, cmp_state *cs) {
       printf("  DIFFERS  %s: %s → %s\n", keys[i], ta, tb);
     }
   }
-  printf("results      %d identical, %d differ%s (%d performance figures, informational%s)\n", same, diff,
-         diff ? "" : "", perf, cs->verbose ? "" : "; --verbose lists them");
+  printf("results      %d identical, %d differ (%d performance figures, informational%s)\n", same, diff, perf,
+         cs->verbose ? "" : "; --verbose lists them");
   cs->differ += diff;
   g_free(keys);
   g_hash_table_destroy(all);

@@ -141,6 +141,20 @@ int ts_ledger_stage_times(ts_ledger *l, const char *stage, const char *started, 
   return exec1(l, "UPDATE stages SET started=?, finished=?, seconds=? WHERE name=?", "ttdt", started, finished, seconds, stage);
 }
 
+int ts_ledger_begin(ts_ledger *l) {
+  if (sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return sql_err(l, "begin");
+  return 0;
+}
+
+int ts_ledger_commit(ts_ledger *l) {
+  if (sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    int rc = sql_err(l, "commit");
+    sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+  }
+  return 0;
+}
+
 int ts_ledger_unit_add(ts_ledger *l, const char *stage, const char *unit, int64_t idx) {
   return exec1(l, "INSERT INTO units(stage, unit, idx) VALUES(?,?,?) ON CONFLICT(stage, unit) DO UPDATE SET idx=excluded.idx",
                "tti", stage, unit, idx);

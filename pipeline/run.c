@@ -133,6 +133,13 @@ static int prepare_dir(const ts_config *cfg, bool reconfigure, int *lock_fd) {
                           "%s was made with a different config (see %s): pass --reconfigure to redo the stages whose settings changed, or choose another run.dir",
                           dir, path);
   }
+  if (ts_io_exists(path)) {
+    char *cur = NULL;
+    TS_CALL(ts_io_read_all(path, &cur, NULL));
+    bool same = !strcmp(cur, cfg->text);
+    free(cur);
+    if (same) return 0; /* nothing to rewrite */
+  }
   return ts_io_write_atomic(path, cfg->text, strlen(cfg->text));
 }
 
@@ -280,6 +287,7 @@ int ts_cmd_run(int argc, char **argv) {
       n_total = units.n;
       todo_ids = calloc((size_t)(units.n + 1), sizeof *todo_ids);
       todo_idx = calloc((size_t)(units.n + 1), sizeof *todo_idx);
+      if (rc >= 0) rc = ts_ledger_begin(ledger); /* the whole plan: one transaction */
       for (int64_t u = 0; rc >= 0 && u < units.n; u++) {
         char state[16];
         rc = ts_ledger_unit_add(ledger, st->name, units.ids[u], u);
@@ -295,6 +303,7 @@ int ts_cmd_run(int argc, char **argv) {
         todo_ids[n_todo] = units.ids[u];
         todo_idx[n_todo++] = u;
       }
+      if (rc >= 0) rc = ts_ledger_commit(ledger);
       if (rc < 0) fprintf(stderr, "%s\n", ts_error_message());
       else if (!quiet) {
         if (n_todo == 0) fprintf(stderr, "%s: all %lld units already done or failed upstream: nothing to do\n", st->name, (long long)n_total);

@@ -47,6 +47,11 @@ int ts_ledger_stage_prepare(ts_ledger *l, const char *stage, int position, const
 int ts_ledger_stage_times(ts_ledger *l, const char *stage, const char *started,
                           const char *finished, double seconds);
 
+/* Group many small writes (a stage's plan) into one transaction: one fsync instead of one per
+ * unit. Not nestable. */
+int ts_ledger_begin(ts_ledger *l);
+int ts_ledger_commit(ts_ledger *l);
+
 /* Insert a unit as pending if it is not there. */
 int ts_ledger_unit_add(ts_ledger *l, const char *stage, const char *unit, int64_t idx);
 /* "pending", "done", "failed" or "" when absent. */

@@ -34,10 +34,10 @@ errs = list(jsonschema.Draft202012Validator(schema).iter_errors(json.load(open(s
 for e in errs: print(list(e.absolute_path), e.message[:300])
 sys.exit(1 if errs else 0)
 PY
-expect_rc 0 $PY validate.py "$TS_SOURCE_DIR/schemas/report.schema.json" a/report/report.json
+expect_rc 0 "$PY" validate.py "$TS_SOURCE_DIR/schemas/report.schema.json" a/report/report.json
 # a report.json with a wrong type must fail the schema (the validator really validates)
 $PY -c "import json; r=json.load(open('a/report/report.json')); r['slides']['slides'][0]['tiles']='many'; json.dump(r, open('broken.json','w'))"
-expect_rc 1 $PY validate.py "$TS_SOURCE_DIR/schemas/report.schema.json" broken.json
+expect_rc 1 "$PY" validate.py "$TS_SOURCE_DIR/schemas/report.schema.json" broken.json
 
 # facts for the DOM check, from the ledger and the HDF5 files (not from the report itself)
 ids=$(cut -d, -f1 cohort/cohort.csv | tail -n +2)
@@ -52,7 +52,7 @@ for unit, items in db.execute("select unit, items from units where stage='tile' 
     print(unit, n)
 PY
 check "ledger items = HDF5 tile counts" test -s facts.txt
-expect_rc 0 $PY - a/report/report.json facts.txt "$hash" <<'PY'
+expect_rc 0 "$PY" - a/report/report.json facts.txt "$hash" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 facts = dict(l.split() for l in open(sys.argv[2]))

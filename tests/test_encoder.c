@@ -34,7 +34,9 @@ static int suite_clean(void) {
   return system(cmd) == 0 ? 0 : -1;
 }
 
-static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
+static void path_in(char *buf, size_t n, const char *name) {
+  snprintf(buf, n, "%s/%s", tmpdir, name);
+}
 
 static int run_python(const char *name, const char *src) {
   char py[512], log[512], cmd[1600];
@@ -99,7 +101,8 @@ static void test_encoder_tiny_shapes_and_resize(void) {
   float f[3 * 64], g[3 * 64];
   CU_ASSERT_EQUAL(ts_encoder_forward_u8(e, t, 3, 64, 64, f, 3 * 64), 0);
   bool finite = true, nonzero = false;
-  for (int i = 0; i < 3 * 64; i++) finite &= isfinite(f[i]), nonzero |= f[i] != 0;
+  for (int i = 0; i < 3 * 64; i++)
+    finite &= isfinite(f[i]), nonzero |= f[i] != 0;
   CU_ASSERT(finite && nonzero);
   /* tiles of another size are resized to input_size */
   CU_ASSERT_EQUAL(ts_encoder_forward_u8(e, big, 3, 80, 80, g, 3 * 64), 0);
@@ -107,7 +110,8 @@ static void test_encoder_tiny_shapes_and_resize(void) {
   float one[64];
   CU_ASSERT_EQUAL(ts_encoder_forward_u8(e, t + 64 * 64 * 3, 1, 64, 64, one, 64), 0);
   double worst = 0;
-  for (int i = 0; i < 64; i++) worst = fmax(worst, fabs(one[i] - f[64 + i]) / (1e-3 + fabs(f[64 + i])));
+  for (int i = 0; i < 64; i++)
+    worst = fmax(worst, fabs(one[i] - f[64 + i]) / (1e-3 + fabs(f[64 + i])));
   CU_ASSERT(worst < 1e-4);
   /* wrong output length: NN_SHAPE and a zeroed buffer */
   CU_ASSERT_EQUAL(ts_encoder_forward_u8(e, t, 3, 64, 64, g, 10), TS_EINVAL);
@@ -167,7 +171,8 @@ static void test_encoder_resnet50_trunc_deterministic(void) {
   CU_ASSERT_EQUAL(ts_encoder_forward_u8(b, t, 2, 224, 224, fb, 2048), 0);
   CU_ASSERT(memcmp(fa, fb, 2048 * sizeof *fa) == 0);
   bool finite = true;
-  for (int i = 0; i < 2048; i++) finite &= isfinite(fa[i]) && fa[i] >= 0; /* after ReLU + mean */
+  for (int i = 0; i < 2048; i++)
+    finite &= isfinite(fa[i]) && fa[i] >= 0; /* after ReLU + mean */
   CU_ASSERT(finite);
   free(t), free(fa), free(fb);
   ts_encoder_free(&a), ts_encoder_free(&b), ts_encoder_free(&c);
@@ -279,8 +284,10 @@ static void test_encoder_resnet50_trunc_matches_torchvision(void) {
   float *got = malloc(2048 * sizeof *got);
   CU_ASSERT_EQUAL(ts_encoder_forward_u8(e, tiles, 2, 224, 224, got, 2048), 0);
   double worst = 0, scale = 0;
-  for (int k = 0; k < 2048; k++) scale = fmax(scale, fabs(want[k]));
-  for (int k = 0; k < 2048; k++) worst = fmax(worst, fabs(got[k] - want[k]));
+  for (int k = 0; k < 2048; k++)
+    scale = fmax(scale, fabs(want[k]));
+  for (int k = 0; k < 2048; k++)
+    worst = fmax(worst, fabs(got[k] - want[k]));
   fprintf(stderr, "[max |C - torchvision| = %.3g, max |feature| = %.3g] ", worst, scale);
   CU_ASSERT(worst <= 1e-4 * fmax(1.0, scale));
   free(keys), free(tiles), free(want), free(got);
@@ -288,34 +295,34 @@ static void test_encoder_resnet50_trunc_matches_torchvision(void) {
 }
 
 static void test_encoder_torchscript(void) {
-  static const char py[] =
-      "import torch, numpy as np\n"
-      "torch.manual_seed(1)\n"
-      "class Enc(torch.nn.Module):\n"
-      "    def __init__(self):\n"
-      "        super().__init__()\n"
-      "        self.conv = torch.nn.Conv2d(3, 6, 3, stride=2)\n"
-      "        self.proj = torch.nn.Linear(6, 5)\n"
-      "    def forward(self, x):\n"
-      "        h = torch.nn.functional.gelu(self.conv(x))\n"
-      "        return self.proj(h.mean(dim=(2, 3)))\n"
-      "s = torch.jit.script(Enc().eval())\n"
-      "s.save('enc.pt')\n"
-      "rng = np.random.default_rng(1)\n"
-      "tiles = rng.integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)\n"
-      "tiles.tofile('ts_tiles.bin')\n"
-      "x = torch.from_numpy(tiles).permute(0, 3, 1, 2).float() / 255.0\n"
-      "mean = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)\n"
-      "std = torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1)\n"
-      "with torch.no_grad():\n"
-      "    s((x - mean) / std).numpy().astype('<f4').tofile('ts_out.bin')\n";
+  static const char py[] = "import torch, numpy as np\n"
+                           "torch.manual_seed(1)\n"
+                           "class Enc(torch.nn.Module):\n"
+                           "    def __init__(self):\n"
+                           "        super().__init__()\n"
+                           "        self.conv = torch.nn.Conv2d(3, 6, 3, stride=2)\n"
+                           "        self.proj = torch.nn.Linear(6, 5)\n"
+                           "    def forward(self, x):\n"
+                           "        h = torch.nn.functional.gelu(self.conv(x))\n"
+                           "        return self.proj(h.mean(dim=(2, 3)))\n"
+                           "s = torch.jit.script(Enc().eval())\n"
+                           "s.save('enc.pt')\n"
+                           "rng = np.random.default_rng(1)\n"
+                           "tiles = rng.integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)\n"
+                           "tiles.tofile('ts_tiles.bin')\n"
+                           "x = torch.from_numpy(tiles).permute(0, 3, 1, 2).float() / 255.0\n"
+                           "mean = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)\n"
+                           "std = torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1)\n"
+                           "with torch.no_grad():\n"
+                           "    s((x - mean) / std).numpy().astype('<f4').tofile('ts_out.bin')\n";
   CU_ASSERT_EQUAL_FATAL(run_python("ts.py", py), 0);
   char name[600];
   snprintf(name, sizeof name, "torchscript:%s/enc.pt", tmpdir);
   ts_encoder_opts o;
   ts_encoder_opts_default(&o);
   o.input_size = 32;
-  for (int c = 0; c < 3; c++) o.mean[c] = 0.5, o.std[c] = 0.25;
+  for (int c = 0; c < 3; c++)
+    o.mean[c] = 0.5, o.std[c] = 0.25;
   ts_encoder *e = NULL;
   CU_ASSERT_EQUAL_FATAL(ts_encoder_new(name, &o, &e), 0);
   CU_ASSERT_EQUAL(ts_encoder_dim(e), 5);
@@ -327,7 +334,8 @@ static void test_encoder_torchscript(void) {
   float got[15];
   CU_ASSERT_EQUAL(ts_encoder_forward_u8(e, tiles, 3, 32, 32, got, 15), 0);
   double worst = 0;
-  for (int k = 0; k < 15; k++) worst = fmax(worst, fabs(got[k] - want[k]));
+  for (int k = 0; k < 15; k++)
+    worst = fmax(worst, fabs(got[k] - want[k]));
   CU_ASSERT(worst < 1e-5);
   /* same file, same hash */
   ts_encoder *e2 = NULL;
@@ -346,7 +354,8 @@ int ts_test_register(void) {
   if (!s) return -1;
   if (!CU_add_test(s, "test_encoder_tiny_shapes_and_resize", test_encoder_tiny_shapes_and_resize) ||
       !CU_add_test(s, "test_encoder_errors", test_encoder_errors) ||
-      !CU_add_test(s, "test_encoder_resnet50_trunc_deterministic", test_encoder_resnet50_trunc_deterministic) ||
+      !CU_add_test(s, "test_encoder_resnet50_trunc_deterministic",
+                   test_encoder_resnet50_trunc_deterministic) ||
       !CU_add_test(s, "test_encoder_checkpoint_roundtrip", test_encoder_checkpoint_roundtrip) ||
       !CU_add_test(s, "test_encoder_resnet50_trunc_matches_torchvision",
                    test_encoder_resnet50_trunc_matches_torchvision) ||

@@ -32,7 +32,9 @@ static int suite_clean(void) {
   return system(cmd) == 0 ? 0 : -1;
 }
 
-static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
+static void path_in(char *buf, size_t n, const char *name) {
+  snprintf(buf, n, "%s/%s", tmpdir, name);
+}
 
 /* Write a Python script into tmpdir and run it with Debian's interpreter (python3 on PATH is
  * another one without torch/h5py). Returns its exit status; prints its output on failure. */
@@ -76,7 +78,8 @@ static void *read_file(const char *name, size_t *len) {
 static void test_nn_buffers_roundtrip(void) {
   const int dtypes[4] = {TS_NN_F32, TS_NN_F16, TS_NN_U8, TS_NN_I64};
   unsigned char in[6 * 8], back[6 * 8];
-  for (size_t i = 0; i < sizeof in; i++) in[i] = (unsigned char)(i * 37 + 11);
+  for (size_t i = 0; i < sizeof in; i++)
+    in[i] = (unsigned char)(i * 37 + 11);
   /* float16/32: keep the bit patterns finite: build them from values. */
   float f32[6] = {0.5f, -1.25f, 3.0f, 1e-3f, -7.5f, 65504.0f};
   uint16_t f16[6] = {0x3800, 0xbd00, 0x4200, 0x1419, 0xc780, 0x7bff};
@@ -105,14 +108,16 @@ static void test_nn_buffers_roundtrip(void) {
   float got[6];
   CU_ASSERT_EQUAL_FATAL(ts_tensor_from_data(f16, TS_NN_F16, shape, 2, &h), 0);
   CU_ASSERT_EQUAL(ts_tensor_copy_to(h, got, sizeof got, TS_NN_F32), 0);
-  for (int i = 0; i < 6; i++) CU_ASSERT_DOUBLE_EQUAL(got[i], f32[i], fabs(f32[i]) * 1e-3);
+  for (int i = 0; i < 6; i++)
+    CU_ASSERT_DOUBLE_EQUAL(got[i], f32[i], fabs(f32[i]) * 1e-3);
   ts_tensor_free(&h);
   ts_tensor_free(&h); /* double free of a NULLed handle is fine */
 }
 
 static void test_nn_views(void) {
   float v[24];
-  for (int i = 0; i < 24; i++) v[i] = (float)i;
+  for (int i = 0; i < 24; i++)
+    v[i] = (float)i;
   int64_t s[3] = {2, 3, 4}, r[2] = {6, -1}, bad[2] = {5, 5}, perm[3] = {2, 0, 1};
   ts_tensor *t = NULL, *a = NULL, *b = NULL, *c = NULL, *d = NULL, *idx = NULL;
   CU_ASSERT_EQUAL_FATAL(ts_tensor_from_data(v, TS_NN_F32, s, 3, &t), 0);
@@ -156,7 +161,8 @@ static void test_nn_views(void) {
   CU_ASSERT_EQUAL(ts_tensor_flatten(t, 1, -1, &fl), 0);
   CU_ASSERT_EQUAL(ts_tensor_size(fl, 1), 12);
   ts_tensor *fs[] = {t, a, b, c, d, idx, u, q, fl};
-  for (int i = 0; i < 9; i++) ts_tensor_free(&fs[i]);
+  for (int i = 0; i < 9; i++)
+    ts_tensor_free(&fs[i]);
 }
 
 static void test_nn_errors_and_device(void) {
@@ -232,7 +238,8 @@ static void test_nn_threads_seed_deterministic(void) {
   ts_tensor_copy_to(d2, b, sizeof b, TS_NN_F32);
   CU_ASSERT(memcmp(a, b, sizeof a) == 0);
   int zeros = 0;
-  for (int i = 0; i < 1000; i++) zeros += a[i] == 0.0f;
+  for (int i = 0; i < 1000; i++)
+    zeros += a[i] == 0.0f;
   CU_ASSERT(zeros > 400 && zeros < 600);
   ts_tensor_free(&o), ts_tensor_free(&d1), ts_tensor_free(&d2);
 }
@@ -284,7 +291,8 @@ static void gradcheck(const struct gc_case *c) {
   for (int i = 0; i < c->nin; i++) {
     ts_tensor *r = NULL;
     numel[i] = 1;
-    for (int k = 0; k < c->ndim[i]; k++) numel[i] *= c->shape[i][k];
+    for (int k = 0; k < c->ndim[i]; k++)
+      numel[i] *= c->shape[i][k];
     data[i] = malloc((size_t)numel[i] * sizeof(double));
     if (c->positive)
       ts_tensor_rand(c->shape[i], c->ndim[i], TS_NN_F64, 1000 + (uint64_t)i, &r);
@@ -292,7 +300,8 @@ static void gradcheck(const struct gc_case *c) {
       ts_tensor_randn(c->shape[i], c->ndim[i], TS_NN_F64, 1000 + (uint64_t)i, &r);
     ts_tensor_copy_to(r, data[i], (size_t)numel[i] * sizeof(double), TS_NN_F64);
     if (c->positive)
-      for (int64_t j = 0; j < numel[i]; j++) data[i][j] = 0.5 + 2.0 * data[i][j];
+      for (int64_t j = 0; j < numel[i]; j++)
+        data[i][j] = 0.5 + 2.0 * data[i][j];
     ts_tensor_free(&r);
   }
   int rc = gc_loss(c, data, true, in, &loss);
@@ -310,10 +319,12 @@ static void gradcheck(const struct gc_case *c) {
       double keep = data[i][j];
       data[i][j] = keep + eps;
       CU_ASSERT_EQUAL_FATAL(gc_loss(c, data, false, tmp, &lp), 0);
-      for (int k = 0; k < c->nin; k++) ts_tensor_free(&tmp[k]);
+      for (int k = 0; k < c->nin; k++)
+        ts_tensor_free(&tmp[k]);
       data[i][j] = keep - eps;
       CU_ASSERT_EQUAL_FATAL(gc_loss(c, data, false, tmp, &lm), 0);
-      for (int k = 0; k < c->nin; k++) ts_tensor_free(&tmp[k]);
+      for (int k = 0; k < c->nin; k++)
+        ts_tensor_free(&tmp[k]);
       data[i][j] = keep;
       double num = (lp - lm) / (2 * eps);
       double err = fabs(num - ga[j]) / (1e-3 + fabs(num));
@@ -337,7 +348,9 @@ static void gradcheck(const struct gc_case *c) {
 
 static const int64_t ONE2[2] = {1, 1}, ZERO2[2] = {0, 0};
 
-static int op_linear(ts_tensor *const *x, ts_tensor **o) { return ts_nn_linear(x[0], x[1], x[2], o); }
+static int op_linear(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_linear(x[0], x[1], x[2], o);
+}
 static int op_conv(ts_tensor *const *x, ts_tensor **o) {
   int64_t st[2] = {2, 1}, pad[2] = {1, 1};
   return ts_nn_conv2d(x[0], x[1], x[2], st, pad, ONE2, 1, o);
@@ -362,45 +375,115 @@ static int op_layer_norm(ts_tensor *const *x, ts_tensor **o) {
   int64_t s[1] = {5};
   return ts_nn_layer_norm(x[0], s, 1, x[1], x[2], 1e-5, o);
 }
-static int op_maxpool(ts_tensor *const *x, ts_tensor **o) { return ts_nn_max_pool2d(x[0], 3, 2, 1, o); }
-static int op_avgpool(ts_tensor *const *x, ts_tensor **o) { return ts_nn_avg_pool2d(x[0], 3, 1, 1, o); }
-static int op_adaptive(ts_tensor *const *x, ts_tensor **o) { return ts_nn_adaptive_avg_pool2d(x[0], 2, 3, o); }
-static int op_bilinear(ts_tensor *const *x, ts_tensor **o) { return ts_nn_interpolate_bilinear(x[0], 5, 4, false, o); }
-static int op_softmax(ts_tensor *const *x, ts_tensor **o) { return ts_nn_softmax(x[0], 1, o); }
-static int op_log_softmax(ts_tensor *const *x, ts_tensor **o) { return ts_nn_log_softmax(x[0], -1, o); }
-static int op_matmul(ts_tensor *const *x, ts_tensor **o) { return ts_nn_matmul(x[0], x[1], o); }
-static int op_add(ts_tensor *const *x, ts_tensor **o) { return ts_nn_add(x[0], x[1], o); }
-static int op_sub(ts_tensor *const *x, ts_tensor **o) { return ts_nn_sub(x[0], x[1], o); }
-static int op_mul(ts_tensor *const *x, ts_tensor **o) { return ts_nn_mul(x[0], x[1], o); }
-static int op_div(ts_tensor *const *x, ts_tensor **o) { return ts_nn_div(x[0], x[1], o); }
-static int op_add_s(ts_tensor *const *x, ts_tensor **o) { return ts_nn_add_scalar(x[0], 0.7, o); }
-static int op_mul_s(ts_tensor *const *x, ts_tensor **o) { return ts_nn_mul_scalar(x[0], -1.3, o); }
-static int op_pow_s(ts_tensor *const *x, ts_tensor **o) { return ts_nn_pow_scalar(x[0], 1.5, o); }
-static int op_relu(ts_tensor *const *x, ts_tensor **o) { return ts_nn_relu(x[0], o); }
-static int op_gelu(ts_tensor *const *x, ts_tensor **o) { return ts_nn_gelu(x[0], o); }
-static int op_tanh(ts_tensor *const *x, ts_tensor **o) { return ts_nn_tanh(x[0], o); }
-static int op_sigmoid(ts_tensor *const *x, ts_tensor **o) { return ts_nn_sigmoid(x[0], o); }
-static int op_exp(ts_tensor *const *x, ts_tensor **o) { return ts_nn_exp(x[0], o); }
-static int op_log(ts_tensor *const *x, ts_tensor **o) { return ts_nn_log(x[0], o); }
-static int op_neg(ts_tensor *const *x, ts_tensor **o) { return ts_nn_neg(x[0], o); }
-static int op_sqrt(ts_tensor *const *x, ts_tensor **o) { return ts_nn_sqrt(x[0], o); }
-static int op_abs(ts_tensor *const *x, ts_tensor **o) { return ts_nn_abs(x[0], o); }
-static int op_cat(ts_tensor *const *x, ts_tensor **o) { return ts_nn_cat((const ts_tensor *const *)x, 2, 0, o); }
-static int op_stack(ts_tensor *const *x, ts_tensor **o) { return ts_nn_stack((const ts_tensor *const *)x, 2, 1, o); }
-static int op_sum(ts_tensor *const *x, ts_tensor **o) { return ts_nn_sum(x[0], 1, false, o); }
-static int op_sum_all(ts_tensor *const *x, ts_tensor **o) { return ts_nn_sum(x[0], TS_NN_ALL_DIMS, false, o); }
-static int op_mean(ts_tensor *const *x, ts_tensor **o) { return ts_nn_mean(x[0], 0, true, o); }
-static int op_max(ts_tensor *const *x, ts_tensor **o) { return ts_nn_max(x[0], 1, false, o); }
-static int op_lse(ts_tensor *const *x, ts_tensor **o) { return ts_nn_logsumexp(x[0], 1, true, o); }
-static int op_lse_all(ts_tensor *const *x, ts_tensor **o) { return ts_nn_logsumexp(x[0], TS_NN_ALL_DIMS, false, o); }
-static int op_cumsum(ts_tensor *const *x, ts_tensor **o) { return ts_nn_cumsum(x[0], 0, o); }
-static int op_lcse(ts_tensor *const *x, ts_tensor **o) { return ts_nn_logcumsumexp(x[0], 0, o); }
+static int op_maxpool(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_max_pool2d(x[0], 3, 2, 1, o);
+}
+static int op_avgpool(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_avg_pool2d(x[0], 3, 1, 1, o);
+}
+static int op_adaptive(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_adaptive_avg_pool2d(x[0], 2, 3, o);
+}
+static int op_bilinear(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_interpolate_bilinear(x[0], 5, 4, false, o);
+}
+static int op_softmax(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_softmax(x[0], 1, o);
+}
+static int op_log_softmax(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_log_softmax(x[0], -1, o);
+}
+static int op_matmul(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_matmul(x[0], x[1], o);
+}
+static int op_add(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_add(x[0], x[1], o);
+}
+static int op_sub(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_sub(x[0], x[1], o);
+}
+static int op_mul(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_mul(x[0], x[1], o);
+}
+static int op_div(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_div(x[0], x[1], o);
+}
+static int op_add_s(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_add_scalar(x[0], 0.7, o);
+}
+static int op_mul_s(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_mul_scalar(x[0], -1.3, o);
+}
+static int op_pow_s(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_pow_scalar(x[0], 1.5, o);
+}
+static int op_relu(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_relu(x[0], o);
+}
+static int op_gelu(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_gelu(x[0], o);
+}
+static int op_tanh(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_tanh(x[0], o);
+}
+static int op_sigmoid(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_sigmoid(x[0], o);
+}
+static int op_exp(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_exp(x[0], o);
+}
+static int op_log(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_log(x[0], o);
+}
+static int op_neg(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_neg(x[0], o);
+}
+static int op_sqrt(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_sqrt(x[0], o);
+}
+static int op_abs(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_abs(x[0], o);
+}
+static int op_cat(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_cat((const ts_tensor *const *)x, 2, 0, o);
+}
+static int op_stack(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_stack((const ts_tensor *const *)x, 2, 1, o);
+}
+static int op_sum(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_sum(x[0], 1, false, o);
+}
+static int op_sum_all(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_sum(x[0], TS_NN_ALL_DIMS, false, o);
+}
+static int op_mean(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_mean(x[0], 0, true, o);
+}
+static int op_max(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_max(x[0], 1, false, o);
+}
+static int op_lse(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_logsumexp(x[0], 1, true, o);
+}
+static int op_lse_all(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_logsumexp(x[0], TS_NN_ALL_DIMS, false, o);
+}
+static int op_cumsum(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_cumsum(x[0], 0, o);
+}
+static int op_lcse(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_logcumsumexp(x[0], 0, o);
+}
 static int op_dropout(ts_tensor *const *x, ts_tensor **o) {
   ts_nn_manual_seed(11); /* the same mask at every evaluation */
   return ts_nn_dropout(x[0], 0.3, true, o);
 }
-static int op_normalize(ts_tensor *const *x, ts_tensor **o) { return ts_nn_normalize(x[0], 2.0, 1, 1e-12, o); }
-static int op_mse(ts_tensor *const *x, ts_tensor **o) { return ts_nn_mse_loss(x[0], x[1], o); }
+static int op_normalize(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_normalize(x[0], 2.0, 1, 1e-12, o);
+}
+static int op_mse(ts_tensor *const *x, ts_tensor **o) {
+  return ts_nn_mse_loss(x[0], x[1], o);
+}
 static int op_xent(ts_tensor *const *x, ts_tensor **o) {
   int64_t t[3] = {2, 0, 3}, n = 3;
   ts_tensor *tt = NULL;
@@ -475,7 +558,8 @@ static const struct gc_case GC_CASES[] = {
 };
 
 static void test_nn_gradcheck_all_ops(void) {
-  for (size_t i = 0; i < sizeof GC_CASES / sizeof GC_CASES[0]; i++) gradcheck(&GC_CASES[i]);
+  for (size_t i = 0; i < sizeof GC_CASES / sizeof GC_CASES[0]; i++)
+    gradcheck(&GC_CASES[i]);
 }
 
 /* ---- Autograd scopes, optimisers, schedules ------------------------------------------------ */
@@ -544,7 +628,8 @@ static double train_xor(bool adamw, int steps) {
   ts_tensor *X = NULL, *Y = NULL, *w1 = NULL, *b1 = NULL, *w2 = NULL, *b2 = NULL, *r = NULL;
   ts_optim *opt = NULL;
   double loss = 1e9;
-  int64_t sx[2] = {N, 2}, sy[1] = {N}, s1[2] = {H, 2}, sb1[1] = {H}, s2[2] = {2, H}, sb2[1] = {2}, hn[1] = {H};
+  int64_t sx[2] = {N, 2}, sy[1] = {N}, s1[2] = {H, 2}, sb1[1] = {H}, s2[2] = {2, H}, sb2[1] = {2},
+          hn[1] = {H};
   ts_tensor_rand(sx, 2, TS_NN_F32, 5, &r);
   ts_tensor_copy_to(r, xs, sizeof xs, TS_NN_F32);
   ts_tensor_free(&r);
@@ -564,7 +649,8 @@ static double train_xor(bool adamw, int steps) {
   ts_tensor_zeros(sb1, 1, TS_NN_F32, &b1);
   ts_tensor_zeros(sb2, 1, TS_NN_F32, &b2);
   ts_tensor *ps[4] = {w1, b1, w2, b2};
-  for (int i = 0; i < 4; i++) ts_tensor_set_requires_grad(ps[i], true);
+  for (int i = 0; i < 4; i++)
+    ts_tensor_set_requires_grad(ps[i], true);
   const double base = adamw ? 0.03 : 0.2;
   int rc = adamw ? ts_optim_adamw_new((const ts_tensor *const *)ps, 4, base, 0.9, 0.999, 1e-8, 1e-4, &opt)
                  : ts_optim_sgd_new((const ts_tensor *const *)ps, 4, base, 0.9, 1e-4, true, &opt);
@@ -584,14 +670,16 @@ static double train_xor(bool adamw, int steps) {
     if (!rc) rc = ts_optim_step(opt);
     if (!rc) rc = ts_tensor_item(l, &loss);
     ts_tensor *fr[] = {h, hn_, a, d, lg, l};
-    for (int k = 0; k < 6; k++) ts_tensor_free(&fr[k]);
+    for (int k = 0; k < 6; k++)
+      ts_tensor_free(&fr[k]);
   }
   if (rc) fprintf(stderr, "\ntrain: %s\n", ts_error_message());
   CU_ASSERT_EQUAL(rc, 0);
   ts_optim_free(&opt);
   CU_ASSERT_PTR_NULL(opt);
   ts_tensor *fr[] = {X, Y, w1, b1, w2, b2};
-  for (int k = 0; k < 6; k++) ts_tensor_free(&fr[k]);
+  for (int k = 0; k < 6; k++)
+    ts_tensor_free(&fr[k]);
   return loss;
 }
 
@@ -692,30 +780,29 @@ static void test_nn_state_h5_roundtrip(void) {
 /* ---- TorchScript --------------------------------------------------------------------------- */
 
 static void test_nn_torchscript_matches_python(void) {
-  static const char py[] =
-      "import torch, numpy as np\n"
-      "torch.manual_seed(0)\n"
-      "class M(torch.nn.Module):\n"
-      "    def __init__(self):\n"
-      "        super().__init__()\n"
-      "        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)\n"
-      "        self.bn = torch.nn.BatchNorm2d(4)\n"
-      "        self.fc = torch.nn.Linear(4, 5)\n"
-      "    def forward(self, x):\n"
-      "        h = torch.relu(self.bn(self.conv(x)))\n"
-      "        h = torch.nn.functional.adaptive_avg_pool2d(h, 1).flatten(1)\n"
-      "        return self.fc(h), h\n"
-      "m = M()\n"
-      "m.bn.running_mean.uniform_(-0.5, 0.5); m.bn.running_var.uniform_(0.5, 2.0)\n"
-      "m.eval()\n"
-      "s = torch.jit.script(m)\n"
-      "s.save('model.pt')\n"
-      "x = torch.randn(2, 3, 8, 8)\n"
-      "with torch.no_grad():\n"
-      "    y = s(x)[0]\n"
-      "x.numpy().astype('<f4').tofile('x.bin')\n"
-      "y.numpy().astype('<f4').tofile('y.bin')\n"
-      "open('garbage.pt', 'w').write('not a model')\n";
+  static const char py[] = "import torch, numpy as np\n"
+                           "torch.manual_seed(0)\n"
+                           "class M(torch.nn.Module):\n"
+                           "    def __init__(self):\n"
+                           "        super().__init__()\n"
+                           "        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)\n"
+                           "        self.bn = torch.nn.BatchNorm2d(4)\n"
+                           "        self.fc = torch.nn.Linear(4, 5)\n"
+                           "    def forward(self, x):\n"
+                           "        h = torch.relu(self.bn(self.conv(x)))\n"
+                           "        h = torch.nn.functional.adaptive_avg_pool2d(h, 1).flatten(1)\n"
+                           "        return self.fc(h), h\n"
+                           "m = M()\n"
+                           "m.bn.running_mean.uniform_(-0.5, 0.5); m.bn.running_var.uniform_(0.5, 2.0)\n"
+                           "m.eval()\n"
+                           "s = torch.jit.script(m)\n"
+                           "s.save('model.pt')\n"
+                           "x = torch.randn(2, 3, 8, 8)\n"
+                           "with torch.no_grad():\n"
+                           "    y = s(x)[0]\n"
+                           "x.numpy().astype('<f4').tofile('x.bin')\n"
+                           "y.numpy().astype('<f4').tofile('y.bin')\n"
+                           "open('garbage.pt', 'w').write('not a model')\n";
   CU_ASSERT_EQUAL_FATAL(run_python("make_ts.py", py), 0);
   size_t nx = 0, ny = 0;
   float *x = read_file("x.bin", &nx), *y = read_file("y.bin", &ny);
@@ -731,7 +818,8 @@ static void test_nn_torchscript_matches_python(void) {
   float got[10];
   CU_ASSERT_EQUAL(ts_tensor_copy_to(yt, got, sizeof got, TS_NN_F32), 0);
   double worst = 0;
-  for (int i = 0; i < 10; i++) worst = fmax(worst, fabs(got[i] - y[i]));
+  for (int i = 0; i < 10; i++)
+    worst = fmax(worst, fabs(got[i] - y[i]));
   CU_ASSERT(worst < 1e-5);
   /* the module's state dict names */
   ts_nn_state *st = NULL;

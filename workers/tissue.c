@@ -532,7 +532,7 @@ int ts_qc_png(const ts_mask *m, const int64_t *coords, int64_t n_tiles, double t
   if (!v) TS_FAIL(TS_EINTERNAL, "VIPS", "ts_qc_png: %s", vips_error_buffer());
   v->Type = VIPS_INTERPRETATION_sRGB;
   /* strip: no timestamps or other metadata, so the PNG is reproducible. */
-  if (vips_pngsave(v, tmp, "compression", 6, "strip", TRUE, NULL)) {
+  if (vips_pngsave(v, tmp, "compression", 1, "strip", TRUE, NULL)) {
     rc = ts_error_set(TS_EIO, "QC_PNG", "cannot write %s: %s", tmp, vips_error_buffer());
     vips_error_clear();
     unlink(tmp);
