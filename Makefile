@@ -32,7 +32,7 @@ test-asan: setup
 	  ctest -L unit --output-on-failure
 
 bench: build
-	@bash bench/run.sh $(BUILD)
+	@bash bench/report.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -40,7 +40,7 @@ export TESSERA="$build/tessera" TS_BUILD_DIR="$build" TS_SOURCE_DIR="$here"
 wanted() { [ ${#only[@]} -eq 0 ] && return 0; local n; for n in "${only[@]}"; do [ "$n" = "$1" ] && return 0; done; return 1; }
 
 # name<TAB>command, for every benchmark
-list=$(mktemp); trap 'rm -f "$list"' EXIT
+list=$(mktemp); runs=$(mktemp); trap 'rm -f "$list" "$runs"' EXIT
 for s in "$here"/bench/bench_*.sh; do
   [ -e "$s" ] || continue
   n=$(basename "$s" .sh); n=${n#bench_}
@@ -54,7 +54,6 @@ for b in "$build"/bench/bench_*; do
 done
 
 status=0
-runs="$out/runs.tsv"; : > "$runs"
 while IFS=$'\t' read -r name cmd; do
   wanted "$name" || continue
   log="$out/logs/$name.log"

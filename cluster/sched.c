@@ -86,27 +86,87 @@ static void do_unit(const ts_sched_cb *cb, int64_t idx, const char *id, wire_res
 
 /* ---------------- worker ranks ---------------- */
 
-static int worker_loop(const ts_sched_cb *cb) {
+/* Units run on a worker thread on every rank (rank 0's is below), never on a main thread: the
+ * same code path everywhere, so a unit's numbers cannot depend on the rank that ran it (LibTorch
+ * measurably rounds differently on a process's main thread and on a pthread), and the main
+ * thread stays free for MPI. */
+typedef struct runner {
+  const ts_sched_cb *cb;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool has_unit, done, quit;
+  wire_unit u;
   wire_result w;
-  memset(&w, 0, sizeof w);
+} runner;
+
+static void *runner_main(void *arg) {
+  runner *r = arg;
+  pthread_mutex_lock(&r->mu);
   for (;;) {
-    int e = MPI_Send(&w, (int)sizeof w, MPI_BYTE, 0, TAG_REQUEST, MPI_COMM_WORLD);
-    if (e != MPI_SUCCESS) return mpi_fail(e, "send request");
+    while (!r->has_unit && !r->quit) pthread_cond_wait(&r->cv, &r->mu);
+    if (r->quit) break;
+    wire_unit u = r->u;
+    pthread_mutex_unlock(&r->mu);
+    wire_result w;
+    do_unit(r->cb, u.idx, u.id, &w);
+    pthread_mutex_lock(&r->mu);
+    r->w = w;
+    r->has_unit = false;
+    r->done = true;
+    pthread_cond_broadcast(&r->cv);
+  }
+  pthread_mutex_unlock(&r->mu);
+  return NULL;
+}
+
+static int worker_loop(const ts_sched_cb *cb) {
+  runner *r = calloc(1, sizeof *r);
+  if (!r) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "worker");
+  r->cb = cb;
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_cond_init(&r->cv, NULL);
+  pthread_t th;
+  bool th_ok = pthread_create(&th, NULL, runner_main, r) == 0;
+  int rc = 0;
+  for (;;) {
+    int e = MPI_Send(&r->w, (int)sizeof r->w, MPI_BYTE, 0, TAG_REQUEST, MPI_COMM_WORLD);
+    if (e != MPI_SUCCESS) { rc = mpi_fail(e, "send request"); break; }
     wire_unit u;
     MPI_Request req;
     e = MPI_Irecv(&u, (int)sizeof u, MPI_BYTE, 0, TAG_UNIT, MPI_COMM_WORLD, &req);
-    if (e != MPI_SUCCESS) return mpi_fail(e, "receive unit");
+    if (e != MPI_SUCCESS) { rc = mpi_fail(e, "receive unit"); break; }
     long ns = 20000;
     for (int flag = 0;;) {
       e = MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
-      if (e != MPI_SUCCESS) return mpi_fail(e, "wait unit");
-      if (flag) break;
+      if (e != MPI_SUCCESS || flag) break;
       backoff_sleep(&ns);
     }
-    if (u.idx < 0) return 0;
+    if (e != MPI_SUCCESS) { rc = mpi_fail(e, "wait unit"); break; }
+    if (u.idx < 0) break;
     u.id[sizeof u.id - 1] = '\0';
-    do_unit(cb, u.idx, u.id, &w);
+    if (!th_ok) { /* no thread: run it here */
+      do_unit(cb, u.idx, u.id, &r->w);
+      continue;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->u = u;
+    r->has_unit = true;
+    r->done = false;
+    pthread_cond_broadcast(&r->cv);
+    while (!r->done) pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
   }
+  if (th_ok) {
+    pthread_mutex_lock(&r->mu);
+    r->quit = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(th, NULL);
+  }
+  pthread_mutex_destroy(&r->mu);
+  pthread_cond_destroy(&r->cv);
+  free(r);
+  return rc;
 }
 
 /* ---------------- rank 0 ---------------- */

@@ -454,9 +454,11 @@ int ts_cmd_rerun(int argc, char **argv) {
     goto out;
   }
   snprintf(set, sizeof set, "run.dir=%s", abs_dir);
-  char *run_argv[8 + 64];
+  char *run_argv[8 + 64], argv0[TS_PATH_MAX * 2 + 32];
   int ra = 0;
-  run_argv[ra++] = "run";
+  /* argv[0] is what the ledger records before the rest: say where the config came from */
+  snprintf(argv0, sizeof argv0, "rerun %.4000s %.4000s: run", report, dir);
+  run_argv[ra++] = argv0;
   run_argv[ra++] = tmp;
   run_argv[ra++] = "--set";
   run_argv[ra++] = set;

@@ -334,6 +334,15 @@ int ts_config_load(const char *path, const char *const *sets, int n_sets, ts_con
         TS_FAIL(TS_ECONFIG, "CONFIG_MISSING_KEY", "%s: missing required key '%s.%s' (%s)", path, params[i].section, params[i].key, params[i].doc);
       TS_TRY(set_val(&r, i, params[i].def, "default"));
     }
+    /* "torchscript:PATH" names a file too: resolve a relative PATH like the path keys */
+    if (!strcmp(params[i].key, "encoder") && !strncmp(r.val[i], "torchscript:", 12) && r.val[i][12] &&
+        r.val[i][12] != '/') {
+      char joined[TS_PATH_MAX], spec[TS_PATH_MAX + 16];
+      TS_TRY(ts_io_join(abs_dir, r.val[i] + 12, joined, sizeof joined));
+      snprintf(spec, sizeof spec, "torchscript:%s", joined);
+      free(r.val[i]);
+      r.val[i] = strdup(spec);
+    }
     if (is_path_param(&params[i]) && r.val[i][0] && r.val[i][0] != '/') {
       char joined[TS_PATH_MAX];
       TS_TRY(ts_io_join(abs_dir, r.val[i], joined, sizeof joined));

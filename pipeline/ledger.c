@@ -242,3 +242,10 @@ int ts_ledger_failures(ts_ledger *l, const char *stage,
   sqlite3_finalize(st);
   return 0;
 }
+
+int ts_ledger_rusage(ts_ledger *l, int64_t run_id, const char *stage, int rank, int64_t peak_rss_kb, double cpu_seconds) {
+  return exec1(l,
+               "INSERT INTO rusage(run_id, stage, rank, peak_rss_kb, cpu_seconds) VALUES(?,?,?,?,?) "
+               "ON CONFLICT(run_id, stage, rank) DO UPDATE SET peak_rss_kb=excluded.peak_rss_kb, cpu_seconds=excluded.cpu_seconds",
+               "itiid", run_id, stage, (int64_t)rank, peak_rss_kb, cpu_seconds);
+}

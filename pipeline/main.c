@@ -15,6 +15,9 @@ static const struct {
     {"run", ts_cmd_run, "run the pipeline of a config (under mpirun/srun for several ranks)"},
     {"status", ts_cmd_status, "per-stage done/failed/pending counts and failures of a run"},
     {"inspect", ts_cmd_inspect, "datasets, shapes and attributes of an HDF5 output"},
+    {"report", ts_cmd_report, "write the run report (report/index.html + report.json) of a run directory"},
+    {"compare", ts_cmd_compare, "which outputs and results of two runs (dirs or report.json) are identical"},
+    {"rerun", ts_cmd_rerun, "repeat the run a report.json describes, in a new run directory"},
     {"cox", ts_cmd_cox, "fit a Cox proportional-hazards model to a CSV"},
     {"km", ts_cmd_km, "Kaplan-Meier curves and log-rank test of a CSV"},
 };

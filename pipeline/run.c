@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -327,6 +328,18 @@ int ts_cmd_run(int argc, char **argv) {
         rc = src;
       }
     }
+    /* peak memory and CPU time of every rank after the stage, for the report */
+    double mine[2] = {0, 0};
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+      mine[0] = (double)ru.ru_maxrss; /* kB on Linux */
+      mine[1] = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    }
+    double *all = rank == 0 ? calloc((size_t)nranks * 2, sizeof *all) : NULL;
+    MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    if (rank == 0 && all && n_bcast > 0 && rc >= 0)
+      for (int r = 0; r < nranks; r++) ts_ledger_rusage(ledger, s.run.run_id, st->name, r, (int64_t)all[2 * r], all[2 * r + 1]);
+    free(all);
     if (rank == 0 && rc >= 0) {
       if (st->finish && (rc = st->finish(&s.run)) < 0) fprintf(stderr, "%s\n", ts_error_message());
       clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -11,6 +11,9 @@ int ts_cmd_run(int argc, char **argv);
 int ts_cmd_status(int argc, char **argv);
 int ts_cmd_inspect(int argc, char **argv);
 int ts_cmd_synth(int argc, char **argv);
+int ts_cmd_report(int argc, char **argv);
+int ts_cmd_compare(int argc, char **argv);
+int ts_cmd_rerun(int argc, char **argv);
 int ts_cmd_cox(int argc, char **argv);
 int ts_cmd_km(int argc, char **argv);
 

@@ -31,6 +31,7 @@ typedef struct ts_config {
   struct { double mpp; int64_t median, close; double min_area_um2, min_hole_um2; int64_t sat_floor; } tissue;
   struct { int64_t size; double mpp; int64_t overlap; double min_tissue; } tile;
   struct { int64_t max_attempts; } scheduler;
+  struct { char *encoder, *checkpoint; int64_t input_size; char *mean, *std; int64_t batch, threads, decode_threads; bool float16; } extract;
   /* Not from YAML: */
   char *text;      /* canonical resolved YAML */
   char hash[65];   /* SHA-256 of text */

@@ -75,6 +75,10 @@ int ts_ledger_failures(ts_ledger *l, const char *stage,
                                   const char *message),
                        void *ctx);
 
+/* Peak RSS (kB, getrusage ru_maxrss) and CPU seconds of one rank after one stage. */
+int ts_ledger_rusage(ts_ledger *l, int64_t run_id, const char *stage, int rank, int64_t peak_rss_kb,
+                     double cpu_seconds);
+
 /* The current time as ISO 8601 UTC ("2026-11-27T22:03:02Z"). */
 void ts_now_iso(char buf[32]);
 

@@ -33,3 +33,15 @@ TS_PARAM(tile, min_tissue, FLOAT, "0.25", 0, 1, 0,
          "smallest tissue fraction of a tile that is kept")
 TS_PARAM(scheduler, max_attempts, INT, "2", 1, 100, 0,
          "tries per unit within one run before it is recorded failed")
+TS_PARAM(extract, encoder, STR, "resnet50_trunc", 0, 0, 0,
+         "encoder: resnet50_trunc (1024-d, CLAM's), resnet50, resnet18, resnet_tiny, or torchscript:PATH")
+TS_PARAM(extract, checkpoint, STR, "", 0, 0, 0,
+         "path: HDF5 checkpoint of a built-in encoder (empty: seeded initialisation from run.seed)")
+TS_PARAM(extract, input_size, INT, "224", 16, 4096, 0, "network input side in px (tiles are resized)")
+TS_PARAM(extract, mean, STR, "0.485,0.456,0.406", 0, 0, 0, "per-channel mean of [0,1] RGB")
+TS_PARAM(extract, std, STR, "0.229,0.224,0.225", 0, 0, 0, "per-channel standard deviation")
+TS_PARAM(extract, batch, INT, "32", 1, 4096, 0, "tiles per batch fed to the encoder")
+TS_PARAM(extract, threads, INT, "1", 0, 256, 0,
+         "LibTorch threads per rank; features are bitwise reproducible only for the same value, so the default is fixed: run one rank per core (0: cores / ranks on the node)")
+TS_PARAM(extract, decode_threads, INT, "1", 1, 64, 0, "tile-decoding threads per rank")
+TS_PARAM(extract, float16, BOOL, "false", 0, 0, 0, "store features as float16 instead of float32")

@@ -21,6 +21,7 @@ if [ $rc -ne 0 ]; then
   echo "demo: tessera run exited $rc (1 = some units failed; see tessera status below)"
 fi
 "$tessera" status "$cohort/run" || true
-echo "demo: tiles in $cohort/run/tiles, QC images in $cohort/run/tissue and $cohort/run/tiles"
+echo "demo: tiles in $cohort/run/tiles, features in $cohort/run/features, QC images in $cohort/run/tissue and $cohort/run/tiles"
+echo "demo: report: $cohort/run/report/index.html (report.json beside it)"
 echo "$cohort/run"
 exit $rc

@@ -9,13 +9,14 @@ PKGS=(
   libhdf5-openmpi-dev
   libvips-dev libvips-tools
   libopenslide-dev openslide-tools
-  libtorch-dev
+  libtorch-dev python3-torch python3-torchvision
   libsqlite3-dev sqlite3
   libcyaml-dev libyaml-dev
   libcunit1-dev
   libopenblas-dev
   python3 python3-h5py python3-numpy python3-pil python3-openslide
   python3-opencv
+  chromium python3-jsonschema
   r-base-core r-cran-survival
 )
 

@@ -6,7 +6,7 @@
  * is empty and the report is written in finish(), on rank 0: the report reads the ledger,
  * which lives on rank 0's host (SQLite WAL needs readers on the writer's host), and a sharded
  * unit may be handed to any rank. finish() also knows rank 0's peak RSS for the whole run.
- * The report depends on no config key: the stage hash only chains the tile stage's. */
+ * The report depends on no config key: the stage hash only chains the extract stage's. */
 #include <stdio.h>
 #include <sys/resource.h>
 
@@ -14,7 +14,7 @@
 #include "ts_report.h"
 #include "ts_stage.h"
 
-static const char *const needs[] = {"tile", NULL};
+static const char *const needs[] = {"extract", NULL};
 static const char *const keys[] = {NULL};
 
 static int plan(const ts_run *run, ts_units *units) {

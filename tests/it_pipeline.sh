@@ -11,13 +11,13 @@ check "both ranks did units" test "$(q "select count(distinct rank) from units w
 expect_rc 0 $PY "$TS_SOURCE_DIR/tests/check_synth_run.py" cohort cohort/run
 cat "$WORK/out"
 
-before=$(q "select stage, unit, run_id, checksum from units order by stage, unit")
+before=$(q "select stage, unit, run_id, checksum from units where stage<>'report' order by stage, unit")
 sum_tissue=$(cat cohort/run/tissue/*.h5 | sha256sum)
 sum_tiles=$(cat cohort/run/tiles/*.h5 | sha256sum)
 
 expect_rc 0 mpirun -np 2 "$TESSERA" run cohort/config.yaml
 check "rerun says there is nothing to do" grep -q 'tile: all 3 units already done' "$WORK/out"
-check "rerun changed no unit" test "$before" = "$(q "select stage, unit, run_id, checksum from units order by stage, unit")"
+check "rerun changed no unit" test "$before" = "$(q "select stage, unit, run_id, checksum from units where stage<>'report' order by stage, unit")"
 check "rerun left outputs alone" test "$sum_tiles" = "$(cat cohort/run/tiles/*.h5 | sha256sum)"
 
 expect_rc 2 "$TESSERA" run cohort/config.yaml --set tile.size=128

@@ -1,0 +1,333 @@
+/* extract.c — stage "extract": one unit per slide. Reads the slide's tiles (tiles/<slide>.h5)
+ * with the tile reader (decoding threads run ahead of inference), encodes them in batches and
+ * writes features/<encoder>/<slide>.h5: `features` (N x D float32, or float16 on request,
+ * chunked by row blocks), `coords` (copied from the tile file with all its CLAM/TRIDENT/tessera
+ * attributes), `bad_tiles` (indexes of tiles that could not be decoded: their feature rows are
+ * zero) and provenance attributes (encoder, weights hash, normalisation, config hash, version,
+ * slide quickhash, reader backend).
+ *
+ * The encoder is built once per process and reused across units (building ResNet-50 costs
+ * more than encoding a small slide); only this stage's worker thread touches it. */
+#include <errno.h>
+#include <hdf5.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "h5util.h"
+#include "ts_encoder.h"
+#include "ts_error.h"
+#include "ts_io.h"
+#include "ts_reader.h"
+#include "ts_stage.h"
+#include "ts_version.h"
+
+static const char *const needs[] = {"tile", NULL};
+static const char *const keys[] = {"cohort.csv", "cohort.mpp", "extract", NULL};
+
+static int parse3(const char *s, double v[3], const char *key) {
+  char *end;
+  const char *p = s;
+  for (int i = 0; i < 3; i++) {
+    errno = 0;
+    v[i] = strtod(p, &end);
+    if (end == p || errno) break;
+    p = end;
+    while (*p == ' ') p++;
+    if (i < 2 && *p++ != ',') break;
+    if (i == 2 && !*p) return 0;
+  }
+  return ts_error_set(TS_ECONFIG, "CONFIG_TYPE", "extract.%s must be three numbers 'a,b,c', got '%s'", key, s);
+}
+
+/* The directory name of an encoder: its name, or torchscript-<file stem>. */
+static void encoder_tag(const char *name, char *out, size_t n) {
+  if (!strncmp(name, "torchscript:", 12)) {
+    const char *base = strrchr(name + 12, '/');
+    base = base ? base + 1 : name + 12;
+    snprintf(out, n, "torchscript-%s", base);
+    char *dot = strrchr(out, '.');
+    if (dot && dot > out + 12) *dot = '\0';
+  } else {
+    snprintf(out, n, "%s", name);
+  }
+  for (char *c = out; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
+      *c = '_';
+}
+
+static int local_ranks(void) {
+  const char *v = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (!v) v = getenv("SLURM_NTASKS_PER_NODE");
+  int n = v ? atoi(v) : 1;
+  return n > 0 ? n : 1;
+}
+
+/* Run every micro-batch shape once on grey tiles. LibTorch/oneDNN round the *first* call of a
+ * shape differently from later ones (measured: ~5e-7 on the last tile of a slide, depending on
+ * which slide a process met first); after this, a unit's features do not depend on which rank
+ * ran it or what it ran before. */
+static int warm_up(ts_encoder *e, int size) {
+  enum { MAX_MB = 8 };
+  uint8_t *px = malloc((size_t)size * size * 3 * MAX_MB);
+  float *f = malloc(sizeof *f * (size_t)ts_encoder_dim(e) * MAX_MB);
+  int rc = px && f ? 0 : ts_error_set(TS_ENOMEM, "NO_MEMORY", "encoder warm-up");
+  if (px) memset(px, 128, (size_t)size * size * 3 * MAX_MB);
+  for (int n = 1; rc >= 0 && n <= MAX_MB; n++)
+    rc = ts_encoder_forward_u8(e, px, n, size, size, f, (size_t)n * (size_t)ts_encoder_dim(e));
+  free(px);
+  free(f);
+  return rc;
+}
+
+/* One encoder per process, rebuilt only when the settings change. */
+static pthread_mutex_t enc_mu = PTHREAD_MUTEX_INITIALIZER;
+static ts_encoder *enc_cached;
+static char enc_key[8192];
+
+static int get_encoder(const ts_run *run, ts_encoder **out) {
+  const ts_config *c = run->cfg;
+  char key[sizeof enc_key];
+  snprintf(key, sizeof key, "%s|%s|%lld|%s|%s|%lld", c->extract.encoder, c->extract.checkpoint,
+           (long long)c->extract.input_size, c->extract.mean, c->extract.std, (long long)c->run.seed);
+  pthread_mutex_lock(&enc_mu);
+  int rc = 0;
+  if (!enc_cached || strcmp(key, enc_key)) {
+    ts_encoder_free(&enc_cached);
+    ts_encoder_opts o;
+    ts_encoder_opts_default(&o);
+    o.input_size = (int)c->extract.input_size;
+    o.seed = (uint64_t)c->run.seed;
+    o.checkpoint = c->extract.checkpoint[0] ? c->extract.checkpoint : NULL;
+    if ((rc = parse3(c->extract.mean, o.mean, "mean")) >= 0 && (rc = parse3(c->extract.std, o.std, "std")) >= 0) {
+      int threads = (int)c->extract.threads;
+      if (threads <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = (int)(cores / local_ranks());
+        if (threads < 1) threads = 1;
+      }
+      ts_nn_set_num_threads(threads);
+      ts_nn_set_deterministic(true);
+      rc = ts_encoder_new(c->extract.encoder, &o, &enc_cached);
+      if (rc >= 0) snprintf(enc_key, sizeof enc_key, "%s", key);
+      if (rc >= 0) rc = warm_up(enc_cached, (int)c->tile.size);
+    }
+  }
+  *out = enc_cached;
+  pthread_mutex_unlock(&enc_mu);
+  return rc;
+}
+
+static int plan(const ts_run *run, ts_units *units) {
+  double v[3];
+  TS_CALL(parse3(run->cfg->extract.mean, v, "mean"));
+  TS_CALL(parse3(run->cfg->extract.std, v, "std"));
+  for (int i = 0; i < run->cohort->n; i++) {
+    const ts_cohort_row *r = &run->cohort->rows[i];
+    char token[64] = "";
+    if (!ts_id_is_safe(r->slide_id)) {
+      TS_CALL(ts_units_add_failed(units, r->slide_id, "SLIDE_BAD_ID", "SLIDE_BAD_ID: slide id cannot be a file name (see the tissue stage)"));
+      continue;
+    }
+    TS_CALL(ts_ledger_unit_error(run->ledger, "tile", r->slide_id, token));
+    if (token[0]) {
+      char msg[256];
+      snprintf(msg, sizeof msg, "UPSTREAM_FAILED: the tile stage failed on this slide with %s", token);
+      TS_CALL(ts_units_add_failed(units, r->slide_id, "UPSTREAM_FAILED", msg));
+      continue;
+    }
+    TS_CALL(ts_units_add(units, r->slide_id));
+  }
+  return 0;
+}
+
+/* Read the tile file: coords and the geometry the tiles were laid with. */
+static int read_tiles(const char *path, int64_t **coords, int64_t *n, double *mpp0, double *target_mpp,
+                      int64_t *size, char *quickhash, size_t qn) {
+  int rc = 0;
+  ts__h5_quiet();
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = -1, sp = -1;
+  if (f < 0) return ts__h5_fail(TS_EIO, "H5_READ", "cannot open %s", path);
+  hsize_t dims[2] = {0, 0};
+  if ((d = H5Dopen2(f, "coords", H5P_DEFAULT)) < 0 || (sp = H5Dget_space(d)) < 0 ||
+      H5Sget_simple_extent_ndims(sp) != 2 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || dims[1] != 2) {
+    rc = ts__h5_fail(TS_EIO, "H5_READ", "%s: no N x 2 'coords'", path);
+    goto out;
+  }
+  *n = (int64_t)dims[0];
+  *coords = malloc(sizeof **coords * (size_t)(*n * 2 + 2));
+  if (!*coords) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "%s: coords", path);
+  if (*n && H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *coords) < 0) {
+    rc = ts__h5_fail(TS_EIO, "H5_READ", "%s: reading coords", path);
+    goto out;
+  }
+  TS_TRY(ts__h5_read_attr_f64(d, "mpp_level0", mpp0));
+  TS_TRY(ts__h5_read_attr_f64(d, "target_mpp", target_mpp));
+  TS_TRY(ts__h5_read_attr_i64(d, "tile_size_px", size));
+  quickhash[0] = '\0';
+  hid_t a = H5Aopen(d, "slide_quickhash", H5P_DEFAULT);
+  if (a >= 0) {
+    hid_t t = H5Aget_type(a);
+    char *s = NULL;
+    if (H5Tis_variable_str(t) > 0 && H5Aread(a, t, &s) >= 0 && s) {
+      snprintf(quickhash, qn, "%s", s);
+      H5free_memory(s);
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+  }
+out:
+  if (sp >= 0) H5Sclose(sp);
+  if (d >= 0) H5Dclose(d);
+  H5Fclose(f);
+  return rc;
+}
+
+/* IEEE 754 half precision (HDF5 1.10 has no predefined one; h5py reads this as float16). */
+static hid_t half_type(void) {
+  hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+  if (t < 0 || H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_precision(t, 16) < 0 || H5Tset_size(t, 2) < 0 ||
+      H5Tset_ebias(t, 15) < 0) {
+    if (t >= 0) H5Tclose(t);
+    return -1;
+  }
+  return t;
+}
+
+typedef struct feat_meta {
+  const char *encoder, *weights_hash, *mean, *std, *config_hash, *quickhash, *backend, *slide_id;
+  int64_t input_size;
+} feat_meta;
+
+static int write_features(const char *path, const char *tiles_path, const float *feat, int64_t n, int dim,
+                          bool half, const int64_t *bad, int64_t n_bad, const feat_meta *m) {
+  char tmp[TS_PATH_MAX];
+  TS_CALL(ts_io_tmp_path(path, tmp, sizeof tmp));
+  int rc = 0;
+  hid_t f = -1, src = -1, sp = -1, dcpl = -1, d = -1, ft = -1, ocp = -1;
+  if ((f = ts__h5_create(tmp)) < 0) return ts__h5_fail(TS_EIO, "H5_WRITE", "cannot create %s", tmp);
+  /* coords with every attribute of the tile file, copied as they are */
+  if ((src = H5Fopen(tiles_path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0 || (ocp = H5Pcreate(H5P_OBJECT_COPY)) < 0 ||
+      H5Ocopy(src, "coords", f, "coords", ocp, H5P_DEFAULT) < 0) {
+    rc = ts__h5_fail(TS_EIO, "H5_WRITE", "%s: copying coords from %s", tmp, tiles_path);
+    goto out;
+  }
+  hsize_t dims[2] = {(hsize_t)n, (hsize_t)dim};
+  hsize_t c0 = n < 1024 ? (n > 0 ? (hsize_t)n : 1) : 1024;
+  if ((sp = H5Screate_simple(2, dims, NULL)) < 0 || (dcpl = ts__h5_dcpl(1, c0, (hsize_t)dim, 0)) < 0 ||
+      (ft = half ? half_type() : H5Tcopy(H5T_IEEE_F32LE)) < 0 ||
+      (d = H5Dcreate2(f, "features", ft, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0 ||
+      (n > 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, feat) < 0)) {
+    rc = ts__h5_fail(TS_EIO, "H5_WRITE", "%s: features", tmp);
+    goto out;
+  }
+  TS_TRY(ts__h5_attr_str(d, "encoder", m->encoder));
+  TS_TRY(ts__h5_attr_str(d, "weights_hash", m->weights_hash));
+  TS_TRY(ts__h5_attr_i64(d, "input_size", m->input_size));
+  TS_TRY(ts__h5_attr_str(d, "mean", m->mean));
+  TS_TRY(ts__h5_attr_str(d, "std", m->std));
+  TS_TRY(ts__h5_attr_str(d, "config_hash", m->config_hash));
+  TS_TRY(ts__h5_attr_str(d, "tessera_version", TS_VERSION));
+  TS_TRY(ts__h5_attr_str(d, "slide_quickhash", m->quickhash));
+  TS_TRY(ts__h5_attr_str(d, "slide_id", m->slide_id));
+  TS_TRY(ts__h5_attr_str(d, "reader_backend", m->backend));
+  TS_TRY(ts__h5_attr_i64(d, "n_bad_tiles", n_bad));
+  H5Dclose(d);
+  d = -1;
+  H5Sclose(sp);
+  H5Pclose(dcpl);
+  dcpl = -1;
+  hsize_t bd[1] = {(hsize_t)n_bad};
+  if ((sp = H5Screate_simple(1, bd, NULL)) < 0 ||
+      (d = H5Dcreate2(f, "bad_tiles", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+      (n_bad > 0 && H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, bad) < 0)) {
+    rc = ts__h5_fail(TS_EIO, "H5_WRITE", "%s: bad_tiles", tmp);
+    goto out;
+  }
+out:
+  if (d >= 0) H5Dclose(d);
+  if (ft >= 0) H5Tclose(ft);
+  if (dcpl >= 0) H5Pclose(dcpl);
+  if (sp >= 0) H5Sclose(sp);
+  if (ocp >= 0) H5Pclose(ocp);
+  if (src >= 0) H5Fclose(src);
+  if (f >= 0 && H5Fclose(f) < 0 && rc == 0) rc = ts__h5_fail(TS_EIO, "H5_WRITE", "closing %s", tmp);
+  if (rc == 0) rc = ts_io_commit(tmp, path);
+  if (rc < 0) unlink(tmp);
+  return rc;
+}
+
+static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
+  const ts_config *c = run->cfg;
+  const ts_cohort_row *row = ts_cohort_find(run->cohort, u->id);
+  if (!row) return ts_error_set(TS_EINTERNAL, "UNIT_UNKNOWN", "slide %s is not in the cohort", u->id);
+  int rc = 0;
+  int64_t *coords = NULL, n = 0, size = 0, *bad = NULL, n_bad = 0;
+  float *feat = NULL;
+  double mpp0 = 0, target = 0;
+  char quickhash[128], tiles_path[TS_PATH_MAX], dir[TS_PATH_MAX], out_path[TS_PATH_MAX], rel[256], tag[200];
+  ts_reader *r = NULL;
+  ts_encoder *enc = NULL;
+  snprintf(rel, sizeof rel, "tiles/%s.h5", u->id);
+  TS_TRY(ts_run_path(run, rel, tiles_path, sizeof tiles_path));
+  TS_TRY(read_tiles(tiles_path, &coords, &n, &mpp0, &target, &size, quickhash, sizeof quickhash));
+  TS_TRY(get_encoder(run, &enc));
+  int dim = ts_encoder_dim(enc);
+  feat = calloc((size_t)(n > 0 ? n : 1) * (size_t)dim, sizeof *feat);
+  bad = malloc(sizeof *bad * (size_t)(n > 0 ? n : 1));
+  if (!feat || !bad) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "slide %s: %lld x %d features", u->id, (long long)n, dim);
+  const char *backend = "none";
+  if (n > 0) {
+    ts_reader_opts ro;
+    ts_reader_opts_default(&ro);
+    ro.threads = (int)c->extract.decode_threads;
+    ro.batch = (int)c->extract.batch;
+    TS_TRY(ts_reader_open(row->path, u->id, mpp0, target, (int)size, &ro, &r));
+    backend = ts_reader_backend_name(r);
+    TS_TRY(ts_reader_start(r, coords, n));
+    ts_reader_batch *b = NULL;
+    while ((rc = ts_reader_next(r, &b)) == 0 && b) {
+      float *dst = feat + (size_t)b->first * (size_t)dim;
+      rc = ts_encoder_forward_u8(enc, b->pixels, b->n, b->size, b->size, dst, (size_t)b->n * (size_t)dim);
+      for (int i = 0; rc >= 0 && i < b->n; i++)
+        if (b->status[i] < 0) {
+          bad[n_bad++] = b->first + i;
+          memset(dst + (size_t)i * (size_t)dim, 0, sizeof *dst * (size_t)dim); /* no features from zeroed pixels */
+        }
+      ts_reader_release(r, &b);
+      if (rc < 0) break;
+    }
+    if (rc < 0) goto out;
+  }
+  TS_TRY(ts_run_path(run, "features", dir, sizeof dir));
+  encoder_tag(c->extract.encoder, tag, sizeof tag);
+  snprintf(rec->output, sizeof rec->output, "features/%s/%s.h5", tag, u->id);
+  snprintf(rel, sizeof rel, "features/%s", tag);
+  TS_TRY(ts_run_path(run, rel, dir, sizeof dir));
+  TS_TRY(ts_io_mkdirs(dir, 0755));
+  TS_TRY(ts_run_path(run, rec->output, out_path, sizeof out_path));
+  feat_meta m = {.encoder = c->extract.encoder, .weights_hash = ts_encoder_weights_hash(enc), .mean = c->extract.mean,
+                 .std = c->extract.std, .config_hash = c->hash, .quickhash = quickhash, .backend = backend,
+                 .slide_id = u->id, .input_size = c->extract.input_size};
+  TS_TRY(write_features(out_path, tiles_path, feat, n, dim, c->extract.float16, bad, n_bad, &m));
+  rec->items = n;
+out:
+  ts_reader_free(&r);
+  free(coords);
+  free(feat);
+  free(bad);
+  return rc;
+}
+
+const struct ts_stage ts_stage_extract = {
+    .abi = TS_STAGE_ABI,
+    .name = "extract",
+    .kind = TS_SHARDED,
+    .needs = needs,
+    .config_keys = keys,
+    .plan = plan,
+    .work = work,
+    .finish = NULL,
+};
