@@ -20,6 +20,7 @@
 
 #include "ts_error.h"
 #include "ts_io.h"
+#include "ts_stop.h"
 
 enum { TAG_REQUEST = 7101, TAG_UNIT = 7102 };
 
@@ -187,7 +188,7 @@ typedef struct coord {
   local_item *results;       /* local worker's finished units */
   int64_t pos_of_local;      /* position the local worker is on, -1 none */
   /* progress */
-  int64_t done, failed, items;
+  int64_t done, failed, items, stopped;
   double t0, last_print;
 } coord;
 
@@ -222,7 +223,23 @@ static void *local_worker(void *arg) {
 static void progress(coord *c, bool final) {
   if (!c->cb->progress) return;
   double t = now_s();
-  if (!final && t - c->last_print < 2.0) return;
+  bool tty = isatty(2);
+  /* a terminal gets a bar redrawn in place; a log file (Slurm) a line every few seconds */
+  if (!final && t - c->last_print < (tty ? 0.2 : 5.0)) return;
+  if (tty) {
+    c->last_print = t;
+    double el = t - c->t0;
+    int64_t fin = c->done + c->failed;
+    double rate = el > 0 ? (double)fin / el : 0;
+    int w = 30, fill = c->n ? (int)(w * fin / c->n) : w;
+    char bar[64];
+    for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
+    bar[w] = '\0';
+    fprintf(stderr, "\r%-8s [%s] %lld/%lld  %lld failed  %.1f items/s  ETA %.0f s   %s", c->cb->stage, bar,
+            (long long)fin, (long long)c->n, (long long)c->failed, el > 0 ? (double)c->items / el : 0.0,
+            rate > 0 ? (double)(c->n - fin) / rate : 0.0, final ? "\n" : "");
+    return;
+  }
   c->last_print = t;
   double el = t - c->t0;
   int64_t fin = c->done + c->failed;
@@ -237,6 +254,12 @@ static void progress(coord *c, bool final) {
 /* A result arrived (rank r, position pos). Returns <0 if the ledger failed. */
 static int handle(coord *c, int rank, const wire_result *w, int64_t *resolved) {
   int64_t pos = w->idx;
+  if (!w->ok && w->code == TS_ESTOP) { /* interrupted: stays pending for the next run */
+    ts_stop_request(ts_stop_signal()); /* one rank was told to stop: the whole run stops */
+    c->stopped++;
+    (*resolved)++;
+    return 0;
+  }
   c->attempts[pos]++;
   /* Bad input (TS_EINPUT) and bad settings (TS_ECONFIG) fail the same way every time: only
    * other failures (I/O, memory, library) are worth another attempt. */
@@ -343,6 +366,14 @@ static int coordinator(const ts_sched_cb *cb, const char *const *ids, const int6
       if (w.has_result && (rc = handle(&c, st.MPI_SOURCE, &w, &resolved)) < 0) break;
     }
     if (rc < 0) break;
+    if (ts_stop_requested()) { /* hand out nothing more; what is queued stays pending */
+      pthread_mutex_lock(&c.mu);
+      int64_t left = c.qtail - c.qhead;
+      c.qhead = c.qtail;
+      pthread_mutex_unlock(&c.mu);
+      resolved += left;
+      c.stopped += left;
+    }
     /* hand work to waiting ranks */
     for (int r = 1; r < nranks; r++) {
       if (!waiting[r]) continue;
@@ -388,6 +419,9 @@ finish:
     MPI_Send(&u, (int)sizeof u, MPI_BYTE, r, TAG_UNIT, MPI_COMM_WORLD);
   }
   progress(&c, true);
+  if (c.stopped && cb->progress)
+    fprintf(stderr, "%s: stopped by signal %d: %lld unit(s) left pending for the next run\n", cb->stage,
+            ts_stop_signal(), (long long)c.stopped);
   pthread_mutex_destroy(&c.mu);
   pthread_cond_destroy(&c.cv_queue);
   free(c.queue);

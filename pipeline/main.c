@@ -31,7 +31,8 @@ static void usage(FILE *f) {
     fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
   fprintf(f,
           "\nexit codes: 0 all done, 1 some units failed (the rest completed),\n"
-          "            2 usage or configuration error (nothing was run)\n");
+          "            2 usage or configuration error (nothing was run),\n"
+          "            3 stopped by SIGTERM/SIGINT: run again to resume\n");
 }
 
 int ts_cli_wants_help(int argc, char **argv) {

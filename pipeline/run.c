@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "ts_ledger.h"
 #include "ts_sched.h"
 #include "ts_stage.h"
+#include "ts_stop.h"
 #include "ts_version.h"
 
 static void run_usage(FILE *f) {
@@ -39,7 +41,8 @@ static void run_usage(FILE *f) {
           "  --quiet                  no progress lines\n\n"
           "config keys (section, key, type, default, meaning):\n");
   ts_config_print_schema(f);
-  fprintf(f, "\nexit codes: 0 all units done, 1 some units failed (the rest completed), 2 usage or config error\n");
+  fprintf(f, "\nexit codes: 0 all units done, 1 some units failed (the rest completed), 2 usage or config error,\n"
+             "            3 stopped by SIGTERM/SIGINT (units in flight stay pending: run again to resume)\n");
 }
 
 typedef struct run_state {
@@ -105,6 +108,24 @@ static int dir_entries(const char *dir) {
   return n;
 }
 
+/* Remove our own temporaries ("<name>.tmp.<pid>") that a killed run left in the run directory
+ * (and its subdirectories, two levels down). They were never outputs — only a committed rename
+ * makes a file an output — so this loses nothing; it only frees the space. */
+static void remove_stale_tmp(const char *dir, int depth) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    char p[TS_PATH_MAX];
+    if (ts_io_join(dir, e->d_name, p, sizeof p) < 0) continue;
+    struct stat st;
+    if (lstat(p, &st) < 0) continue;
+    if (S_ISDIR(st.st_mode) && depth > 0) remove_stale_tmp(p, depth - 1);
+    else if (S_ISREG(st.st_mode) && strstr(e->d_name, ".tmp.")) unlink(p);
+  }
+  closedir(d);
+}
+
 /* Rank 0: prepare the run directory. Returns TS_ECONFIG for anything the user must fix. */
 static int prepare_dir(const ts_config *cfg, bool reconfigure, int *lock_fd) {
   const char *dir = cfg->run.dir;
@@ -123,6 +144,7 @@ static int prepare_dir(const ts_config *cfg, bool reconfigure, int *lock_fd) {
   *lock_fd = open(path, O_CREAT | O_RDWR, 0644);
   if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX | LOCK_NB) < 0)
     return ts_error_set(TS_ECONFIG, "RUN_LOCKED", "%s: another tessera run is using this run directory", dir);
+  remove_stale_tmp(dir, 2); /* we hold the lock: nobody else is writing here */
   TS_CALL(ts_io_join(dir, "config.yaml", path, sizeof path));
   if (ts_io_exists(path)) {
     char *old = NULL;
@@ -171,6 +193,7 @@ int ts_cmd_run(int argc, char **argv) {
 
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  ts_stop_install(); /* after MPI_Init: SIGTERM stops us cleanly, not the MPI library's default */
   int rank = 0, nranks = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &nranks);
@@ -268,6 +291,7 @@ int ts_cmd_run(int argc, char **argv) {
 
   char hashes[64][65];
   memset(hashes, 0, sizeof hashes);
+  bool stopped = false;
   for (int i = 0; ts_stages[i]; i++) {
     const struct ts_stage *st = ts_stages[i];
     s.stage = st;
@@ -350,6 +374,12 @@ int ts_cmd_run(int argc, char **argv) {
     free(todo_ids);
     free(todo_idx);
     ts_units_clear(&units);
+    int stop = ts_stop_requested();
+    MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (stop) {
+      stopped = true;
+      break;
+    }
   }
 
   if (rank == 0) {
@@ -364,7 +394,9 @@ int ts_cmd_run(int argc, char **argv) {
       }
       free(counts);
     }
-    exit_code = rc < 0 ? TS_EXIT_FAILED_UNITS : (failed || pending) ? TS_EXIT_FAILED_UNITS : TS_EXIT_OK;
+    exit_code = rc < 0 ? TS_EXIT_FAILED_UNITS : stopped ? TS_EXIT_STOPPED : (failed || pending) ? TS_EXIT_FAILED_UNITS : TS_EXIT_OK;
+    if (stopped)
+      fprintf(stderr, "stopped by a signal: every unit not recorded done stays pending; run the same command again to resume\n");
     if (rc >= 0 && failed && !quiet) fprintf(stderr, "some units failed: `tessera status %s` lists them\n", cfg->run.dir);
     ts_ledger_run_end(ledger, s.run.run_id, exit_code);
   }

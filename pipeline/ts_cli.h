@@ -1,11 +1,11 @@
 /* ts_cli.h — the subcommands of the `tessera` binary. Each takes (argc, argv) with argv[0] the
  * subcommand name and returns the process exit code:
  *   0 all done, 1 some units (or rows) failed and the rest completed, 2 usage or configuration
- *   error (nothing was run). */
+ *   error (nothing was run), 3 stopped by SIGTERM/SIGINT (run again to resume). */
 #ifndef TS_CLI_H
 #define TS_CLI_H
 
-enum { TS_EXIT_OK = 0, TS_EXIT_FAILED_UNITS = 1, TS_EXIT_USAGE = 2 };
+enum { TS_EXIT_OK = 0, TS_EXIT_FAILED_UNITS = 1, TS_EXIT_USAGE = 2, TS_EXIT_STOPPED = 3 };
 
 int ts_cmd_run(int argc, char **argv);
 int ts_cmd_status(int argc, char **argv);

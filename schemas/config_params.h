@@ -45,3 +45,13 @@ TS_PARAM(extract, threads, INT, "1", 0, 256, 0,
          "LibTorch threads per rank; features are bitwise reproducible only for the same value, so the default is fixed: run one rank per core (0: cores / ranks on the node)")
 TS_PARAM(extract, decode_threads, INT, "1", 1, 64, 0, "tile-decoding threads per rank")
 TS_PARAM(extract, float16, BOOL, "false", 0, 0, 0, "store features as float16 instead of float32")
+/* records: the clinical and genomic tables (stages/records.c). A schema is a comma-separated
+ * list of NAME:TYPE[SPEC][?] (workers/ts_records.h): TYPE id | float | int | str; SPEC a range
+ * [lo,hi] (either end may be empty) or a set {a,b,c} (a categorical column, one-hot encoded);
+ * NAME may end in '*' (every CSV column with that prefix); '?' marks an optional column. */
+TS_PARAM(records, clinical_schema, STR,
+         "patient_id:id, age:float[0,120], sex:int{0,1}, grade:int{1,2,3}, stage:int{1,2,3,4}, time:float[0,], event:int{0,1}",
+         0, 0, 0, "schema of cohort.clinical (exactly one id column: the patient id)")
+TS_PARAM(records, genomic_schema, STR, "patient_id:id, GENE*:float", 0, 0, 0,
+         "schema of cohort.genomic")
+TS_PARAM(records, block_rows, INT, "64", 1, 10000000, 0, "CSV rows per unit (row block)")

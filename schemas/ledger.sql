@@ -66,3 +66,19 @@ CREATE TABLE IF NOT EXISTS rusage (
   cpu_seconds REAL,
   PRIMARY KEY (run_id, stage, rank)
 );
+
+-- Audit trail: every time a unit is recorded done or failed, a row here, in the same
+-- transaction (a trigger). The crash tests count "done" events per unit: exactly once.
+CREATE TABLE IF NOT EXISTS events (
+  id     INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id INTEGER,
+  stage  TEXT NOT NULL,
+  unit   TEXT NOT NULL,
+  event  TEXT NOT NULL,
+  at     TEXT
+);
+CREATE TRIGGER IF NOT EXISTS units_event AFTER UPDATE OF state ON units
+  WHEN NEW.state IN ('done', 'failed')
+BEGIN
+  INSERT INTO events(run_id, stage, unit, event, at) VALUES (NEW.run_id, NEW.stage, NEW.unit, NEW.state, NEW.updated);
+END;

@@ -22,6 +22,7 @@
 #include "ts_io.h"
 #include "ts_reader.h"
 #include "ts_stage.h"
+#include "ts_stop.h"
 #include "ts_version.h"
 
 static const char *const needs[] = {"tile", NULL};
@@ -240,8 +241,9 @@ static int write_features(const char *path, const char *tiles_path, const float 
   H5Pclose(dcpl);
   dcpl = -1;
   hsize_t bd[1] = {(hsize_t)n_bad};
-  if ((sp = H5Screate_simple(1, bd, NULL)) < 0 ||
-      (d = H5Dcreate2(f, "bad_tiles", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+  /* no object timestamps (ts__h5_dcpl): the same input gives the same bytes */
+  if ((sp = H5Screate_simple(1, bd, NULL)) < 0 || (dcpl = ts__h5_dcpl(0, 0, 0, 0)) < 0 ||
+      (d = H5Dcreate2(f, "bad_tiles", H5T_STD_I64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0 ||
       (n_bad > 0 && H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, bad) < 0)) {
     rc = ts__h5_fail(TS_EIO, "H5_WRITE", "%s: bad_tiles", tmp);
     goto out;
@@ -289,6 +291,11 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
     TS_TRY(ts_reader_start(r, coords, n));
     ts_reader_batch *b = NULL;
     while ((rc = ts_reader_next(r, &b)) == 0 && b) {
+      if (ts_stop_requested()) { /* Slurm's time limit: give the unit back, write nothing */
+        ts_reader_release(r, &b);
+        rc = ts_stop_error(u->id);
+        break;
+      }
       float *dst = feat + (size_t)b->first * (size_t)dim;
       rc = ts_encoder_forward_u8(enc, b->pixels, b->n, b->size, b->size, dst, (size_t)b->n * (size_t)dim);
       for (int i = 0; rc >= 0 && i < b->n; i++)
