@@ -5,7 +5,8 @@
 # excluded: `tessera cox --timing`, system.time(coxph(...)) in R). Run by hand, not by ctest:
 #     TESSERA=build/tessera bench/bench_cox.sh [n ...]
 set -euo pipefail
-TESSERA=${TESSERA:-$(dirname "$0")/../build/tessera}
+TESSERA=${TESSERA:-$(cd "$(dirname "$0")/.." && pwd)/build/tessera}
+bench_lines=()
 [ -x "$TESSERA" ] || { echo "set TESSERA to the tessera binary" >&2; exit 2; }
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(10000 100000 1000000)
 work=$(mktemp -d /tmp/bench_cox.XXXXXX); trap 'rm -rf "$work"' EXIT
@@ -33,4 +34,6 @@ for n in "${sizes[@]}"; do
   read -r rs dc <<<"$out"
   awk -v n="$n" -v t="$ts" -v r="$rs" -v dc="$dc" \
     'BEGIN { printf "%10d %4d %12.4f %12.4f %10.1f %14.3g\n", n, 20, t, r, r / t, dc }'
+  bench_lines+=("BENCH name=cox_fit_n$n value=$ts unit=s baseline=$rs ratio=$(awk -v t="$ts" -v r="$rs" 'BEGIN{print r/t}') better=lower")
 done
+printf '%s\n' "${bench_lines[@]}"

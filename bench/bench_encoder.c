@@ -72,6 +72,10 @@ int main(int argc, char **argv) {
   printf("  ratio %d threads / 1 thread: %.2fx\n", threads, fast / base);
   printf("  against CLAM's reference (~0.5 s/tile = 2 tiles/s with 2 threads, not measured here): %.2fx\n",
          fast / 2.0);
+  printf("BENCH name=encoder_resnet50_trunc_threads value=%.3f unit=tiles/s baseline=%.3f ratio=%.3f better=higher "
+         "note=baseline_is_1_thread\n", fast, base, fast / base);
+  printf("BENCH name=encoder_vs_clam_reference value=%.3f unit=tiles/s baseline=2.0 ratio=%.3f better=higher "
+         "note=baseline_is_the_issue_reference_not_measured\n", fast, fast / 2.0);
   free(tiles);
   free(out);
   ts_encoder_free(&e);

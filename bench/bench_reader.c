@@ -199,6 +199,8 @@ int main(int argc, char **argv) {
          r1_c, be, r1 / os, r1_c / os_c);
   printf("tessera reader, 2 threads  : %8.0f tiles/s  %8.0f tiles/cpu-s  (%s)  ratio %.2fx (cpu %.2fx)\n", r2,
          r2_c, be, r2 / os, r2_c / os_c);
+  printf("BENCH name=reader_1_thread value=%.1f unit=tiles/s baseline=%.1f ratio=%.3f better=higher\n", r1, os, r1 / os);
+  printf("BENCH name=reader_2_threads value=%.1f unit=tiles/s baseline=%.1f ratio=%.3f better=higher\n", r2, os, r2 / os);
   printf("goal >= 3x: %s\n", r1 / os >= 3.0   ? "met with 1 thread"
                              : r2 / os >= 3.0 ? "met with 2 threads"
                                               : "NOT met");

@@ -9,7 +9,7 @@
 # per-slide times are compared. Prints tiles/s, s/slide and the ratio.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-build=$(cd "${1:-$here/build}" && pwd)
+build=$(cd "${1:-${TS_BUILD_DIR:-$here/build}}" && pwd)
 size=${2:-20000}
 . "$here/scripts/env.sh"
 tessera="$build/tessera"
@@ -62,6 +62,6 @@ if [ -n "${CLAM_DIR:-}" ] && [ -f "$CLAM_DIR/create_patches_fp.py" ]; then
   rc=$(med "${t_real[@]}")
   printf '  CLAM create_patches_fp (seg+patch+stitch):     %7.3f s/slide  %8.0f tiles/s  (%d tiles)\n' "$rc" "$(echo "$rtiles / $rc" | bc -l)" "$rtiles"
   printf '  speed-up tessera / CLAM: %.1fx\n' "$(echo "$rc / $ts" | bc -l)"
-  printf 'BENCH name=tile_tissue_vs_clam value=%s unit=s baseline=%s ratio=%s\n' "$ts" "$rc" "$(echo "$rc / $ts" | bc -l)"
+  printf 'BENCH name=tile_tissue_vs_clam value=%s unit=s baseline=%s ratio=%s better=lower\n' "$ts" "$rc" "$(echo "$rc / $ts" | bc -l)"
 fi
-printf 'BENCH name=tile_tissue_per_slide value=%s unit=s baseline=%s ratio=%s\n' "$ts" "$cl" "$(echo "$cl / $ts" | bc -l)"
+printf 'BENCH name=tile_tissue_per_slide value=%s unit=s baseline=%s ratio=%s better=lower\n' "$ts" "$cl" "$(echo "$cl / $ts" | bc -l)"

@@ -9,7 +9,7 @@
 # The convention (tiny on purpose, so that a shell script, a C binary or R can follow it):
 #   - a benchmark is bench/bench_<name>.sh (run as `bash bench_<name>.sh` with no arguments) or
 #     a C program bench/bench_<name>.c built to BUILD_DIR/bench/bench_<name> (run with no
-#     arguments); both get TESSERA (the binary), TS_BUILD_DIR and TS_SOURCE_DIR in the
+#     arguments, unless bench_<name>.sh exists: then the script runs it); both get TESSERA (the binary), TS_BUILD_DIR and TS_SOURCE_DIR in the
 #     environment and run from a fresh temporary directory;
 #   - for each figure it prints one line to stdout
 #       BENCH name=<dotted.name> value=<number> unit=<unit> baseline=<number> ratio=<number> [better=higher|lower] [note=<word_or_%20encoded>]
@@ -49,7 +49,8 @@ done
 for b in "$build"/bench/bench_*; do
   [ -x "$b" ] && [ -f "$b" ] || continue
   n=$(basename "$b"); n=${n#bench_}
-  if cut -f1 "$list" | grep -qx "$n"; then n="${n}_c"; fi  # bench_x.sh and bench_x.c both exist
+  # bench_x.sh drives bench_x (it makes the input the program needs): list only the script
+  if cut -f1 "$list" | grep -qx "$n"; then continue; fi
   printf '%s\t%q\n' "$n" "$b" >> "$list"
 done
 
