@@ -139,7 +139,7 @@ static bool load(const char *name, dset *s) {
   const char *nm[MAXP];
   for (size_t r = 1; r < co->nrow; r++)
     if (!strcmp(co->cell[r][cd], name) && !strcmp(co->cell[r][ct], "efron") && s->p < MAXP) {
-      snprintf(s->names[s->p], 64, "%s", co->cell[r][cterm]);
+      snprintf(s->names[s->p], 64, "%.63s", co->cell[r][cterm]);
       nm[s->p] = s->names[s->p];
       s->p++;
     }
@@ -303,7 +303,7 @@ static void test_survival_km_matches_r(void) {
   char what[96];
   for (size_t r = 1; r < km->nrow && r - 1 < cv->len; r++) {
     size_t t = r - 1;
-    snprintf(what, sizeof what, "lung KM t=%s", km->cell[r][0]);
+    snprintf(what, sizeof what, "lung KM t=%.80s", km->cell[r][0]);
     CU_ASSERT_EQUAL(cv->time[t], atof(km->cell[r][0]));
     CU_ASSERT_EQUAL(cv->n_risk[t], atof(km->cell[r][1]));
     CU_ASSERT_EQUAL(cv->n_event[t], atof(km->cell[r][2]));
