@@ -8,12 +8,14 @@
 extern const struct ts_stage ts_stage_tissue;
 extern const struct ts_stage ts_stage_tile;
 extern const struct ts_stage ts_stage_extract;
+extern const struct ts_stage ts_stage_records;
 extern const struct ts_stage ts_stage_report;
 
 const struct ts_stage *const ts_stages[] = {
     &ts_stage_tissue,
     &ts_stage_tile,
     &ts_stage_extract,
+    &ts_stage_records, /* needs no slide stage: clinical and genomic tables */
     &ts_stage_report, /* last: the report of the run itself */
     NULL,
 };

@@ -394,7 +394,7 @@ int ts_cmd_run(int argc, char **argv) {
       }
       free(counts);
     }
-    exit_code = rc < 0 ? TS_EXIT_FAILED_UNITS : stopped ? TS_EXIT_STOPPED : (failed || pending) ? TS_EXIT_FAILED_UNITS : TS_EXIT_OK;
+    exit_code = rc == TS_ECONFIG ? TS_EXIT_USAGE : rc < 0 ? TS_EXIT_FAILED_UNITS : stopped ? TS_EXIT_STOPPED : (failed || pending) ? TS_EXIT_FAILED_UNITS : TS_EXIT_OK;
     if (stopped)
       fprintf(stderr, "stopped by a signal: every unit not recorded done stays pending; run the same command again to resume\n");
     if (rc >= 0 && failed && !quiet) fprintf(stderr, "some units failed: `tessera status %s` lists them\n", cfg->run.dir);

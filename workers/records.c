@@ -122,7 +122,8 @@ static int parse_entry(const char *key, int idx, const char *a, const char *b, t
           char canon[32];
           snprintf(canon, sizeof canon, "%lld", v);
           free(f->levels[f->n_levels - 1]);
-          f->levels[f->n_levels - 1] = strdup(canon);
+          lv = f->levels[f->n_levels - 1] = strdup(canon); /* lv must not point at the freed copy */
+          if (!lv) SCHEMA_FAIL("out of memory");
         }
         for (int k = 0; k < f->n_levels - 1; k++)
           if (!strcmp(f->levels[k], f->levels[f->n_levels - 1])) SCHEMA_FAIL("%s: entry %d ('%s'): '%s' twice in the set", key, idx, f->name, lv);
@@ -409,8 +410,10 @@ int ts_rec_stats_init(ts_rec_stats *s, int ncols, int n_cat) {
   s->missing = calloc(c, sizeof *s->missing);
   s->mean = calloc(c, sizeof *s->mean);
   s->m2 = calloc(c, sizeof *s->m2);
+  s->shift = calloc(c, sizeof *s->shift);
+  s->smean = calloc(c, sizeof *s->smean);
   s->cat_counts = calloc(k, sizeof *s->cat_counts);
-  if (!s->n || !s->missing || !s->mean || !s->m2 || !s->cat_counts) {
+  if (!s->n || !s->missing || !s->mean || !s->m2 || !s->shift || !s->smean || !s->cat_counts) {
     ts_rec_stats_clear(s);
     return ts_error_set(TS_ENOMEM, "OUT_OF_MEMORY", "statistics");
   }
@@ -422,16 +425,25 @@ void ts_rec_stats_clear(ts_rec_stats *s) {
   free(s->missing);
   free(s->mean);
   free(s->m2);
+  free(s->shift);
+  free(s->smean);
   free(s->cat_counts);
   memset(s, 0, sizeof *s);
 }
 
 void ts_rec_stats_push(ts_rec_stats *s, int j, double x) {
-  /* Welford (1962): numerically stable single-pass mean and M2 */
+  /* Welford (1962) on data shifted by the column's first value: with a mean far from zero
+   * (1e6 +- 1, say) plain Welford loses digits in mean += d/n at the mean's scale; shifted,
+   * every operation works at the scale of the deviations. mean[] stays the true mean. */
+  if (s->n[j] == 0) {
+    s->shift[j] = x;
+    s->smean[j] = 0;
+  }
   int64_t n = ++s->n[j];
-  double d = x - s->mean[j];
-  s->mean[j] += d / (double)n;
-  s->m2[j] += d * (x - s->mean[j]);
+  double y = x - s->shift[j], d = y - s->smean[j];
+  s->smean[j] += d / (double)n;
+  s->m2[j] += d * (y - s->smean[j]);
+  s->mean[j] = s->shift[j] + s->smean[j];
 }
 
 int ts_rec_stats_merge(ts_rec_stats *acc, const ts_rec_stats *b) {
@@ -446,13 +458,19 @@ int ts_rec_stats_merge(ts_rec_stats *acc, const ts_rec_stats *b) {
       acc->n[j] = nb;
       acc->mean[j] = b->mean[j];
       acc->m2[j] = b->m2[j];
+      acc->shift[j] = b->shift[j];
+      acc->smean[j] = b->smean[j];
       continue;
     }
-    /* Chan, Golub & LeVeque (1979), "Updating formulae and a pairwise algorithm ..." */
-    double d = b->mean[j] - acc->mean[j];
-    acc->mean[j] += d * (double)nb / (double)n;
+    /* Chan, Golub & LeVeque (1979), "Updating formulae and a pairwise algorithm ...". The
+     * difference of the means is taken as (shift_b - shift_a) + (smean_b - smean_a): both
+     * shifts are data values, so with a mean far from zero their difference is exact where
+     * mean_b - mean_a would carry the rounding of two large numbers into d^2 na nb / n. */
+    double d = (b->shift[j] - acc->shift[j]) + (b->smean[j] - acc->smean[j]);
+    acc->smean[j] += d * (double)nb / (double)n;
     acc->m2[j] += b->m2[j] + d * d * (double)na * (double)nb / (double)n;
     acc->n[j] = n;
+    acc->mean[j] = acc->shift[j] + acc->smean[j];
   }
   for (int k = 0; k < acc->n_cat; k++) acc->cat_counts[k] += b->cat_counts[k];
   return 0;

@@ -103,6 +103,8 @@ int ts_rec_partial_write(const char *path, const ts_rec_table *t, int64_t block,
   TS_TRY(write_1d(f, "missing", H5T_STD_I64LE, H5T_NATIVE_INT64, s->missing, nc));
   TS_TRY(write_1d(f, "mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->mean, nc));
   TS_TRY(write_1d(f, "m2", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->m2, nc));
+  TS_TRY(write_1d(f, "shift", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->shift, nc));
+  TS_TRY(write_1d(f, "smean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->smean, nc));
   TS_TRY(write_1d(f, "cat_counts", H5T_STD_I64LE, H5T_NATIVE_INT64, s->cat_counts, s->n_cat));
 out:
   if (H5Fclose(f) < 0 && rc == 0) rc = ts__h5_fail(TS_EIO, "H5_WRITE", "%s: close", tmp);
@@ -149,6 +151,8 @@ int ts_rec_partial_read(const char *path, const ts_rec_table *t, ts_rec_stats *o
   TS_TRY(read_1d(f, "missing", H5T_NATIVE_INT64, out->missing, t->ncols));
   TS_TRY(read_1d(f, "mean", H5T_NATIVE_DOUBLE, out->mean, t->ncols));
   TS_TRY(read_1d(f, "m2", H5T_NATIVE_DOUBLE, out->m2, t->ncols));
+  TS_TRY(read_1d(f, "shift", H5T_NATIVE_DOUBLE, out->shift, t->ncols));
+  TS_TRY(read_1d(f, "smean", H5T_NATIVE_DOUBLE, out->smean, t->ncols));
   TS_TRY(read_1d(f, "cat_counts", H5T_NATIVE_INT64, out->cat_counts, t->n_cat));
 out:
   H5Fclose(f);

@@ -27,7 +27,7 @@
  * messages is the 1-based physical line where the row starts; "column" is the 1-based field.
  *
  * Statistics: per numeric column count, mean and M2 (sum of squared deviations) by Welford's
- * update, merged across blocks by Chan, Golub & LeVeque (1979): n = na+nb, d = mb-ma,
+ * update (on data shifted by the column's first value), merged across blocks by Chan, Golub & LeVeque (1979): n = na+nb, d = mb-ma,
  * mean = ma + d nb/n, M2 = M2a + M2b + d^2 na nb / n. The std is the population one
  * (ddof 0, as sklearn's StandardScaler). Per categorical column: a count per level.
  *
@@ -109,6 +109,7 @@ typedef struct ts_rec_stats {
   int64_t rows;
   int64_t *n, *missing, *cat_counts;
   double *mean, *m2;
+  double *shift, *smean; /* mean = shift + smean, shift a data value of the column (see push) */
 } ts_rec_stats;
 
 int ts_rec_stats_init(ts_rec_stats *s, int ncols, int n_cat);
