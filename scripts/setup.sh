@@ -17,6 +17,7 @@ PKGS=(
   python3 python3-h5py python3-numpy python3-pil python3-openslide
   python3-opencv
   chromium python3-jsonschema
+  slurm-wlm munge
   r-base-core r-cran-survival
 )
 

@@ -64,7 +64,7 @@ assert all(x['mpp_source'] == 'file' and abs(x['mpp_level0'] - 0.25) < 1e-9 for 
 st = {x['name']: x for x in r['stages']['stages']}
 assert st['tile']['units']['done'] == 3 and st['tile']['items'] == sum(map(int, facts.values()))
 assert r['run']['environment']['libraries']['hdf5'].startswith('1.')
-assert len(r['reproducibility']['outputs']) == 9  # tissue, tile, extract x 3 slides
+assert len(r['reproducibility']['outputs']) == 11  # tissue, tile, extract x 3 slides + 2 record blocks
 assert all(len(x['quickhash']) == 64 for x in r['reproducibility']['inputs']['slides'])
 PY
 
@@ -103,7 +103,7 @@ if [ -n "${TS_REPORT_SHOT:-}" ]; then cp shot.png "$TS_REPORT_SHOT"; fi
 expect_rc 0 mpirun -np 2 "$TESSERA" run cohort/config.yaml --set run.dir="$WORK/b" --quiet
 expect_rc 0 "$TESSERA" compare a b
 check "compare says IDENTICAL" grep -q 'verdict      IDENTICAL' "$WORK/out"
-check "compare saw the 9 outputs identical" grep -q 'outputs      9 identical, 0 differ' "$WORK/out"
+check "compare saw the 11 outputs identical" grep -q 'outputs      11 identical, 0 differ' "$WORK/out"
 expect_rc 0 "$TESSERA" compare a/report/report.json b/report/report.json --verbose
 check "--verbose shows performance ratios" grep -q 'perf .*wall_seconds' "$WORK/out"
 # tile files really differ in their bytes (save_path, config_hash) but not in content
