@@ -185,6 +185,13 @@ int ts_ledger_unit_failed(ts_ledger *l, const char *stage, const char *unit, int
                "iidttittt", (int64_t)attempts, (int64_t)rank, seconds, token, message, run_id, now, stage, unit);
 }
 
+int ts_ledger_unit_items(ts_ledger *l, const char *stage, const char *unit, int64_t *items_out) {
+  char buf[32];
+  TS_CALL(query_text(l, "SELECT items FROM units WHERE stage=? AND unit=? AND state='done'", stage, unit, buf, sizeof buf));
+  *items_out = buf[0] ? strtoll(buf, NULL, 10) : 0;
+  return 0;
+}
+
 int ts_ledger_unit_error(ts_ledger *l, const char *stage, const char *unit, char token_out[64]) {
   return query_text(l, "SELECT error_token FROM units WHERE stage=? AND unit=? AND state='failed'", stage, unit, token_out, 64);
 }

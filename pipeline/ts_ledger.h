@@ -61,6 +61,8 @@ int ts_ledger_unit_done(ts_ledger *l, const char *stage, const char *unit, int r
 int ts_ledger_unit_failed(ts_ledger *l, const char *stage, const char *unit, int rank,
                           int attempts, int64_t run_id, double seconds, const char *token,
                           const char *message);
+/* Items recorded for a done unit (0 when not done). */
+int ts_ledger_unit_items(ts_ledger *l, const char *stage, const char *unit, int64_t *items_out);
 /* Error token recorded for a failed unit ("" otherwise). */
 int ts_ledger_unit_error(ts_ledger *l, const char *stage, const char *unit, char token_out[64]);
 /* Output path and checksum recorded for a done unit. */

@@ -121,27 +121,48 @@ static int get_encoder(const ts_run *run, ts_encoder **out) {
   return rc;
 }
 
+typedef struct sized { int row; int64_t tiles; } sized;
+
+static int by_tiles_desc(const void *a, const void *b) {
+  const sized *x = a, *y = b;
+  if (x->tiles != y->tiles) return x->tiles < y->tiles ? 1 : -1;
+  return x->row - y->row; /* stable: cohort order among equals */
+}
+
+/* Units are handed out in plan order, so the largest slides go first (longest-processing-time
+ * first): the run does not end waiting on one big slide started last. */
 static int plan(const ts_run *run, ts_units *units) {
   double v[3];
   TS_CALL(parse3(run->cfg->extract.mean, v, "mean"));
   TS_CALL(parse3(run->cfg->extract.std, v, "std"));
+  sized *order = calloc((size_t)(run->cohort->n > 0 ? run->cohort->n : 1), sizeof *order);
+  if (!order) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "extract plan");
+  int rc = 0;
   for (int i = 0; i < run->cohort->n; i++) {
-    const ts_cohort_row *r = &run->cohort->rows[i];
+    order[i].row = i;
+    if (ts_id_is_safe(run->cohort->rows[i].slide_id))
+      TS_TRY(ts_ledger_unit_items(run->ledger, "tile", run->cohort->rows[i].slide_id, &order[i].tiles));
+  }
+  qsort(order, (size_t)run->cohort->n, sizeof *order, by_tiles_desc);
+  for (int k = 0; k < run->cohort->n; k++) {
+    const ts_cohort_row *r = &run->cohort->rows[order[k].row];
     char token[64] = "";
     if (!ts_id_is_safe(r->slide_id)) {
-      TS_CALL(ts_units_add_failed(units, r->slide_id, "SLIDE_BAD_ID", "SLIDE_BAD_ID: slide id cannot be a file name (see the tissue stage)"));
+      TS_TRY(ts_units_add_failed(units, r->slide_id, "SLIDE_BAD_ID", "SLIDE_BAD_ID: slide id cannot be a file name (see the tissue stage)"));
       continue;
     }
-    TS_CALL(ts_ledger_unit_error(run->ledger, "tile", r->slide_id, token));
+    TS_TRY(ts_ledger_unit_error(run->ledger, "tile", r->slide_id, token));
     if (token[0]) {
       char msg[256];
       snprintf(msg, sizeof msg, "UPSTREAM_FAILED: the tile stage failed on this slide with %s", token);
-      TS_CALL(ts_units_add_failed(units, r->slide_id, "UPSTREAM_FAILED", msg));
+      TS_TRY(ts_units_add_failed(units, r->slide_id, "UPSTREAM_FAILED", msg));
       continue;
     }
-    TS_CALL(ts_units_add(units, r->slide_id));
+    TS_TRY(ts_units_add(units, r->slide_id));
   }
-  return 0;
+out:
+  free(order);
+  return rc;
 }
 
 /* Read the tile file: coords and the geometry the tiles were laid with. */
