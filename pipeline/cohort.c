@@ -167,6 +167,28 @@ int ts_units_add_failed(ts_units *u, const char *id, const char *token, const ch
   return units_push(u, id, token, message);
 }
 
+int ts_units_for_slides(const ts_run *run, const char *upstream, const int *order, ts_units *units) {
+  for (int k = 0; k < run->cohort->n; k++) {
+    const ts_cohort_row *r = &run->cohort->rows[order ? order[k] : k];
+    char msg[512], token[64] = "";
+    if (!ts_id_is_safe(r->slide_id)) {
+      snprintf(msg, sizeof msg,
+               "SLIDE_BAD_ID: %s:%d: slide id '%.200s' cannot be a file name (use 1-128 of A-Z a-z 0-9 . _ -, not starting with '.')",
+               run->cohort->csv_path, r->line, r->slide_id);
+      TS_CALL(ts_units_add_failed(units, r->slide_id, "SLIDE_BAD_ID", msg));
+      continue;
+    }
+    if (upstream) TS_CALL(ts_ledger_unit_error(run->ledger, upstream, r->slide_id, token));
+    if (token[0]) {
+      snprintf(msg, sizeof msg, "UPSTREAM_FAILED: the %s stage failed on this slide with %s", upstream, token);
+      TS_CALL(ts_units_add_failed(units, r->slide_id, "UPSTREAM_FAILED", msg));
+      continue;
+    }
+    TS_CALL(ts_units_add(units, r->slide_id));
+  }
+  return 0;
+}
+
 void ts_units_clear(ts_units *u) {
   for (int64_t i = 0; i < u->n; i++) {
     free(u->ids[i]);

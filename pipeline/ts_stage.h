@@ -65,6 +65,11 @@ typedef struct ts_units {
 } ts_units;
 
 int ts_units_add(ts_units *u, const char *id);
+/* The units of a per-slide stage (rank 0, plan): one per cohort slide, in `order` (indexes into
+ * the cohort; NULL: cohort order). A slide whose id cannot be a file name goes in failed with
+ * SLIDE_BAD_ID (naming the CSV line); one whose unit of stage `upstream` (NULL: none) failed goes
+ * in failed with UPSTREAM_FAILED naming the upstream token. */
+int ts_units_for_slides(const ts_run *run, const char *upstream, const int *order, ts_units *units);
 int ts_units_add_failed(ts_units *u, const char *id, const char *token, const char *message);
 void ts_units_clear(ts_units *u);
 

@@ -136,6 +136,7 @@ static int plan(const ts_run *run, ts_units *units) {
   TS_CALL(parse3(run->cfg->extract.mean, v, "mean"));
   TS_CALL(parse3(run->cfg->extract.std, v, "std"));
   sized *order = calloc((size_t)(run->cohort->n > 0 ? run->cohort->n : 1), sizeof *order);
+  int *rows = NULL;
   if (!order) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "extract plan");
   int rc = 0;
   for (int i = 0; i < run->cohort->n; i++) {
@@ -144,24 +145,13 @@ static int plan(const ts_run *run, ts_units *units) {
       TS_TRY(ts_ledger_unit_items(run->ledger, "tile", run->cohort->rows[i].slide_id, &order[i].tiles));
   }
   qsort(order, (size_t)run->cohort->n, sizeof *order, by_tiles_desc);
-  for (int k = 0; k < run->cohort->n; k++) {
-    const ts_cohort_row *r = &run->cohort->rows[order[k].row];
-    char token[64] = "";
-    if (!ts_id_is_safe(r->slide_id)) {
-      TS_TRY(ts_units_add_failed(units, r->slide_id, "SLIDE_BAD_ID", "SLIDE_BAD_ID: slide id cannot be a file name (see the tissue stage)"));
-      continue;
-    }
-    TS_TRY(ts_ledger_unit_error(run->ledger, "tile", r->slide_id, token));
-    if (token[0]) {
-      char msg[256];
-      snprintf(msg, sizeof msg, "UPSTREAM_FAILED: the tile stage failed on this slide with %s", token);
-      TS_TRY(ts_units_add_failed(units, r->slide_id, "UPSTREAM_FAILED", msg));
-      continue;
-    }
-    TS_TRY(ts_units_add(units, r->slide_id));
-  }
+  rows = malloc(sizeof *rows * (size_t)(run->cohort->n > 0 ? run->cohort->n : 1));
+  if (!rows) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "extract plan");
+  for (int k = 0; k < run->cohort->n; k++) rows[k] = order[k].row;
+  TS_TRY(ts_units_for_slides(run, "tile", rows, units));
 out:
   free(order);
+  free(rows);
   return rc;
 }
 

@@ -16,25 +16,7 @@
 static const char *const needs[] = {"tissue", NULL};
 static const char *const keys[] = {"cohort.csv", "cohort.mpp", "tile", NULL};
 
-static int plan(const ts_run *run, ts_units *units) {
-  for (int i = 0; i < run->cohort->n; i++) {
-    const ts_cohort_row *r = &run->cohort->rows[i];
-    char token[64] = "";
-    if (!ts_id_is_safe(r->slide_id)) {
-      TS_CALL(ts_units_add_failed(units, r->slide_id, "SLIDE_BAD_ID", "SLIDE_BAD_ID: slide id cannot be a file name (see the tissue stage)"));
-      continue;
-    }
-    TS_CALL(ts_ledger_unit_error(run->ledger, "tissue", r->slide_id, token));
-    if (token[0]) {
-      char msg[256];
-      snprintf(msg, sizeof msg, "UPSTREAM_FAILED: the tissue stage failed on this slide with %s", token);
-      TS_CALL(ts_units_add_failed(units, r->slide_id, "UPSTREAM_FAILED", msg));
-      continue;
-    }
-    TS_CALL(ts_units_add(units, r->slide_id));
-  }
-  return 0;
-}
+static int plan(const ts_run *run, ts_units *units) { return ts_units_for_slides(run, "tissue", NULL, units); }
 
 static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   const ts_cohort_row *row = ts_cohort_find(run->cohort, u->id);

@@ -14,21 +14,7 @@
 static const char *const needs[] = {NULL};
 static const char *const keys[] = {"cohort.csv", "cohort.mpp", "tissue", NULL};
 
-static int plan(const ts_run *run, ts_units *units) {
-  for (int i = 0; i < run->cohort->n; i++) {
-    const ts_cohort_row *r = &run->cohort->rows[i];
-    if (!ts_id_is_safe(r->slide_id)) {
-      char msg[512];
-      snprintf(msg, sizeof msg,
-               "SLIDE_BAD_ID: %s:%d: slide id '%.200s' cannot be a file name (use 1-128 of A-Z a-z 0-9 . _ -, not starting with '.')",
-               run->cohort->csv_path, r->line, r->slide_id);
-      TS_CALL(ts_units_add_failed(units, r->slide_id, "SLIDE_BAD_ID", msg));
-    } else {
-      TS_CALL(ts_units_add(units, r->slide_id));
-    }
-  }
-  return 0;
-}
+static int plan(const ts_run *run, ts_units *units) { return ts_units_for_slides(run, NULL, NULL, units); }
 
 static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   const ts_cohort_row *row = ts_cohort_find(run->cohort, u->id);
