@@ -11,8 +11,8 @@
 . "$TS_SOURCE_DIR/tests/slurm_env.sh"
 t0=$SECONDS
 cd "$WORK"
-N=5
-expect_rc 0 "$TESSERA" synth cohort --slides $N --size 4096 --seed 21 --quiet
+N=8   # enough work per unit that a unit is always in flight when the signal lands
+expect_rc 0 "$TESSERA" synth cohort --slides $N --size 6144 --seed 21 --quiet
 run="$WORK/cohort/run"
 q() { $PY -c "import sqlite3,sys; print('\n'.join('|'.join(map(str,r)) for r in sqlite3.connect(sys.argv[1], timeout=10).execute(sys.argv[2])))" "$run/ledger.sqlite" "$1" 2>/dev/null; }
 
