@@ -38,7 +38,8 @@ static bool have_data(void) {
   snprintf(p, sizeof p, "%s/r_coxph_coefficients.csv", ddir());
   FILE *f = fopen(p, "r");
   if (!f) {
-    fprintf(stderr, "\n  SKIP: R reference data not found in %s\n", ddir());
+    fprintf(stderr, "\n  R reference data not found in %s (../shared/data/survival)\n", ddir());
+    CU_FAIL("R reference data missing: a skipped comparison is a failed one");
     return false;
   }
   fclose(f);
