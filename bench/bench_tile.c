@@ -65,27 +65,6 @@ int main(int argc, char **argv) {
       return 1;
     }
     tiles = g.n;
-    if (getenv("BENCH_BREAKDOWN")) {
-      double a = now();
-      ts_slide *s2 = NULL;
-      ts_slide_open(argv[1], "b", &s2);
-      ts_slide_resolve_mpp(s2, 0, 0);
-      double b = now();
-      ts_mask m2;
-      ts_tissue_mask(s2, NULL, &m2);
-      double c = now();
-      ts_grid g2;
-      ts_grid_build(w0, h0, ts_slide_mpp(s2), &m2, &gp, &g2);
-      double d = now();
-      ts_tiles_write_h5(h5, &g2, &gp, &meta);
-      double e = now();
-      ts_qc_png(&m2, g2.coords, g2.n, g2.tile_l0, png);
-      double f = now();
-      fprintf(stderr, "open %.3f mask %.3f grid %.3f h5 %.3f png %.3f\n", b - a, c - b, d - c, e - d, f - e);
-      ts_grid_clear(&g2);
-      ts_mask_clear(&m2);
-      ts_slide_free(&s2);
-    }
     ts_grid_clear(&g);
     ts_mask_clear(&m);
     ts_slide_free(&s);

@@ -18,60 +18,12 @@
 #include <unistd.h>
 
 #include "ts_encoder.h"
-
-static char tmpdir[256];
+#include "ts_test_util.h"
 
 static int suite_init(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/ts_test_encoder_XXXXXX");
-  if (!mkdtemp(tmpdir)) return -1;
+  if (ts_test_tmpdir_make("ts_test_encoder") < 0) return -1;
   if (ts_nn_set_num_threads(2) < 0 || ts_nn_set_deterministic(true) < 0) return -1;
   return 0;
-}
-
-static int suite_clean(void) {
-  char cmd[400];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  return system(cmd) == 0 ? 0 : -1;
-}
-
-static void path_in(char *buf, size_t n, const char *name) {
-  snprintf(buf, n, "%s/%s", tmpdir, name);
-}
-
-static int run_python(const char *name, const char *src) {
-  char py[512], log[512], cmd[1600];
-  path_in(py, sizeof py, name);
-  path_in(log, sizeof log, "python.log");
-  FILE *f = fopen(py, "w");
-  if (!f) return -1;
-  fputs(src, f);
-  fclose(f);
-  snprintf(cmd, sizeof cmd, "cd '%s' && /usr/bin/python3 '%s' > '%s' 2>&1", tmpdir, py, log);
-  int rc = system(cmd);
-  if (rc != 0) {
-    snprintf(cmd, sizeof cmd, "cat '%s' >&2", log);
-    if (system(cmd) != 0) fprintf(stderr, "(no python log)\n");
-  }
-  return rc;
-}
-
-static void *read_file(const char *name, size_t *len) {
-  char p[512];
-  path_in(p, sizeof p, name);
-  FILE *f = fopen(p, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  if (b) b[n] = 0;
-  fclose(f);
-  if (len) *len = (size_t)n;
-  return b;
 }
 
 /* Deterministic pseudo-random tiles. */
@@ -184,7 +136,7 @@ static void test_encoder_checkpoint_roundtrip(void) {
   o.input_size = 32;
   o.seed = 3;
   char path[512];
-  path_in(path, sizeof path, "tiny.h5");
+  ts_test_path(path, sizeof path, "tiny.h5");
   ts_encoder *a = NULL, *b = NULL;
   CU_ASSERT_EQUAL_FATAL(ts_encoder_new("resnet_tiny", &o, &a), 0);
   CU_ASSERT_EQUAL_FATAL(ts_encoder_save(a, path), 0);
@@ -246,12 +198,12 @@ static const char TV_PY[] =
     "y.numpy().astype('<f4').tofile('tv_out.bin')\n";
 
 static void test_encoder_resnet50_trunc_matches_torchvision(void) {
-  int rc = run_python("tv.py", TV_PY);
+  int rc = ts_test_python("tv.py", TV_PY);
   if (rc != 0 && WIFEXITED(rc) && WEXITSTATUS(rc) == 3) /* a skipped check is a failed one */
     fprintf(stderr, "[/usr/bin/python3 has no torchvision: scripts/setup.sh installs python3-torchvision] ");
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   char path[512];
-  path_in(path, sizeof path, "tv.h5");
+  ts_test_path(path, sizeof path, "tv.h5");
   ts_encoder_opts o;
   ts_encoder_opts_default(&o);
   o.checkpoint = path;
@@ -260,7 +212,7 @@ static void test_encoder_resnet50_trunc_matches_torchvision(void) {
   if (rc < 0) fprintf(stderr, "\n%s\n", ts_error_message());
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   /* exactly torchvision's names, in torchvision's order */
-  char *keys = read_file("tv_keys.txt", NULL);
+  char *keys = ts_test_read("tv_keys.txt", NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(keys);
   ts_nn_state *s = ts_encoder_state(e);
   int i = 0;
@@ -276,8 +228,8 @@ static void test_encoder_resnet50_trunc_matches_torchvision(void) {
   CU_ASSERT(same);
   CU_ASSERT_EQUAL(i, ts_nn_state_count(s));
   size_t nt = 0, ny = 0;
-  uint8_t *tiles = read_file("tiles.bin", &nt);
-  float *want = read_file("tv_out.bin", &ny);
+  uint8_t *tiles = ts_test_read("tiles.bin", &nt);
+  float *want = ts_test_read("tv_out.bin", &ny);
   CU_ASSERT_FATAL(tiles && want && nt == 2 * 224 * 224 * 3 && ny == 2 * 1024 * 4);
   float *got = malloc(2048 * sizeof *got);
   CU_ASSERT_EQUAL(ts_encoder_forward_u8(e, tiles, 2, 224, 224, got, 2048), 0);
@@ -313,9 +265,9 @@ static void test_encoder_torchscript(void) {
                            "std = torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1)\n"
                            "with torch.no_grad():\n"
                            "    s((x - mean) / std).numpy().astype('<f4').tofile('ts_out.bin')\n";
-  CU_ASSERT_EQUAL_FATAL(run_python("ts.py", py), 0);
+  CU_ASSERT_EQUAL_FATAL(ts_test_python("ts.py", py), 0);
   char name[600];
-  snprintf(name, sizeof name, "torchscript:%s/enc.pt", tmpdir);
+  snprintf(name, sizeof name, "torchscript:%s/enc.pt", ts_test_tmpdir);
   ts_encoder_opts o;
   ts_encoder_opts_default(&o);
   o.input_size = 32;
@@ -326,8 +278,8 @@ static void test_encoder_torchscript(void) {
   CU_ASSERT_EQUAL(ts_encoder_dim(e), 5);
   CU_ASSERT_EQUAL(strlen(ts_encoder_weights_hash(e)), 64);
   size_t nt = 0, ny = 0;
-  uint8_t *tiles = read_file("ts_tiles.bin", &nt);
-  float *want = read_file("ts_out.bin", &ny);
+  uint8_t *tiles = ts_test_read("ts_tiles.bin", &nt);
+  float *want = ts_test_read("ts_out.bin", &ny);
   CU_ASSERT_FATAL(tiles && want && nt == 3 * 32 * 32 * 3 && ny == 15 * 4);
   float got[15];
   CU_ASSERT_EQUAL(ts_encoder_forward_u8(e, tiles, 3, 32, 32, got, 15), 0);
@@ -348,7 +300,7 @@ static void test_encoder_torchscript(void) {
 }
 
 int ts_test_register(void) {
-  CU_pSuite s = CU_add_suite("encoder", suite_init, suite_clean);
+  CU_pSuite s = CU_add_suite("encoder", suite_init, ts_test_tmpdir_remove);
   if (!s) return -1;
   if (!CU_add_test(s, "test_encoder_tiny_shapes_and_resize", test_encoder_tiny_shapes_and_resize) ||
       !CU_add_test(s, "test_encoder_errors", test_encoder_errors) ||

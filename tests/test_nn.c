@@ -16,61 +16,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ts_test_util.h"
 #include "ts_nn.h"
 
-static char tmpdir[256];
-
 static int suite_init(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/ts_test_nn_XXXXXX");
-  if (!mkdtemp(tmpdir)) return -1;
+  if (ts_test_tmpdir_make("ts_test_nn") < 0) return -1;
   return ts_nn_set_num_threads(2) == 0 ? 0 : -1;
-}
-
-static int suite_clean(void) {
-  char cmd[400];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  return system(cmd) == 0 ? 0 : -1;
-}
-
-static void path_in(char *buf, size_t n, const char *name) {
-  snprintf(buf, n, "%s/%s", tmpdir, name);
-}
-
-/* Write a Python script into tmpdir and run it with Debian's interpreter (python3 on PATH is
- * another one without torch/h5py). Returns its exit status; prints its output on failure. */
-static int run_python(const char *name, const char *src) {
-  char py[512], log[512], cmd[1600];
-  path_in(py, sizeof py, name);
-  path_in(log, sizeof log, "python.log");
-  FILE *f = fopen(py, "w");
-  if (!f) return -1;
-  fputs(src, f);
-  fclose(f);
-  snprintf(cmd, sizeof cmd, "cd '%s' && /usr/bin/python3 '%s' > '%s' 2>&1", tmpdir, py, log);
-  int rc = system(cmd);
-  if (rc != 0) {
-    snprintf(cmd, sizeof cmd, "cat '%s' >&2", log);
-    if (system(cmd) != 0) fprintf(stderr, "(no python log)\n");
-  }
-  return rc;
-}
-
-static void *read_file(const char *name, size_t *len) {
-  char p[512];
-  path_in(p, sizeof p, name);
-  FILE *f = fopen(p, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  void *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (len) *len = (size_t)n;
-  return b;
 }
 
 /* ---- Buffers, views, errors ---------------------------------------------------------------- */
@@ -702,7 +653,7 @@ static void test_nn_state_h5_roundtrip(void) {
   ts_tensor *w = NULL, *bias = NULL, *nbt = NULL, *h = NULL;
   int64_t sw[4] = {4, 3, 3, 3}, sb[1] = {4}, sh[2] = {2, 5}, seven = 7;
   char path[512], h1[65], h2[65];
-  path_in(path, sizeof path, "state.h5");
+  ts_test_path(path, sizeof path, "state.h5");
   CU_ASSERT_EQUAL_FATAL(ts_nn_state_new(&s), 0);
   ts_tensor_randn(sw, 4, TS_NN_F32, 1, &w);
   ts_tensor_randn(sb, 1, TS_NN_F32, 2, &bias);
@@ -771,7 +722,7 @@ static void test_nn_state_h5_roundtrip(void) {
       "assert g['fc.weight'].attrs['torch_dtype'] == 'float16'\n"
       "assert g['fc.weight'].shape == (2, 5)\n"
       "print('ok')\n";
-  CU_ASSERT_EQUAL(run_python("check_state.py", py), 0);
+  CU_ASSERT_EQUAL(ts_test_python("check_state.py", py), 0);
   ts_nn_state_free(&s), ts_nn_state_free(&b), ts_nn_state_free(&c);
   CU_ASSERT_PTR_NULL(s);
   ts_tensor_free(&w), ts_tensor_free(&bias), ts_tensor_free(&nbt), ts_tensor_free(&h);
@@ -803,12 +754,12 @@ static void test_nn_torchscript_matches_python(void) {
                            "x.numpy().astype('<f4').tofile('x.bin')\n"
                            "y.numpy().astype('<f4').tofile('y.bin')\n"
                            "open('garbage.pt', 'w').write('not a model')\n";
-  CU_ASSERT_EQUAL_FATAL(run_python("make_ts.py", py), 0);
+  CU_ASSERT_EQUAL_FATAL(ts_test_python("make_ts.py", py), 0);
   size_t nx = 0, ny = 0;
-  float *x = read_file("x.bin", &nx), *y = read_file("y.bin", &ny);
+  float *x = ts_test_read("x.bin", &nx), *y = ts_test_read("y.bin", &ny);
   CU_ASSERT_FATAL(x && y && nx == 2 * 3 * 8 * 8 * 4 && ny == 2 * 5 * 4);
   char p[512];
-  path_in(p, sizeof p, "model.pt");
+  ts_test_path(p, sizeof p, "model.pt");
   ts_jit_module *m = NULL;
   ts_tensor *xt = NULL, *yt = NULL;
   int64_t sx[4] = {2, 3, 8, 8};
@@ -836,7 +787,7 @@ static void test_nn_torchscript_matches_python(void) {
   CU_ASSERT_STRING_EQUAL(ts_error_token(), "NN_JIT");
   ts_jit_free(&m);
   CU_ASSERT_PTR_NULL(m);
-  path_in(p, sizeof p, "garbage.pt");
+  ts_test_path(p, sizeof p, "garbage.pt");
   CU_ASSERT_EQUAL(ts_jit_load(p, TS_NN_CPU, &m), TS_EINPUT);
   CU_ASSERT_STRING_EQUAL(ts_error_token(), "NN_JIT");
   CU_ASSERT_EQUAL(ts_jit_load("/nonexistent/model.pt", TS_NN_CPU, &m), TS_EINPUT);
@@ -846,7 +797,7 @@ static void test_nn_torchscript_matches_python(void) {
 }
 
 int ts_test_register(void) {
-  CU_pSuite s = CU_add_suite("nn", suite_init, suite_clean);
+  CU_pSuite s = CU_add_suite("nn", suite_init, ts_test_tmpdir_remove);
   if (!s) return -1;
   if (!CU_add_test(s, "test_nn_buffers_roundtrip", test_nn_buffers_roundtrip) ||
       !CU_add_test(s, "test_nn_views", test_nn_views) ||
