@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
                     .stage = "bench", .max_attempts = 1, .progress = false};
   MPI_Barrier(MPI_COMM_WORLD);
   double t0 = MPI_Wtime();
-  int rc = ts_sched_stage(&cb, (const char *const *)ids, idx, rank == 0 ? n : 0);
+  int rc = ts_sched_stage(&cb, (const char *const *)ids, idx, NULL, rank == 0 ? n : 0);
   double dt = MPI_Wtime() - t0;
   if (rank == 0) {
     if (rc < 0 || seen != n) {

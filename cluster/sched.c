@@ -24,17 +24,23 @@
 
 enum { TAG_REQUEST = 7101, TAG_UNIT = 7102 };
 
-/* Wire format of a request (worker → rank 0). Fixed size: simple and small (~2.3 KB). */
+/* Most bad items one unit reports (64 MB of message); the unit's own output lists them all. */
+#define MAX_BAD (1 << 20)
+
+/* Wire format of a request (worker → rank 0): a fixed header (~2.8 KB) and n_bad items. */
 typedef struct wire_result {
-  int64_t has_result, idx, bytes, items, ok, attempts, code;
+  int64_t has_result, idx, bytes, items, ok, attempts, code, n_bad;
   double seconds;
-  char output[1024], checksum[65], token[64], message[1024];
+  char output[1024], checksum[65], token[64], message[1024], bad_message[512];
+  ts_bad_item bad[];
 } wire_result;
 
 typedef struct wire_unit {
   int64_t idx; /* -1: stage over */
   char id[256];
 } wire_unit;
+
+static size_t wire_size(int64_t n_bad) { return sizeof(wire_result) + (size_t)n_bad * sizeof(ts_bad_item); }
 
 static double now_s(void) {
   struct timespec t;
@@ -55,11 +61,9 @@ static int mpi_fail(int e, const char *what) {
   return ts_error_set(TS_EIO, "MPI_ERROR", "%s: %s", what, s);
 }
 
-/* Run one unit here and fill a wire_result. */
-static void do_unit(const ts_sched_cb *cb, int64_t idx, const char *id, wire_result *w) {
-  memset(w, 0, sizeof *w);
-  w->has_result = 1;
-  w->idx = idx;
+/* Run one unit here; its result, malloc'd (abort on no memory at all: the scheduler cannot
+ * go on without a result to report). */
+static wire_result *do_unit(const ts_sched_cb *cb, int64_t idx, const char *id) {
   ts_unit_record rec;
   memset(&rec, 0, sizeof rec);
   ts_error_clear();
@@ -70,6 +74,17 @@ static void do_unit(const ts_sched_cb *cb, int64_t idx, const char *id, wire_res
     rc = cb->output_path(cb->ctx, rec.output, abs, sizeof abs);
     if (rc >= 0) rc = ts_io_sha256_file(abs, rec.checksum, &rec.bytes);
   }
+  int64_t nb = rc >= 0 && rec.bad && rec.n_bad > 0 ? rec.n_bad : 0;
+  if (nb > MAX_BAD) nb = MAX_BAD;
+  wire_result *w = calloc(1, wire_size(nb));
+  if (!w && nb) {
+    nb = 0;
+    w = calloc(1, wire_size(0));
+    rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "unit %s: reporting %lld bad items", id, (long long)rec.n_bad);
+  }
+  if (!w) abort();
+  w->has_result = 1;
+  w->idx = idx;
   w->seconds = now_s() - t0;
   if (rc >= 0) {
     w->ok = 1;
@@ -77,12 +92,18 @@ static void do_unit(const ts_sched_cb *cb, int64_t idx, const char *id, wire_res
     w->items = rec.items;
     memcpy(w->output, rec.output, sizeof w->output);
     memcpy(w->checksum, rec.checksum, sizeof w->checksum);
+    w->n_bad = nb;
+    if (nb) memcpy(w->bad, rec.bad, (size_t)nb * sizeof *w->bad);
+    memcpy(w->bad_message, rec.bad_message, sizeof w->bad_message);
+    w->bad_message[sizeof w->bad_message - 1] = '\0';
   } else {
     w->ok = 0;
     w->code = rc;
     snprintf(w->token, sizeof w->token, "%s", ts_error_token()[0] ? ts_error_token() : "UNIT_FAILED");
     snprintf(w->message, sizeof w->message, "%s", ts_error_message()[0] ? ts_error_message() : "unit failed without a message");
   }
+  free(rec.bad);
+  return w;
 }
 
 /* ---------------- worker ranks ---------------- */
@@ -97,7 +118,7 @@ typedef struct runner {
   pthread_cond_t cv;
   bool has_unit, done, quit;
   wire_unit u;
-  wire_result w;
+  wire_result *w; /* result of the unit just done (the worker loop takes it) */
 } runner;
 
 static void *runner_main(void *arg) {
@@ -108,8 +129,7 @@ static void *runner_main(void *arg) {
     if (r->quit) break;
     wire_unit u = r->u;
     pthread_mutex_unlock(&r->mu);
-    wire_result w;
-    do_unit(r->cb, u.idx, u.id, &w);
+    wire_result *w = do_unit(r->cb, u.idx, u.id);
     pthread_mutex_lock(&r->mu);
     r->w = w;
     r->has_unit = false;
@@ -127,10 +147,15 @@ static int worker_loop(const ts_sched_cb *cb) {
   pthread_mutex_init(&r->mu, NULL);
   pthread_cond_init(&r->cv, NULL);
   pthread_t th;
+  wire_result *w = calloc(1, wire_size(0)); /* the first request carries no result */
+  if (!w) {
+    free(r);
+    return ts_error_set(TS_ENOMEM, "NO_MEMORY", "worker");
+  }
   bool th_ok = pthread_create(&th, NULL, runner_main, r) == 0;
   int rc = 0;
   for (;;) {
-    int e = MPI_Send(&r->w, (int)sizeof r->w, MPI_BYTE, 0, TAG_REQUEST, MPI_COMM_WORLD);
+    int e = MPI_Send(w, (int)wire_size(w->n_bad), MPI_BYTE, 0, TAG_REQUEST, MPI_COMM_WORLD);
     if (e != MPI_SUCCESS) { rc = mpi_fail(e, "send request"); break; }
     wire_unit u;
     MPI_Request req;
@@ -145,8 +170,10 @@ static int worker_loop(const ts_sched_cb *cb) {
     if (e != MPI_SUCCESS) { rc = mpi_fail(e, "wait unit"); break; }
     if (u.idx < 0) break;
     u.id[sizeof u.id - 1] = '\0';
+    free(w);
+    w = NULL;
     if (!th_ok) { /* no thread: run it here */
-      do_unit(cb, u.idx, u.id, &r->w);
+      w = do_unit(cb, u.idx, u.id);
       continue;
     }
     pthread_mutex_lock(&r->mu);
@@ -155,8 +182,11 @@ static int worker_loop(const ts_sched_cb *cb) {
     r->done = false;
     pthread_cond_broadcast(&r->cv);
     while (!r->done) pthread_cond_wait(&r->cv, &r->mu);
+    w = r->w;
+    r->w = NULL;
     pthread_mutex_unlock(&r->mu);
   }
+  free(w);
   if (th_ok) {
     pthread_mutex_lock(&r->mu);
     r->quit = true;
@@ -172,32 +202,47 @@ static int worker_loop(const ts_sched_cb *cb) {
 
 /* ---------------- rank 0 ---------------- */
 
-typedef struct local_item { wire_result w; struct local_item *next; } local_item;
+typedef struct local_item { wire_result *w; struct local_item *next; } local_item;
+
+enum { U_WAIT = 0, U_QUEUED = 1, U_OVER = 2 };
 
 typedef struct coord {
   const ts_sched_cb *cb;
   const char *const *ids;
   const int64_t *idx;
+  const int64_t *then;       /* NULL or the unit waiting for each unit */
   int64_t n;
-  /* queue of positions (0..n-1) to hand out; FIFO ring large enough for n + retries */
+  /* deque of positions (0..n-1) to hand out: released dependents go to the front */
   int64_t *queue, qhead, qtail, qcap;
   int *attempts;
+  int64_t *wait;             /* prerequisites not over yet (main thread only) */
+  unsigned char *state;      /* U_* (main thread only) */
+  char **dep_fail;           /* why a waiting unit cannot run, NULL (main thread only) */
   pthread_mutex_t mu;
   pthread_cond_t cv_queue;   /* local worker waits for work or the end */
   bool over;
   local_item *results;       /* local worker's finished units */
-  int64_t pos_of_local;      /* position the local worker is on, -1 none */
   /* progress */
   int64_t done, failed, items, stopped;
   double t0, last_print;
 } coord;
 
+static int64_t q_slot(const coord *c, int64_t i) { return ((i % c->qcap) + c->qcap) % c->qcap; }
 static bool q_pop(coord *c, int64_t *pos) {
   if (c->qhead == c->qtail) return false;
-  *pos = c->queue[c->qhead++ % c->qcap];
+  *pos = c->queue[q_slot(c, c->qhead++)];
   return true;
 }
-static void q_push(coord *c, int64_t pos) { c->queue[c->qtail++ % c->qcap] = pos; }
+static void q_push(coord *c, int64_t pos) { c->queue[q_slot(c, c->qtail++)] = pos; }
+static void q_push_front(coord *c, int64_t pos) { c->queue[q_slot(c, --c->qhead)] = pos; }
+/* Main thread: queue pos for the workers (the local one is woken). */
+static void enqueue(coord *c, int64_t pos, bool front) {
+  pthread_mutex_lock(&c->mu);
+  if (front) q_push_front(c, pos);
+  else q_push(c, pos);
+  pthread_cond_signal(&c->cv_queue);
+  pthread_mutex_unlock(&c->mu);
+}
 
 static void *local_worker(void *arg) {
   coord *c = arg;
@@ -212,7 +257,7 @@ static void *local_worker(void *arg) {
     pthread_mutex_unlock(&c->mu);
     local_item *it = malloc(sizeof *it);
     if (!it) abort(); /* out of memory in the scheduler is not recoverable */
-    do_unit(c->cb, pos, c->ids[pos], &it->w);
+    it->w = do_unit(c->cb, pos, c->ids[pos]);
     pthread_mutex_lock(&c->mu);
     it->next = c->results;
     c->results = it;
@@ -251,26 +296,73 @@ static void progress(coord *c, bool final) {
   if (!final) fprintf(stderr, ", ETA %.0f s\n", eta);
 }
 
+/* Unit pos is over: done (outcome 1), failed for good (0, why says how) or abandoned because
+ * the run stops (-1). The unit waiting for it, if any, learns it: it runs when all it waits for
+ * is done, fails with UPSTREAM_FAILED when something it waits for failed, and is abandoned
+ * (left pending for the next run) with it. Main thread only. */
+static int release(coord *c, int64_t pos, int outcome, const char *why, int64_t *resolved) {
+  while (c->then && c->then[pos] >= 0) {
+    int64_t d = c->then[pos];
+    if (c->state[d] == U_OVER) return 0;
+    if (outcome < 0) { /* abandoned with it */
+      c->state[d] = U_OVER;
+      c->stopped++;
+      (*resolved)++;
+      pos = d;
+      continue;
+    }
+    if (outcome == 0 && !c->dep_fail[d]) {
+      char buf[1400];
+      snprintf(buf, sizeof buf, "waits for unit %s, which failed: %.1200s", c->ids[pos], why);
+      c->dep_fail[d] = strdup(buf);
+      if (!c->dep_fail[d]) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "scheduler");
+    }
+    if (--c->wait[d] > 0) return 0;
+    if (!c->dep_fail[d]) { /* ready: ahead of the queue, so that it does not wait behind new work */
+      c->state[d] = U_QUEUED;
+      enqueue(c, d, true);
+      return 0;
+    }
+    /* fails without running */
+    c->state[d] = U_OVER;
+    ts_sched_result r;
+    memset(&r, 0, sizeof r);
+    r.idx = c->idx[d];
+    r.id = c->ids[d];
+    r.rank = -1;
+    snprintf(r.token, sizeof r.token, "UPSTREAM_FAILED");
+    snprintf(r.message, sizeof r.message, "UPSTREAM_FAILED: unit %s %s", c->ids[d], c->dep_fail[d]);
+    c->failed++;
+    (*resolved)++;
+    TS_CALL(c->cb->on_result(c->cb->ctx, &r));
+    why = r.message;
+    outcome = 0;
+    pos = d;
+  }
+  return 0;
+}
+
 /* A result arrived (rank r, position pos). Returns <0 if the ledger failed. */
 static int handle(coord *c, int rank, const wire_result *w, int64_t *resolved) {
   int64_t pos = w->idx;
+  if (pos < 0 || pos >= c->n || c->state[pos] == U_OVER)
+    return ts_error_set(TS_EINTERNAL, "SCHED_PROTOCOL", "rank %d reported unit %lld, which is not running", rank, (long long)pos);
   if (!w->ok && w->code == TS_ESTOP) { /* interrupted: stays pending for the next run */
     ts_stop_request(ts_stop_signal()); /* one rank was told to stop: the whole run stops */
+    c->state[pos] = U_OVER;
     c->stopped++;
     (*resolved)++;
-    return 0;
+    return release(c, pos, -1, NULL, resolved);
   }
   c->attempts[pos]++;
   /* Bad input (TS_EINPUT) and bad settings (TS_ECONFIG) fail the same way every time: only
    * other failures (I/O, memory, library) are worth another attempt. */
   bool retryable = w->code != TS_EINPUT && w->code != TS_ECONFIG;
   if (!w->ok && retryable && c->attempts[pos] < c->cb->max_attempts) {
-    pthread_mutex_lock(&c->mu);
-    q_push(c, pos);
-    pthread_cond_signal(&c->cv_queue);
-    pthread_mutex_unlock(&c->mu);
+    enqueue(c, pos, false);
     return 0;
   }
+  c->state[pos] = U_OVER;
   ts_sched_result r;
   memset(&r, 0, sizeof r);
   r.idx = c->idx[pos];
@@ -282,10 +374,13 @@ static int handle(coord *c, int rank, const wire_result *w, int64_t *resolved) {
   if (r.ok) {
     memcpy(r.rec.output, w->output, sizeof r.rec.output);
     memcpy(r.rec.checksum, w->checksum, sizeof r.rec.checksum);
-    r.rec.output[sizeof r.rec.output - 1] = r.rec.checksum[64] = '\0';
+    memcpy(r.rec.bad_message, w->bad_message, sizeof r.rec.bad_message);
+    r.rec.output[sizeof r.rec.output - 1] = r.rec.checksum[64] = r.rec.bad_message[sizeof r.rec.bad_message - 1] = '\0';
     r.rec.bytes = w->bytes;
     r.rec.items = w->items;
     r.rec.seconds = w->seconds;
+    r.rec.n_bad = w->n_bad;
+    r.rec.bad = w->n_bad ? (ts_bad_item *)w->bad : NULL;
     c->done++;
     c->items += w->items;
   } else {
@@ -295,10 +390,58 @@ static int handle(coord *c, int rank, const wire_result *w, int64_t *resolved) {
   }
   (*resolved)++;
   progress(c, false);
-  return c->cb->on_result(c->cb->ctx, &r);
+  TS_CALL(c->cb->on_result(c->cb->ctx, &r));
+  char why[1200];
+  snprintf(why, sizeof why, "%s: %.1100s", r.token, r.message);
+  return release(c, pos, r.ok ? 1 : 0, why, resolved);
 }
 
-static int coordinator(const ts_sched_cb *cb, const char *const *ids, const int64_t *idx, int64_t n) {
+/* Receive the request a rank sent (its size is known from the probe). */
+static int recv_request(const MPI_Status *st, wire_result **out) {
+  *out = NULL;
+  int count = 0;
+  int e = MPI_Get_count(st, MPI_BYTE, &count);
+  if (e != MPI_SUCCESS) return mpi_fail(e, "request size");
+  if (count < (int)sizeof(wire_result)) return ts_error_set(TS_EINTERNAL, "SCHED_PROTOCOL", "request of %d bytes from rank %d", count, st->MPI_SOURCE);
+  wire_result *w = malloc((size_t)count);
+  if (!w) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "request of %d bytes", count);
+  e = MPI_Recv(w, count, MPI_BYTE, st->MPI_SOURCE, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  if (e != MPI_SUCCESS) {
+    free(w);
+    return mpi_fail(e, "receive request");
+  }
+  if (w->n_bad < 0 || wire_size(w->n_bad) != (size_t)count) {
+    free(w);
+    return ts_error_set(TS_EINTERNAL, "SCHED_PROTOCOL", "malformed request from rank %d", st->MPI_SOURCE);
+  }
+  *out = w;
+  return 0;
+}
+
+/* then[] must point inside the plan and have no cycle (a unit waiting on itself would never run). */
+static int check_deps(const int64_t *then, int64_t n) {
+  if (!then) return 0;
+  int64_t *mark = calloc((size_t)(n ? n : 1), sizeof *mark);
+  if (!mark) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "scheduler");
+  int rc = 0;
+  for (int64_t i = 0; i < n && rc == 0; i++) {
+    int64_t j = i;
+    while (j >= 0 && !mark[j]) {
+      mark[j] = i + 1;
+      if (then[j] < -1 || then[j] >= n) {
+        rc = ts_error_set(TS_EINTERNAL, "SCHED_DEPS", "unit %lld waits-for link points outside the plan", (long long)j);
+        break;
+      }
+      j = then[j];
+    }
+    if (rc == 0 && j >= 0 && mark[j] == i + 1)
+      rc = ts_error_set(TS_EINTERNAL, "SCHED_DEPS", "units wait for each other in a cycle (through unit %lld)", (long long)j);
+  }
+  free(mark);
+  return rc;
+}
+
+static int coordinator(const ts_sched_cb *cb, const char *const *ids, const int64_t *idx, const int64_t *then, int64_t n) {
   int nranks = 1, rc = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &nranks);
   coord c;
@@ -306,36 +449,48 @@ static int coordinator(const ts_sched_cb *cb, const char *const *ids, const int6
   c.cb = cb;
   c.ids = ids;
   c.idx = idx;
+  c.then = then;
   c.n = n;
   c.qcap = n * (cb->max_attempts > 0 ? cb->max_attempts : 1) + 1;
   c.queue = malloc(sizeof *c.queue * (size_t)c.qcap);
-  c.attempts = calloc((size_t)(n ? n : 1), sizeof *c.attempts);
+  size_t nn = (size_t)(n ? n : 1);
+  c.attempts = calloc(nn, sizeof *c.attempts);
+  c.wait = calloc(nn, sizeof *c.wait);
+  c.state = calloc(nn, sizeof *c.state);
+  c.dep_fail = calloc(nn, sizeof *c.dep_fail);
   bool *waiting = calloc((size_t)nranks, sizeof *waiting);
-  if (!c.queue || !c.attempts || !waiting) {
-    free(c.queue); free(c.attempts); free(waiting);
+  if (!c.queue || !c.attempts || !c.wait || !c.state || !c.dep_fail || !waiting) {
+    free(c.queue); free(c.attempts); free(c.wait); free(c.state); free(c.dep_fail); free(waiting);
     return ts_error_set(TS_ENOMEM, "NO_MEMORY", "scheduler queue of %lld units", (long long)n);
   }
-  for (int64_t i = 0; i < n; i++) q_push(&c, i);
   pthread_mutex_init(&c.mu, NULL);
   pthread_cond_init(&c.cv_queue, NULL);
   c.t0 = c.last_print = now_s();
   pthread_t th;
-  bool th_ok = pthread_create(&th, NULL, local_worker, &c) == 0;
+  bool th_ok = false;
+  int64_t resolved = 0;
+  long ns = 20000;
+  if ((rc = check_deps(then, n)) < 0) goto finish;
+  for (int64_t i = 0; then && i < n; i++)
+    if (then[i] >= 0) c.wait[then[i]]++;
+  for (int64_t i = 0; i < n; i++)
+    if (!c.wait[i]) {
+      c.state[i] = U_QUEUED;
+      q_push(&c, i);
+    }
+  th_ok = pthread_create(&th, NULL, local_worker, &c) == 0;
   if (!th_ok) fprintf(stderr, "%s: warning: no worker thread on rank 0; other ranks do the work\n", cb->stage);
   if (!th_ok && nranks == 1) {
     /* run inline */
     int64_t pos;
-    while (q_pop(&c, &pos)) {
-      wire_result w;
-      do_unit(cb, pos, ids[pos], &w);
-      int64_t dummy = 0;
-      if ((rc = handle(&c, 0, &w, &dummy)) < 0) break;
+    while (rc >= 0 && q_pop(&c, &pos)) {
+      wire_result *w = do_unit(cb, pos, ids[pos]);
+      rc = handle(&c, 0, w, &resolved);
+      free(w);
     }
     goto finish;
   }
 
-  int64_t resolved = 0;
-  long ns = 20000;
   while (resolved < n) {
     bool busy = false;
     /* results of the local worker */
@@ -345,7 +500,8 @@ static int coordinator(const ts_sched_cb *cb, const char *const *ids, const int6
     pthread_mutex_unlock(&c.mu);
     while (list) {
       local_item *next = list->next;
-      if (rc >= 0) rc = handle(&c, 0, &list->w, &resolved);
+      if (rc >= 0) rc = handle(&c, 0, list->w, &resolved);
+      free(list->w);
       free(list);
       list = next;
       busy = true;
@@ -358,21 +514,27 @@ static int coordinator(const ts_sched_cb *cb, const char *const *ids, const int6
       int e = MPI_Iprobe(MPI_ANY_SOURCE, TAG_REQUEST, MPI_COMM_WORLD, &flag, &st);
       if (e != MPI_SUCCESS) { rc = mpi_fail(e, "probe"); break; }
       if (!flag) break;
-      wire_result w;
-      e = MPI_Recv(&w, (int)sizeof w, MPI_BYTE, st.MPI_SOURCE, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      if (e != MPI_SUCCESS) { rc = mpi_fail(e, "receive request"); break; }
+      wire_result *w = NULL;
+      if ((rc = recv_request(&st, &w)) < 0) break;
       busy = true;
       waiting[st.MPI_SOURCE] = true;
-      if (w.has_result && (rc = handle(&c, st.MPI_SOURCE, &w, &resolved)) < 0) break;
+      if (w->has_result) rc = handle(&c, st.MPI_SOURCE, w, &resolved);
+      free(w);
+      if (rc < 0) break;
     }
     if (rc < 0) break;
     if (ts_stop_requested()) { /* hand out nothing more; what is queued stays pending */
-      pthread_mutex_lock(&c.mu);
-      int64_t left = c.qtail - c.qhead;
-      c.qhead = c.qtail;
-      pthread_mutex_unlock(&c.mu);
-      resolved += left;
-      c.stopped += left;
+      int64_t pos;
+      for (;;) {
+        pthread_mutex_lock(&c.mu);
+        bool got = q_pop(&c, &pos);
+        pthread_mutex_unlock(&c.mu);
+        if (!got) break;
+        c.state[pos] = U_OVER;
+        c.stopped++;
+        resolved++;
+        release(&c, pos, -1, NULL, &resolved);
+      }
     }
     /* hand work to waiting ranks */
     for (int r = 1; r < nranks; r++) {
@@ -402,17 +564,26 @@ finish:
   pthread_mutex_unlock(&c.mu);
   if (th_ok) pthread_join(th, NULL);
   /* results the local worker finished while we were stopping (error path only) */
-  for (local_item *it = c.results, *next; it; it = next) { next = it->next; free(it); }
+  for (local_item *it = c.results, *next; it; it = next) {
+    next = it->next;
+    free(it->w);
+    free(it);
+  }
   /* every other rank has one request outstanding or on its way: answer it with "over" */
   for (int r = 1; r < nranks; r++) {
     if (!waiting[r]) {
-      wire_result w;
-      MPI_Request req;
-      MPI_Irecv(&w, (int)sizeof w, MPI_BYTE, r, TAG_REQUEST, MPI_COMM_WORLD, &req);
       long wns = 20000;
-      for (int flag = 0; !flag;) {
-        MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
-        if (!flag) backoff_sleep(&wns);
+      for (int flag = 0;;) {
+        MPI_Status st;
+        if (MPI_Iprobe(r, TAG_REQUEST, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS) break;
+        if (flag) {
+          wire_result *w = NULL;
+          int e = recv_request(&st, &w);
+          free(w);
+          if (e < 0 && rc >= 0) rc = e;
+          break;
+        }
+        backoff_sleep(&wns);
       }
     }
     wire_unit u = {.idx = -1};
@@ -424,14 +595,19 @@ finish:
             ts_stop_signal(), (long long)c.stopped);
   pthread_mutex_destroy(&c.mu);
   pthread_cond_destroy(&c.cv_queue);
+  for (int64_t i = 0; i < n; i++) free(c.dep_fail[i]);
+  free(c.dep_fail);
   free(c.queue);
   free(c.attempts);
+  free(c.wait);
+  free(c.state);
   free(waiting);
   return rc;
 }
 
-int ts_sched_stage(const ts_sched_cb *cb, const char *const *ids, const int64_t *idx, int64_t n) {
+int ts_sched_stage(const ts_sched_cb *cb, const char *const *ids, const int64_t *idx, const int64_t *then,
+                   int64_t n) {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank == 0 ? coordinator(cb, ids, idx, n) : worker_loop(cb);
+  return rank == 0 ? coordinator(cb, ids, idx, then, n) : worker_loop(cb);
 }

@@ -7,8 +7,13 @@
  * retried (on any rank) until max_attempts; then it is reported failed. Nobody spins: waits
  * poll MPI with a sleep that backs off to 1 ms, so idle ranks leave the cores to workers.
  *
- * Messages (tags in sched.c): REQUEST worker→0 {previous result or none}, UNIT 0→worker
- * {idx, id} or {idx = -1} when the stage is over.
+ * Dependencies: a unit may wait for others (`then` below: unit i, when done, lets unit then[i]
+ * go). A waiting unit is handed out, ahead of the queue, once every unit it waits for is done;
+ * when one of them fails for good, it fails with UPSTREAM_FAILED without running. Sub-slide
+ * shards and the merge unit of their slide use this.
+ *
+ * Messages (tags in sched.c): REQUEST worker→0 {previous result or none, then its bad items:
+ * variable length}, UNIT 0→worker {idx, id} or {idx = -1} when the stage is over.
  *
  * MPI must be initialised with at least MPI_THREAD_FUNNELED: only the main thread calls MPI.
  */
@@ -26,7 +31,7 @@ typedef struct ts_sched_result {
   bool ok;
   int rank, attempts;
   double seconds;
-  ts_unit_record rec;         /* when ok */
+  ts_unit_record rec;         /* when ok (rec.bad valid during the call only) */
   char token[64];             /* when failed */
   char message[1024];
 } ts_sched_result;
@@ -46,8 +51,11 @@ typedef struct ts_sched_cb {
   bool progress;              /* rank 0: print progress to stderr */
 } ts_sched_cb;
 
-/* Collective over MPI_COMM_WORLD. On rank 0, ids/idx list the n units to run; other ranks
- * pass n = 0. Returns 0, or a negative status when the coordinator itself failed (ledger). */
-int ts_sched_stage(const ts_sched_cb *cb, const char *const *ids, const int64_t *idx, int64_t n);
+/* Collective over MPI_COMM_WORLD. On rank 0, ids/idx list the n units to run, in the order
+ * they are handed out; then (NULL: no dependencies) gives for each unit the position (0..n-1)
+ * of the one unit that waits for it, or -1. Other ranks pass n = 0. Returns 0, or a negative
+ * status when the coordinator itself failed (ledger) or `then` is not a forest (SCHED_DEPS). */
+int ts_sched_stage(const ts_sched_cb *cb, const char *const *ids, const int64_t *idx, const int64_t *then,
+                   int64_t n);
 
 #endif

@@ -39,13 +39,32 @@ static void on_fail(void *ctx, const char *unit, const char *token, const char *
   c->n++;
 }
 
+static void on_bad(void *ctx, const char *unit, int64_t count, const char *token, const char *message) {
+  fail_ctx *c = ctx;
+  if (c->json) {
+    fprintf(c->f, "%s{\"unit\": ", c->n ? ", " : "");
+    json_str(c->f, unit);
+    fprintf(c->f, ", \"count\": %lld, \"token\": ", (long long)count);
+    json_str(c->f, token);
+    fputs(", \"message\": ", c->f);
+    json_str(c->f, message);
+    fputc('}', c->f);
+  } else {
+    fprintf(c->f, "    BAD ITEMS %s: %lld (%s)%s%s\n", unit, (long long)count, token, message && message[0] ? ": " : "",
+            message ? message : "");
+  }
+  c->n++;
+}
+
 int ts_cmd_status(int argc, char **argv) {
   if (ts_cli_wants_help(argc, argv)) {
     printf("usage: tessera status RUN_DIR [--json]\n\n"
-           "Per stage: units done, failed and pending, and every failed unit with its error token\n"
-           "and message, as the run's ledger records them. --json prints\n"
+           "Per stage: units done, failed and pending, every failed unit with its error token\n"
+           "and message, and every done unit with bad items (tiles that did not decode: the\n"
+           "slide's other tiles have features), as the run's ledger records them. --json prints\n"
            "{\"run_dir\", \"stages\": [{\"name\", \"done\", \"failed\", \"pending\", \"items\",\n"
-           "  \"failures\": [{\"unit\", \"token\", \"message\"}]}]}.\n"
+           "  \"failures\": [{\"unit\", \"token\", \"message\"}],\n"
+           "  \"bad_items\": [{\"unit\", \"count\", \"token\", \"message\"}]}]}.\n"
            "Exit code: 0 nothing failed or pending, 1 some units failed or are pending, 2 no ledger.\n");
     return 0;
   }
@@ -97,6 +116,9 @@ int ts_cmd_status(int argc, char **argv) {
     }
     fail_ctx fc = {stdout, json, 0};
     ts_ledger_failures(l, c[i].name, on_fail, &fc);
+    if (json) printf("], \"bad_items\": [");
+    fail_ctx bc = {stdout, json, 0};
+    ts_ledger_bad_items(l, c[i].name, on_bad, &bc); /* a ledger older than the table has none */
     if (json) printf("]}");
   }
   if (json) printf("]}\n");

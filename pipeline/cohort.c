@@ -152,12 +152,15 @@ static int units_push(ts_units *u, const char *id, const char *token, const char
     if (b) u->fail_token = b;
     char **c = realloc(u->fail_message, sizeof *c * (size_t)cap);
     if (c) u->fail_message = c;
-    if (!a || !b || !c) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "unit list");
+    int64_t *d = realloc(u->then, sizeof *d * (size_t)cap);
+    if (d) u->then = d;
+    if (!a || !b || !c || !d) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "unit list");
     u->cap = cap;
   }
   u->ids[u->n] = strdup(id);
   u->fail_token[u->n] = token ? strdup(token) : NULL;
   u->fail_message[u->n] = message ? strdup(message) : NULL;
+  u->then[u->n] = -1;
   u->n++;
   return 0;
 }
@@ -165,6 +168,16 @@ static int units_push(ts_units *u, const char *id, const char *token, const char
 int ts_units_add(ts_units *u, const char *id) { return units_push(u, id, NULL, NULL); }
 int ts_units_add_failed(ts_units *u, const char *id, const char *token, const char *message) {
   return units_push(u, id, token, message);
+}
+
+int ts_units_wait(ts_units *u, int64_t later, int64_t earlier) {
+  if (earlier < 0 || later <= earlier || later >= u->n)
+    return ts_error_set(TS_EINTERNAL, "PLAN_DEPS", "unit %lld cannot wait for unit %lld (a unit waits for units planned before it)",
+                        (long long)later, (long long)earlier);
+  if (u->then[earlier] >= 0 && u->then[earlier] != later)
+    return ts_error_set(TS_EINTERNAL, "PLAN_DEPS", "unit %s is already waited for by %s", u->ids[earlier], u->ids[u->then[earlier]]);
+  u->then[earlier] = later;
+  return 0;
 }
 
 int ts_units_for_slides(const ts_run *run, const char *upstream, const int *order, ts_units *units) {
@@ -198,6 +211,7 @@ void ts_units_clear(ts_units *u) {
   free(u->ids);
   free(u->fail_token);
   free(u->fail_message);
+  free(u->then);
   memset(u, 0, sizeof *u);
 }
 

@@ -103,6 +103,15 @@ static int check_value(const param *p, const char *v, const char *where, char *c
 }
 
 static bool is_path_param(const param *p) { return p->type == P_STR && !strncmp(p->doc, "path:", 5); }
+/* "exec:" keys say how a result is computed, never what it is (shard size, decoding threads):
+ * they are left out of the stage hashes, so changing one redoes nothing. */
+static bool is_exec_param(const param *p) { return !strncmp(p->doc, "exec:", 5); }
+static const param *param_named(const char *section, const char *key, size_t key_len) {
+  for (int i = 0; i < N_PARAMS; i++)
+    if (!strcmp(params[i].section, section) && strlen(params[i].key) == key_len && !strncmp(params[i].key, key, key_len))
+      return &params[i];
+  return NULL;
+}
 
 /* Values being resolved: canonical text per param, and where each came from. */
 typedef struct resolve {
@@ -374,7 +383,8 @@ void ts_config_hash_keys(const ts_config *c, const char *const *deps, char hex_o
       snprintf(section, sizeof section, "%.*s", (int)(n - 1), p);
     } else if (n > 2 && p[0] == ' ') {
       const char *k = p + 2, *colon = memchr(k, ':', n - 2);
-      if (colon) {
+      const param *pp = colon ? param_named(section, k, (size_t)(colon - k)) : NULL;
+      if (colon && !(pp && is_exec_param(pp))) {
         char full[160];
         snprintf(full, sizeof full, "%s.%.*s", section, (int)(colon - k), k);
         for (int d = 0; deps && deps[d]; d++) {
@@ -400,9 +410,9 @@ void ts_config_print_schema(FILE *f) {
       cur = params[i].section;
       fprintf(f, "  %s:\n", cur);
     }
-    const char *doc = is_path_param(&params[i]) ? params[i].doc + 6 : params[i].doc;
+    const char *doc = is_path_param(&params[i]) || is_exec_param(&params[i]) ? params[i].doc + 6 : params[i].doc;
     fprintf(f, "    %-14s %-8s %-10s %s%s\n", params[i].key, type_name(params[i].type),
             params[i].def ? (params[i].def[0] ? params[i].def : "\"\"") : "(required)", doc,
-            is_path_param(&params[i]) ? " (relative to the config file)" : "");
+            is_path_param(&params[i]) ? " (relative to the config file)" : is_exec_param(&params[i]) ? " (changes speed, never results)" : "");
   }
 }

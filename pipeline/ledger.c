@@ -168,11 +168,57 @@ int ts_ledger_unit_done(ts_ledger *l, const char *stage, const char *unit, int r
                         int64_t run_id, const ts_unit_record *r) {
   char now[32];
   ts_now_iso(now);
-  return exec1(l,
+  /* a savepoint: one atomic change whether or not a transaction is open */
+  if (sqlite3_exec(l->db, "SAVEPOINT unit_done", NULL, NULL, NULL) != SQLITE_OK) return sql_err(l, "savepoint");
+  int rc = 0;
+  TS_TRY(exec1(l,
                "UPDATE units SET state='done', attempts=?, rank=?, output=?, checksum=?, bytes=?, seconds=?, items=?, "
                "error_token=NULL, error_message=NULL, run_id=?, updated=? WHERE stage=? AND unit=?",
                "iittidiittt", (int64_t)attempts, (int64_t)rank, r->output, r->checksum, r->bytes, r->seconds, r->items,
-               run_id, now, stage, unit);
+               run_id, now, stage, unit));
+  TS_TRY(exec1(l, "DELETE FROM bad_items WHERE stage=? AND unit=?", "tt", stage, unit));
+  if (r->n_bad > 0 && r->bad) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(l->db, "INSERT OR REPLACE INTO bad_items(stage, unit, item, x, y, token, message) VALUES(?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK)
+      TS_FAIL(TS_EIO, "LEDGER_SQL", "%s: prepare: %s", l->path, sqlite3_errmsg(l->db));
+    for (int64_t i = 0; i < r->n_bad && rc == 0; i++) {
+      const ts_bad_item *b = &r->bad[i];
+      sqlite3_bind_text(st, 1, stage, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 2, unit, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(st, 3, b->item);
+      sqlite3_bind_int64(st, 4, b->x);
+      sqlite3_bind_int64(st, 5, b->y);
+      sqlite3_bind_text(st, 6, b->token[0] ? b->token : "BAD_ITEM", -1, SQLITE_TRANSIENT);
+      if (i == 0 && r->bad_message[0]) sqlite3_bind_text(st, 7, r->bad_message, -1, SQLITE_TRANSIENT);
+      else sqlite3_bind_null(st, 7);
+      if (sqlite3_step(st) != SQLITE_DONE) rc = sql_err(l, "bad item");
+      sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (rc < 0) goto out;
+  }
+  if (sqlite3_exec(l->db, "RELEASE unit_done", NULL, NULL, NULL) != SQLITE_OK) TS_FAIL(TS_EIO, "LEDGER_SQL", "%s: release: %s", l->path, sqlite3_errmsg(l->db));
+  return 0;
+out:
+  sqlite3_exec(l->db, "ROLLBACK TO unit_done", NULL, NULL, NULL);
+  sqlite3_exec(l->db, "RELEASE unit_done", NULL, NULL, NULL);
+  return rc;
+}
+
+int ts_ledger_units_mark_stale(ts_ledger *l, const char *stage) {
+  return exec1(l, "UPDATE units SET idx=-1 WHERE stage=?", "t", stage);
+}
+
+int ts_ledger_units_drop_stale(ts_ledger *l, const char *stage, int64_t *n_dropped) {
+  TS_CALL(exec1(l, "DELETE FROM units WHERE stage=? AND idx=-1 AND state<>'done'", "t", stage));
+  if (n_dropped) *n_dropped = sqlite3_changes(l->db);
+  return 0;
+}
+
+int ts_ledger_units_retire_outputs(ts_ledger *l, const char *stage, const char *unit_prefix) {
+  return exec1(l, "UPDATE units SET output=NULL WHERE stage=? AND substr(unit, 1, length(?2))=?2 AND state='done' AND output IS NOT NULL",
+               "tt", stage, unit_prefix);
 }
 
 int ts_ledger_unit_failed(ts_ledger *l, const char *stage, const char *unit, int rank, int attempts, int64_t run_id,
@@ -180,7 +226,7 @@ int ts_ledger_unit_failed(ts_ledger *l, const char *stage, const char *unit, int
   char now[32];
   ts_now_iso(now);
   return exec1(l,
-               "UPDATE units SET state='failed', attempts=?, rank=?, output=NULL, checksum=NULL, bytes=NULL, seconds=?, "
+               "UPDATE units SET state='failed', attempts=?, rank=nullif(?, -1), output=NULL, checksum=NULL, bytes=NULL, seconds=?, "
                "items=NULL, error_token=?, error_message=?, run_id=?, updated=? WHERE stage=? AND unit=?",
                "iidttittt", (int64_t)attempts, (int64_t)rank, seconds, token, message, run_id, now, stage, unit);
 }
@@ -246,6 +292,22 @@ int ts_ledger_failures(ts_ledger *l, const char *stage,
   while (sqlite3_step(st) == SQLITE_ROW)
     fn(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
        (const char *)sqlite3_column_text(st, 2));
+  sqlite3_finalize(st);
+  return 0;
+}
+
+int ts_ledger_bad_items(ts_ledger *l, const char *stage,
+                        void (*fn)(void *, const char *, int64_t, const char *, const char *), void *ctx) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(l->db,
+                         "SELECT b.unit, count(*), min(b.token), coalesce(max(b.message),'') FROM bad_items b "
+                         "JOIN units u ON u.stage=b.stage AND u.unit=b.unit "
+                         "WHERE b.stage=? GROUP BY b.unit ORDER BY min(u.idx), b.unit", -1, &st, NULL) != SQLITE_OK)
+    return sql_err(l, "prepare");
+  sqlite3_bind_text(st, 1, stage, -1, SQLITE_TRANSIENT);
+  while (sqlite3_step(st) == SQLITE_ROW)
+    fn(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2),
+       (const char *)sqlite3_column_text(st, 3));
   sqlite3_finalize(st);
   return 0;
 }

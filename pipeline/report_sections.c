@@ -483,6 +483,21 @@ static int64_t unit_items(const ts_report *r, const char *stage, const char *uni
   return v;
 }
 
+/* Tiles of a slide that did not decode (the extract stage's shards record them); 0 for a ledger
+ * older than the bad_items table. */
+static int64_t slide_bad_tiles(const ts_report *r, const char *id) {
+  sqlite3_stmt *st = NULL;
+  int64_t v = 0;
+  if (sql_prepare(r, "SELECT count(*) FROM bad_items WHERE stage='extract' AND substr(unit, 1, length(?1) + 1)=?1 || '#'", &st) < 0) {
+    ts_error_clear();
+    return 0;
+  }
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
 /* The slides: the cohort CSV of the config, else the units of the tissue stage. */
 static int load_slides(const ts_report *r, slide_info **out, int *n_out) {
   *out = NULL;
@@ -609,6 +624,7 @@ static int slides_json(const ts_report *r, ts_report_out *o) {
     ts_report_json_num(o, "mpp_level0", s->t.mpp0);
     ts_report_json_str(o, "mpp_source", s->t.mpp_source[0] ? s->t.mpp_source : NULL);
     ts_report_json_num(o, "tissue_mm2", s->tissue_mm2);
+    ts_report_json_int(o, "bad_tiles", slide_bad_tiles(r, s->id));
     ts_report_json_array(o, "failures");
     fail_list fl = {o, false, 0};
     slide_failures(r, s->id, &fl);
@@ -665,6 +681,10 @@ static int slides_html(const ts_report *r, ts_report_out *o) {
     if (isfinite(s->tissue_mm2)) snprintf(buf, sizeof buf, "%.2f mm²", s->tissue_mm2);
     else snprintf(buf, sizeof buf, "–");
     ts_report_html(o, "<tr><th>tissue area</th><td>%s</td></tr>", buf);
+    int64_t nbad = slide_bad_tiles(r, s->id);
+    if (nbad > 0)
+      ts_report_html(o, "<tr><th>bad tiles</th><td class=\"warn bad-tiles\">%lld did not decode: zero features (see <code>bad_tiles</code>, <code>tessera status</code>)</td></tr>",
+                     (long long)nbad);
     const char *st = slide_status(s);
     ts_report_html(o, "<tr><th>status</th><td class=\"%s\">%s</td></tr></table>",
                    !strcmp(st, "failed") ? "bad" : !strcmp(st, "done") ? "ok" : "warn", st);

@@ -50,6 +50,7 @@ typedef struct run_state {
   const struct ts_stage *stage;
   char stage_hash[65];
   int64_t n_failed_now;
+  bool quiet;
 } run_state;
 
 static int bcast_text(char **s, int rank) {
@@ -77,8 +78,13 @@ static int cb_output(void *ctx, const char *rel, char *buf, size_t n) {
 
 static int cb_result(void *ctx, const ts_sched_result *r) {
   run_state *s = ctx;
-  if (r->ok)
-    return ts_ledger_unit_done(s->run.ledger, s->stage->name, r->id, r->rank, r->attempts, s->run.run_id, &r->rec);
+  if (r->ok) {
+    TS_CALL(ts_ledger_unit_done(s->run.ledger, s->stage->name, r->id, r->rank, r->attempts, s->run.run_id, &r->rec));
+    if (r->rec.n_bad > 0 && !s->quiet)
+      fprintf(stderr, "%s: unit %s done with %lld bad item(s), recorded: %s\n", s->stage->name, r->id, (long long)r->rec.n_bad,
+              r->rec.bad_message);
+    return s->stage->unit_done ? s->stage->unit_done(&s->run, r->id) : 0;
+  }
   s->n_failed_now++;
   fprintf(stderr, "%s: unit %s failed on rank %d after %d attempt(s): %s\n", s->stage->name, r->id, r->rank,
           r->attempts, r->message);
@@ -109,7 +115,7 @@ static int dir_entries(const char *dir) {
 }
 
 /* Remove our own temporaries ("<name>.tmp.<pid>") that a killed run left in the run directory
- * (and its subdirectories, two levels down). They were never outputs — only a committed rename
+ * (and its subdirectories, three levels down: scratch/extract/<slide>/). They were never outputs — only a committed rename
  * makes a file an output — so this loses nothing; it only frees the space. */
 static void remove_stale_tmp(const char *dir, int depth) {
   DIR *d = opendir(dir);
@@ -144,7 +150,7 @@ static int prepare_dir(const ts_config *cfg, bool reconfigure, int *lock_fd) {
   *lock_fd = open(path, O_CREAT | O_RDWR, 0644);
   if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX | LOCK_NB) < 0)
     return ts_error_set(TS_ECONFIG, "RUN_LOCKED", "%s: another tessera run is using this run directory", dir);
-  remove_stale_tmp(dir, 2); /* we hold the lock: nobody else is writing here */
+  remove_stale_tmp(dir, 3); /* we hold the lock: nobody else is writing here */
   TS_CALL(ts_io_join(dir, "config.yaml", path, sizeof path));
   if (ts_io_exists(path)) {
     char *old = NULL;
@@ -269,6 +275,7 @@ int ts_cmd_run(int argc, char **argv) {
   s.run.rank = rank;
   s.run.nranks = nranks;
   s.run.ledger = ledger;
+  s.quiet = quiet;
 
   if (rank == 0) {
     char argbuf[4096], hostlist[4096] = "";
@@ -298,7 +305,7 @@ int ts_cmd_run(int argc, char **argv) {
     ts_units units;
     memset(&units, 0, sizeof units);
     char **todo_ids = NULL;
-    int64_t *todo_idx = NULL, n_todo = 0, n_total = 0;
+    int64_t *todo_idx = NULL, *todo_then = NULL, n_todo = 0, n_total = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     char started[32];
@@ -312,9 +319,26 @@ int ts_cmd_run(int argc, char **argv) {
       n_total = units.n;
       todo_ids = calloc((size_t)(units.n + 1), sizeof *todo_ids);
       todo_idx = calloc((size_t)(units.n + 1), sizeof *todo_idx);
+      todo_then = calloc((size_t)(units.n + 1), sizeof *todo_then);
+      int64_t *pos_of = calloc((size_t)(units.n + 1), sizeof *pos_of); /* plan index → todo position */
+      if (rc >= 0 && (!todo_ids || !todo_idx || !todo_then || !pos_of))
+        rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "%s: plan of %lld units", st->name, (long long)units.n);
+      /* a unit waiting for one that fails already fails with it */
+      for (int64_t u = 0; rc >= 0 && u < units.n; u++) {
+        int64_t d = units.then[u];
+        if (units.fail_token[u] && d >= 0 && !units.fail_token[d]) {
+          char msg[1400];
+          snprintf(msg, sizeof msg, "UPSTREAM_FAILED: unit %s waits for unit %s, which failed: %.1000s", units.ids[d], units.ids[u],
+                   units.fail_message[u] ? units.fail_message[u] : units.fail_token[u]);
+          units.fail_token[d] = strdup("UPSTREAM_FAILED");
+          units.fail_message[d] = strdup(msg);
+        }
+      }
       if (rc >= 0) rc = ts_ledger_begin(ledger); /* the whole plan: one transaction */
+      if (rc >= 0) rc = ts_ledger_units_mark_stale(ledger, st->name);
       for (int64_t u = 0; rc >= 0 && u < units.n; u++) {
         char state[16];
+        pos_of[u] = -1;
         rc = ts_ledger_unit_add(ledger, st->name, units.ids[u], u);
         if (rc >= 0) rc = ts_ledger_unit_state(ledger, st->name, units.ids[u], state);
         if (rc < 0) break;
@@ -325,12 +349,22 @@ int ts_cmd_run(int argc, char **argv) {
           if (!quiet) fprintf(stderr, "%s: unit %s failed: %s\n", st->name, units.ids[u], units.fail_message[u]);
           continue;
         }
+        pos_of[u] = n_todo;
         todo_ids[n_todo] = units.ids[u];
         todo_idx[n_todo++] = u;
       }
+      int64_t n_stale = 0;
+      if (rc >= 0) rc = ts_ledger_units_drop_stale(ledger, st->name, &n_stale);
       if (rc >= 0) rc = ts_ledger_commit(ledger);
+      /* dependencies among the units still to do (a done unit waits for nothing) */
+      for (int64_t p = 0; rc >= 0 && p < n_todo; p++) {
+        int64_t d = units.then[todo_idx[p]];
+        todo_then[p] = d >= 0 ? pos_of[d] : -1;
+      }
+      free(pos_of);
       if (rc < 0) fprintf(stderr, "%s\n", ts_error_message());
       else if (!quiet) {
+        if (n_stale > 0) fprintf(stderr, "%s: forgot %lld unit(s) the plan no longer has\n", st->name, (long long)n_stale);
         if (n_todo == 0) fprintf(stderr, "%s: all %lld units already done or failed upstream: nothing to do\n", st->name, (long long)n_total);
         else fprintf(stderr, "%s: %lld of %lld units to do\n", st->name, (long long)n_todo, (long long)n_total);
       }
@@ -338,15 +372,17 @@ int ts_cmd_run(int argc, char **argv) {
     int go = rc >= 0;
     MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (!go) {
-      free(todo_ids); free(todo_idx); ts_units_clear(&units);
+      free(todo_ids); free(todo_idx); free(todo_then); ts_units_clear(&units);
       break;
     }
+    MPI_Bcast(hashes[i], 65, MPI_CHAR, 0, MPI_COMM_WORLD); /* workers write it into outputs */
+    s.run.stage_hash = hashes[i];
     long long n_bcast = (long long)n_todo;
     MPI_Bcast(&n_bcast, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
     if (n_bcast > 0) {
       ts_sched_cb cb = {.ctx = &s, .work = cb_work, .on_result = cb_result, .output_path = cb_output,
                         .stage = st->name, .max_attempts = (int)cfg->scheduler.max_attempts, .progress = !quiet};
-      int src = ts_sched_stage(&cb, (const char *const *)todo_ids, todo_idx, rank == 0 ? n_todo : 0);
+      int src = ts_sched_stage(&cb, (const char *const *)todo_ids, todo_idx, todo_then, rank == 0 ? n_todo : 0);
       if (src < 0 && rank == 0) {
         fprintf(stderr, "%s\n", ts_error_message());
         rc = src;
@@ -373,6 +409,7 @@ int ts_cmd_run(int argc, char **argv) {
     }
     free(todo_ids);
     free(todo_idx);
+    free(todo_then);
     ts_units_clear(&units);
     int stop = ts_stop_requested();
     MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

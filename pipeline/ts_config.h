@@ -31,7 +31,7 @@ typedef struct ts_config {
   struct { double mpp; int64_t median, close; double min_area_um2, min_hole_um2; int64_t sat_floor; } tissue;
   struct { int64_t size; double mpp; int64_t overlap; double min_tissue; } tile;
   struct { int64_t max_attempts; } scheduler;
-  struct { char *encoder, *checkpoint; int64_t input_size; char *mean, *std; int64_t batch, threads, decode_threads; bool float16; } extract;
+  struct { char *encoder, *checkpoint; int64_t input_size; char *mean, *std; int64_t batch, threads, decode_threads, shard_tiles; bool float16; } extract;
   struct { char *clinical_schema, *genomic_schema; int64_t block_rows; } records;
   /* Not from YAML: */
   char *text;      /* canonical resolved YAML */

@@ -19,12 +19,23 @@
 
 typedef struct ts_ledger ts_ledger;
 
+/* An item of a unit that could not be processed while the unit itself completed (a tile whose
+ * JPEG does not decode): recorded in the ledger's bad_items table with the unit. */
+typedef struct ts_bad_item {
+  int64_t item;        /* index of the item (tile index in the slide's tile file) */
+  int64_t x, y;        /* where it is (level-0 px), or 0 */
+  char token[40];      /* error token, e.g. TILE_DECODE */
+} ts_bad_item;
+
 typedef struct ts_unit_record {
   char output[1024];   /* path relative to the run directory */
   char checksum[65];   /* SHA-256 hex of the output */
   int64_t bytes;
   double seconds;
   int64_t items;       /* e.g. tiles written */
+  int64_t n_bad;       /* bad items (the unit is still done) */
+  ts_bad_item *bad;    /* n_bad items; a stage's work mallocs it, the scheduler frees it */
+  char bad_message[512]; /* the message of the first bad item, "" when none */
 } ts_unit_record;
 
 typedef struct ts_stage_counts {
@@ -56,8 +67,19 @@ int ts_ledger_commit(ts_ledger *l);
 int ts_ledger_unit_add(ts_ledger *l, const char *stage, const char *unit, int64_t idx);
 /* "pending", "done", "failed" or "" when absent. */
 int ts_ledger_unit_state(ts_ledger *l, const char *stage, const char *unit, char state_out[16]);
+/* Record a unit done, with its bad items (r->bad), in one atomic change (a savepoint: also
+ * inside ts_ledger_begin/commit). */
 int ts_ledger_unit_done(ts_ledger *l, const char *stage, const char *unit, int rank,
                         int attempts, int64_t run_id, const ts_unit_record *r);
+/* Plan bookkeeping: mark every unit of the stage stale (idx -1); ts_ledger_unit_add() of a
+ * planned unit makes it current again; drop_stale forgets the stale units that are not done
+ * (pending or failed: they would hold the run's exit code forever). Done ones stay, as the
+ * record of work done (shards of a merged slide, a slide since removed from the cohort). */
+int ts_ledger_units_mark_stale(ts_ledger *l, const char *stage);
+int ts_ledger_units_drop_stale(ts_ledger *l, const char *stage, int64_t *n_dropped);
+/* Done units (those whose name starts with unit_prefix) whose outputs were intermediates that a
+ * later unit consumed and removed: they stay done, their output becomes NULL (checksum kept). */
+int ts_ledger_units_retire_outputs(ts_ledger *l, const char *stage, const char *unit_prefix);
 int ts_ledger_unit_failed(ts_ledger *l, const char *stage, const char *unit, int rank,
                           int attempts, int64_t run_id, double seconds, const char *token,
                           const char *message);
@@ -76,6 +98,12 @@ int ts_ledger_failures(ts_ledger *l, const char *stage,
                        void (*fn)(void *ctx, const char *unit, const char *token,
                                   const char *message),
                        void *ctx);
+
+/* Call fn for each unit of stage with bad items: count, first token, the message recorded. */
+int ts_ledger_bad_items(ts_ledger *l, const char *stage,
+                        void (*fn)(void *ctx, const char *unit, int64_t n, const char *token,
+                                   const char *message),
+                        void *ctx);
 
 /* Peak RSS (kB, getrusage ru_maxrss) and CPU seconds of one rank after one stage. */
 int ts_ledger_rusage(ts_ledger *l, int64_t run_id, const char *stage, int rank, int64_t peak_rss_kb,

@@ -5,12 +5,19 @@
  * pipeline/registry.c lists them in run order; it is checked at start-up.
  *
  *   plan   rank 0: list the units (one per slide, say) with ts_units_add(); a unit that can
- *          be seen to fail already (unsafe id, upstream failed) goes in with ts_units_add_failed()
+ *          be seen to fail already (unsafe id, upstream failed) goes in with ts_units_add_failed();
+ *          a unit that needs others done first says so with ts_units_wait(). Units the ledger
+ *          holds for this stage that the plan no longer lists are forgotten unless done (a
+ *          failed slide removed from the cohort no longer fails the run; a merged slide's
+ *          shards stay on record).
  *   work   any rank, any thread: do one unit; write outputs under a temporary name, commit them
  *          with ts_io_commit(), put the main output path (relative to the run directory) and
- *          item count in *rec; on failure return a negative status with a token set.
+ *          item count in *rec; items that failed while the unit completed (undecodable tiles)
+ *          go in rec->bad (malloc'd) and are recorded in the ledger with the unit; on failure
+ *          return a negative status with a token set.
  *          The scheduler checksums rec->output and rank 0 records the unit done.
  *   finish (optional) rank 0, after all units: summarise.
+ *   unit_done (optional) rank 0, each time a unit is recorded done.
  * A stage never calls MPI: it asks the scheduler (the arrow goes pipeline → cluster only).
  */
 #ifndef TS_STAGE_H
@@ -49,6 +56,7 @@ typedef struct ts_run {
   const ts_cohort *cohort;
   int rank, nranks;
   int64_t run_id;           /* rank 0 only */
+  const char *stage_hash;   /* hash of the running stage: its config keys and upstream stages */
   ts_ledger *ledger;        /* rank 0 only, main thread only (plan/finish) */
 } ts_run;
 
@@ -62,6 +70,7 @@ typedef struct ts_units {
   char **ids;
   char **fail_token;        /* NULL for a normal unit */
   char **fail_message;
+  int64_t *then;            /* the unit waiting for this one (ts_units_wait), -1 none */
 } ts_units;
 
 int ts_units_add(ts_units *u, const char *id);
@@ -71,6 +80,10 @@ int ts_units_add(ts_units *u, const char *id);
  * in failed with UPSTREAM_FAILED naming the upstream token. */
 int ts_units_for_slides(const ts_run *run, const char *upstream, const int *order, ts_units *units);
 int ts_units_add_failed(ts_units *u, const char *id, const char *token, const char *message);
+/* Unit `later` (an index in u) runs only after unit `earlier` (planned before it) is done; when
+ * `earlier` fails, `later` fails with UPSTREAM_FAILED without running. A unit is waited for by
+ * at most one unit (shards → the merge of their slide); a unit may wait for many. */
+int ts_units_wait(ts_units *u, int64_t later, int64_t earlier);
 void ts_units_clear(ts_units *u);
 
 struct ts_stage {
@@ -83,6 +96,9 @@ struct ts_stage {
   int (*work)(const ts_run *run, const ts_unit *unit, ts_unit_record *rec);
   int (*finish)(const ts_run *run); /* (optional) */
   uint32_t flags;                   /* (optional) TS_STAGE_* */
+  /* (optional) rank 0, main thread, right after a unit was recorded done (drop intermediates
+   * it consumed). Keep it short: the scheduler waits. */
+  int (*unit_done)(const ts_run *run, const char *unit);
 };
 
 /* NULL-terminated registry, in run order. */

@@ -7,7 +7,8 @@
  *   type: STR, INT, FLOAT, BOOL. default: the YAML text of the default (NULL: none).
  *   min/max: inclusive range for INT and FLOAT (ignored for others).
  *   Relative paths (keys whose doc starts with "path:") are resolved against the directory
- *   of the config file.
+ *   of the config file. Keys whose doc starts with "exec:" change how a result is computed,
+ *   never the result (bytes included): they are left out of the stage hashes.
  */
 TS_PARAM(run, dir, STR, "run", 0, 0, 0,
          "path: run directory (outputs, ledger, resolved config)")
@@ -43,7 +44,9 @@ TS_PARAM(extract, std, STR, "0.229,0.224,0.225", 0, 0, 0, "per-channel standard 
 TS_PARAM(extract, batch, INT, "32", 1, 4096, 0, "tiles per batch fed to the encoder")
 TS_PARAM(extract, threads, INT, "1", 0, 256, 0,
          "LibTorch threads per rank; features are bitwise reproducible only for the same value, so the default is fixed: run one rank per core (0: cores / ranks on the node)")
-TS_PARAM(extract, decode_threads, INT, "1", 1, 64, 0, "tile-decoding threads per rank")
+TS_PARAM(extract, decode_threads, INT, "1", 1, 64, 0, "exec: tile-decoding threads per rank")
+TS_PARAM(extract, shard_tiles, INT, "1024", 0, 1e9, 0,
+         "exec: tiles per extraction unit (a slide's shard; one merge unit per slide joins them); a multiple of extract.batch; 0: one unit per slide")
 TS_PARAM(extract, float16, BOOL, "false", 0, 0, 0, "store features as float16 instead of float32")
 /* records: the clinical and genomic tables (stages/records.c). A schema is a comma-separated
  * list of NAME:TYPE[SPEC][?] (workers/ts_records.h): TYPE id | float | int | str; SPEC a range

@@ -55,6 +55,21 @@ CREATE TABLE IF NOT EXISTS units (
 );
 CREATE INDEX IF NOT EXISTS units_state ON units(stage, state);
 
+-- Items that could not be processed while their unit completed (a tile whose JPEG does not
+-- decode: the slide still gets features for its other tiles). Written with the unit's "done",
+-- in the same transaction; forgotten with the unit (a unit redone, a stage reset).
+CREATE TABLE IF NOT EXISTS bad_items (
+  stage   TEXT NOT NULL,
+  unit    TEXT NOT NULL,
+  item    INTEGER NOT NULL,
+  x       INTEGER,
+  y       INTEGER,
+  token   TEXT NOT NULL,
+  message TEXT,
+  PRIMARY KEY (stage, unit, item),
+  FOREIGN KEY (stage, unit) REFERENCES units(stage, unit) ON DELETE CASCADE
+);
+
 -- Peak resident memory (getrusage ru_maxrss, kB) and CPU seconds of each rank at the end of
 -- each stage of each invocation; written by rank 0 after gathering. Read by the report
 -- (peak RSS per stage). Additive: older ledgers gain the table, empty, on their next open.

@@ -1,13 +1,27 @@
-/* extract.c — stage "extract": one unit per slide. Reads the slide's tiles (tiles/<slide>.h5)
- * with the tile reader (decoding threads run ahead of inference), encodes them in batches and
- * writes features/<encoder>/<slide>.h5: `features` (N x D float32, or float16 on request,
- * chunked by row blocks), `coords` (copied from the tile file with all its CLAM/TRIDENT/tessera
- * attributes), `bad_tiles` (indexes of tiles that could not be decoded: their feature rows are
- * zero) and provenance attributes (encoder, weights hash, normalisation, config hash, version,
- * slide quickhash, reader backend).
+/* extract.c — stage "extract": a slide's tiles, encoded in shards of extract.shard_tiles tiles,
+ * joined by one merge unit per slide into features/<encoder>/<slide>.h5.
+ *
+ * Units (both kinds in one stage, so that a slide's features appear as soon as its shards are):
+ *   "<slide>#<first>-<end>"  a shard: tiles [first, end) of tiles/<slide>.h5, read with the tile
+ *                            reader (decoding threads run ahead of inference) and encoded into
+ *                            scratch/extract/<slide>/<first>-<end>.bin; its undecodable tiles go
+ *                            to the ledger (bad_items) with the unit;
+ *   "<slide>"                the merge: waits for the slide's shards, writes the final file:
+ *                            `features` (N x D float32, or float16 on request, chunked by row
+ *                            blocks), `coords` (copied from the tile file with all its CLAM/
+ *                            TRIDENT/tessera attributes), `bad_tiles` (indexes of tiles that
+ *                            could not be decoded: their feature rows are zero) and provenance
+ *                            attributes; then (rank 0, once recorded) the shard files go.
+ * One gigapixel slide thus spreads over every rank, and slides are planned largest first.
+ *
+ * Byte-identical whatever the ranks and the shard size: a shard starts at a multiple of
+ * extract.batch, so the encoder meets exactly the batches (and micro-batches) it meets without
+ * sharding; every micro-batch shape is warmed up once per process; the shard size is an "exec:"
+ * key (not in the stage hash that the file records); HDF5 writes no timestamps.
  *
  * The encoder is built once per process and reused across units (building ResNet-50 costs
  * more than encoding a small slide); only this stage's worker thread touches it. */
+#include <dirent.h>
 #include <errno.h>
 #include <hdf5.h>
 #include <pthread.h>
@@ -129,29 +143,67 @@ static int by_tiles_desc(const void *a, const void *b) {
   return x->row - y->row; /* stable: cohort order among equals */
 }
 
+/* Tiles per shard for a slide of n tiles (0: the whole slide in one shard). */
+static int64_t shard_size(const ts_config *c, int64_t n) {
+  int64_t k = c->extract.shard_tiles;
+  return k > 0 ? k : (n > 0 ? n : 1);
+}
+
 /* Units are handed out in plan order, so the largest slides go first (longest-processing-time
  * first): the run does not end waiting on one big slide started last. */
 static int plan(const ts_run *run, ts_units *units) {
+  const ts_config *c = run->cfg;
   double v[3];
-  TS_CALL(parse3(run->cfg->extract.mean, v, "mean"));
-  TS_CALL(parse3(run->cfg->extract.std, v, "std"));
-  sized *order = calloc((size_t)(run->cohort->n > 0 ? run->cohort->n : 1), sizeof *order);
-  int *rows = NULL;
-  if (!order) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "extract plan");
+  TS_CALL(parse3(c->extract.mean, v, "mean"));
+  TS_CALL(parse3(c->extract.std, v, "std"));
+  if (c->extract.shard_tiles > 0 && c->extract.shard_tiles % c->extract.batch)
+    return ts_error_set(TS_ECONFIG, "CONFIG_RANGE",
+                        "extract.shard_tiles (%lld) must be a multiple of extract.batch (%lld), or 0 for one unit per slide: "
+                        "a shard then meets the encoder in the same batches as the whole slide, so the features do not depend on it",
+                        (long long)c->extract.shard_tiles, (long long)c->extract.batch);
+  int n = run->cohort->n;
+  sized *order = calloc((size_t)(n > 0 ? n : 1), sizeof *order);
+  int *rows = malloc(sizeof *rows * (size_t)(n > 0 ? n : 1));
+  int64_t *tiles_of = calloc((size_t)(n > 0 ? n : 1), sizeof *tiles_of);
+  ts_units slides;
+  memset(&slides, 0, sizeof slides);
   int rc = 0;
-  for (int i = 0; i < run->cohort->n; i++) {
+  if (!order || !rows || !tiles_of) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "extract plan");
+  for (int i = 0; i < n; i++) {
     order[i].row = i;
     if (ts_id_is_safe(run->cohort->rows[i].slide_id))
       TS_TRY(ts_ledger_unit_items(run->ledger, "tile", run->cohort->rows[i].slide_id, &order[i].tiles));
+    tiles_of[i] = order[i].tiles;
   }
-  qsort(order, (size_t)run->cohort->n, sizeof *order, by_tiles_desc);
-  rows = malloc(sizeof *rows * (size_t)(run->cohort->n > 0 ? run->cohort->n : 1));
-  if (!rows) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "extract plan");
-  for (int k = 0; k < run->cohort->n; k++) rows[k] = order[k].row;
-  TS_TRY(ts_units_for_slides(run, "tile", rows, units));
+  qsort(order, (size_t)n, sizeof *order, by_tiles_desc);
+  for (int k = 0; k < n; k++) rows[k] = order[k].row;
+  TS_TRY(ts_units_for_slides(run, "tile", rows, &slides));
+  for (int k = 0; k < n; k++) {
+    const char *id = slides.ids[k];
+    if (slides.fail_token[k]) {
+      TS_TRY(ts_units_add_failed(units, id, slides.fail_token[k], slides.fail_message[k]));
+      continue;
+    }
+    char state[16];
+    TS_TRY(ts_ledger_unit_state(run->ledger, "extract", id, state));
+    int64_t first_shard = units->n;
+    if (strcmp(state, "done")) { /* a merged slide needs no shards (those of a past run are forgotten) */
+      int64_t nt = tiles_of[rows[k]], step = shard_size(c, nt);
+      for (int64_t f = 0; f < nt; f += step) {
+        char sid[300];
+        snprintf(sid, sizeof sid, "%s#%lld-%lld", id, (long long)f, (long long)(f + step < nt ? f + step : nt));
+        TS_TRY(ts_units_add(units, sid));
+      }
+    }
+    int64_t merge = units->n;
+    TS_TRY(ts_units_add(units, id));
+    for (int64_t sh = first_shard; sh < merge; sh++) TS_TRY(ts_units_wait(units, merge, sh));
+  }
 out:
+  ts_units_clear(&slides);
   free(order);
   free(rows);
+  free(tiles_of);
   return rc;
 }
 
@@ -272,70 +324,235 @@ out:
   return rc;
 }
 
-static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
+/* ---- shards ---- */
+
+/* A shard file: this header, (end - first) x dim float32 features, n_bad int64 tile indexes.
+ * Scratch between two units of one run (all its ranks share one byte order), never an output. */
+typedef struct shard_header {
+  char magic[8]; /* "TSSHARD1" */
+  int64_t first, end, dim, n_bad;
+  char backend[32];
+} shard_header;
+
+static const char SHARD_MAGIC[8] = {'T', 'S', 'S', 'H', 'A', 'R', 'D', '1'};
+
+static void shard_rel(const char *slide, int64_t first, int64_t end, char *buf, size_t n) {
+  snprintf(buf, n, "scratch/extract/%s/%lld-%lld.bin", slide, (long long)first, (long long)end);
+}
+
+/* "<slide>#<first>-<end>" → its parts; false for a merge unit's name. */
+static bool parse_shard(const char *id, char *slide, size_t n, int64_t *first, int64_t *end) {
+  const char *hash = strchr(id, '#');
+  if (!hash) return false;
+  snprintf(slide, n, "%.*s", (int)(hash - id), id);
+  char *e1, *e2;
+  *first = strtoll(hash + 1, &e1, 10);
+  if (*e1 != '-') return false;
+  *end = strtoll(e1 + 1, &e2, 10);
+  return !*e2 && *first >= 0 && *end > *first;
+}
+
+static int work_shard(const ts_run *run, const char *id, const char *slide, int64_t first, int64_t end,
+                      ts_unit_record *rec) {
   const ts_config *c = run->cfg;
-  const ts_cohort_row *row = ts_cohort_find(run->cohort, u->id);
-  if (!row) return ts_error_set(TS_EINTERNAL, "UNIT_UNKNOWN", "slide %s is not in the cohort", u->id);
+  const ts_cohort_row *row = ts_cohort_find(run->cohort, slide);
+  if (!row) return ts_error_set(TS_EINTERNAL, "UNIT_UNKNOWN", "slide %s is not in the cohort", slide);
+  int rc = 0;
+  int64_t *coords = NULL, n = 0, size = 0;
+  double mpp0 = 0, target = 0;
+  char quickhash[128], tiles_path[TS_PATH_MAX], rel[TS_PATH_MAX], path[TS_PATH_MAX];
+  ts_reader *r = NULL;
+  ts_encoder *enc = NULL;
+  uint8_t *buf = NULL;
+  snprintf(rel, sizeof rel, "tiles/%s.h5", slide);
+  TS_TRY(ts_run_path(run, rel, tiles_path, sizeof tiles_path));
+  TS_TRY(read_tiles(tiles_path, &coords, &n, &mpp0, &target, &size, quickhash, sizeof quickhash));
+  if (end > n) TS_FAIL(TS_EINTERNAL, "UNIT_UNKNOWN", "unit %s: %s has %lld tiles", id, tiles_path, (long long)n);
+  TS_TRY(get_encoder(run, &enc));
+  int64_t m = end - first, dim = ts_encoder_dim(enc);
+  size_t feat_bytes = (size_t)m * (size_t)dim * sizeof(float);
+  /* the file's bytes, built in place: header, features, bad tile indexes (at most m) */
+  buf = calloc(1, sizeof(shard_header) + feat_bytes + (size_t)m * sizeof(int64_t));
+  rec->bad = calloc((size_t)m, sizeof *rec->bad);
+  if (!buf || !rec->bad) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "unit %s: %lld x %lld features", id, (long long)m, (long long)dim);
+  shard_header *h = (shard_header *)buf;
+  float *feat = (float *)(buf + sizeof *h);
+  int64_t *bad = (int64_t *)(buf + sizeof *h + feat_bytes), n_bad = 0;
+  ts_reader_opts ro;
+  ts_reader_opts_default(&ro);
+  ro.threads = (int)c->extract.decode_threads;
+  ro.batch = (int)c->extract.batch;
+  TS_TRY(ts_reader_open(row->path, slide, mpp0, target, (int)size, &ro, &r));
+  TS_TRY(ts_reader_start(r, coords + 2 * first, m));
+  ts_reader_batch *b = NULL;
+  while ((rc = ts_reader_next(r, &b)) == 0 && b) {
+    if (ts_stop_requested()) { /* Slurm's time limit: give the unit back, write nothing */
+      ts_reader_release(r, &b);
+      rc = ts_stop_error(id);
+      break;
+    }
+    float *dst = feat + (size_t)b->first * (size_t)dim;
+    rc = ts_encoder_forward_u8(enc, b->pixels, b->n, b->size, b->size, dst, (size_t)b->n * (size_t)dim);
+    for (int i = 0; rc >= 0 && i < b->n; i++)
+      if (b->status[i] < 0) {
+        ts_bad_item *it = &rec->bad[n_bad];
+        it->item = first + b->first + i;
+        it->x = b->coords[2 * i];
+        it->y = b->coords[2 * i + 1];
+        snprintf(it->token, sizeof it->token, "%s", b->token[i] && b->token[i][0] ? b->token[i] : "TILE_DECODE");
+        if (!rec->bad_message[0] && b->first_error[0]) {
+          snprintf(rec->bad_message, sizeof rec->bad_message, "%s", b->first_error);
+          for (char *ch = rec->bad_message; *ch; ch++) /* libvips' messages span lines: keep the ledger's on one */
+            if (*ch == '\n' || *ch == '\r') *ch = ' ';
+        }
+        bad[n_bad++] = it->item;
+        memset(dst + (size_t)i * (size_t)dim, 0, sizeof *dst * (size_t)dim); /* no features from zeroed pixels */
+      }
+    ts_reader_release(r, &b);
+    if (rc < 0) break;
+  }
+  if (rc < 0) goto out;
+  memcpy(h->magic, SHARD_MAGIC, sizeof h->magic);
+  h->first = first;
+  h->end = end;
+  h->dim = dim;
+  h->n_bad = n_bad;
+  snprintf(h->backend, sizeof h->backend, "%s", ts_reader_backend_name(r));
+  char dir[TS_PATH_MAX];
+  snprintf(rel, sizeof rel, "scratch/extract/%s", slide);
+  TS_TRY(ts_run_path(run, rel, dir, sizeof dir));
+  TS_TRY(ts_io_mkdirs(dir, 0755));
+  shard_rel(slide, first, end, rec->output, sizeof rec->output);
+  TS_TRY(ts_run_path(run, rec->output, path, sizeof path));
+  TS_TRY(ts_io_write_atomic(path, buf, sizeof *h + feat_bytes + (size_t)n_bad * sizeof *bad));
+  rec->items = m;
+  rec->n_bad = n_bad;
+out:
+  ts_reader_free(&r);
+  free(coords);
+  free(buf);
+  return rc;
+}
+
+/* ---- merge ---- */
+
+static int read_shard(const ts_run *run, const char *slide, int64_t first, int64_t end, int64_t dim, float *feat,
+                      int64_t *bad, int64_t *n_bad, char *backend, size_t bn) {
+  char rel[TS_PATH_MAX], path[TS_PATH_MAX];
+  shard_rel(slide, first, end, rel, sizeof rel);
+  TS_CALL(ts_run_path(run, rel, path, sizeof path));
+  char *data = NULL;
+  size_t len = 0;
+  if (ts_io_read_all(path, &data, &len) < 0)
+    return ts_error_set(TS_EIO, "SHARD_MISSING", "slide %s: shard %s cannot be read (%s): its unit is recorded done; "
+                        "rerun with --reconfigure after removing the slide's extract units, or report a bug", slide, path, ts_error_detail());
+  const shard_header *h = (const shard_header *)data;
+  size_t feat_bytes = (size_t)(end - first) * (size_t)dim * sizeof(float);
+  int rc = 0;
+  if (len < sizeof *h || memcmp(h->magic, SHARD_MAGIC, sizeof h->magic) || h->first != first || h->end != end || h->dim != dim ||
+      h->n_bad < 0 || h->n_bad > end - first || len != sizeof *h + feat_bytes + (size_t)h->n_bad * sizeof(int64_t)) {
+    rc = ts_error_set(TS_EIO, "SHARD_CORRUPT", "slide %s: %s is not the shard of tiles %lld-%lld x %lld", slide, path,
+                      (long long)first, (long long)end, (long long)dim);
+  } else {
+    memcpy(feat + (size_t)first * (size_t)dim, data + sizeof *h, feat_bytes);
+    memcpy(bad + *n_bad, data + sizeof *h + feat_bytes, (size_t)h->n_bad * sizeof(int64_t));
+    *n_bad += h->n_bad;
+    if (!backend[0]) snprintf(backend, bn, "%.31s", h->backend);
+  }
+  free(data);
+  return rc;
+}
+
+static int work_merge(const ts_run *run, const char *slide, ts_unit_record *rec) {
+  const ts_config *c = run->cfg;
   int rc = 0;
   int64_t *coords = NULL, n = 0, size = 0, *bad = NULL, n_bad = 0;
   float *feat = NULL;
   double mpp0 = 0, target = 0;
   char quickhash[128], tiles_path[TS_PATH_MAX], dir[TS_PATH_MAX], out_path[TS_PATH_MAX], rel[256], tag[200];
-  ts_reader *r = NULL;
+  char backend[40] = "";
   ts_encoder *enc = NULL;
-  snprintf(rel, sizeof rel, "tiles/%s.h5", u->id);
+  snprintf(rel, sizeof rel, "tiles/%s.h5", slide);
   TS_TRY(ts_run_path(run, rel, tiles_path, sizeof tiles_path));
   TS_TRY(read_tiles(tiles_path, &coords, &n, &mpp0, &target, &size, quickhash, sizeof quickhash));
-  TS_TRY(get_encoder(run, &enc));
-  int dim = ts_encoder_dim(enc);
+  TS_TRY(get_encoder(run, &enc)); /* for its dimension and weights hash */
+  int64_t dim = ts_encoder_dim(enc);
   feat = calloc((size_t)(n > 0 ? n : 1) * (size_t)dim, sizeof *feat);
   bad = malloc(sizeof *bad * (size_t)(n > 0 ? n : 1));
-  if (!feat || !bad) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "slide %s: %lld x %d features", u->id, (long long)n, dim);
-  const char *backend = "none";
-  if (n > 0) {
-    ts_reader_opts ro;
-    ts_reader_opts_default(&ro);
-    ro.threads = (int)c->extract.decode_threads;
-    ro.batch = (int)c->extract.batch;
-    TS_TRY(ts_reader_open(row->path, u->id, mpp0, target, (int)size, &ro, &r));
-    backend = ts_reader_backend_name(r);
-    TS_TRY(ts_reader_start(r, coords, n));
-    ts_reader_batch *b = NULL;
-    while ((rc = ts_reader_next(r, &b)) == 0 && b) {
-      if (ts_stop_requested()) { /* Slurm's time limit: give the unit back, write nothing */
-        ts_reader_release(r, &b);
-        rc = ts_stop_error(u->id);
-        break;
-      }
-      float *dst = feat + (size_t)b->first * (size_t)dim;
-      rc = ts_encoder_forward_u8(enc, b->pixels, b->n, b->size, b->size, dst, (size_t)b->n * (size_t)dim);
-      for (int i = 0; rc >= 0 && i < b->n; i++)
-        if (b->status[i] < 0) {
-          bad[n_bad++] = b->first + i;
-          memset(dst + (size_t)i * (size_t)dim, 0, sizeof *dst * (size_t)dim); /* no features from zeroed pixels */
-        }
-      ts_reader_release(r, &b);
-      if (rc < 0) break;
-    }
-    if (rc < 0) goto out;
-  }
+  if (!feat || !bad) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "slide %s: %lld x %lld features", slide, (long long)n, (long long)dim);
+  int64_t step = shard_size(c, n);
+  for (int64_t f = 0; f < n; f += step)
+    TS_TRY(read_shard(run, slide, f, f + step < n ? f + step : n, dim, feat, bad, &n_bad, backend, sizeof backend));
   TS_TRY(ts_run_path(run, "features", dir, sizeof dir));
   encoder_tag(c->extract.encoder, tag, sizeof tag);
-  snprintf(rec->output, sizeof rec->output, "features/%s/%s.h5", tag, u->id);
+  snprintf(rec->output, sizeof rec->output, "features/%s/%s.h5", tag, slide);
   snprintf(rel, sizeof rel, "features/%s", tag);
   TS_TRY(ts_run_path(run, rel, dir, sizeof dir));
   TS_TRY(ts_io_mkdirs(dir, 0755));
   TS_TRY(ts_run_path(run, rec->output, out_path, sizeof out_path));
   feat_meta m = {.encoder = c->extract.encoder, .weights_hash = ts_encoder_weights_hash(enc), .mean = c->extract.mean,
-                 .std = c->extract.std, .config_hash = c->hash, .quickhash = quickhash, .backend = backend,
-                 .slide_id = u->id, .input_size = c->extract.input_size};
-  TS_TRY(write_features(out_path, tiles_path, feat, n, dim, c->extract.float16, bad, n_bad, &m));
-  rec->items = n;
+                 .std = c->extract.std, .config_hash = run->stage_hash ? run->stage_hash : "", .quickhash = quickhash,
+                 .backend = backend[0] ? backend : "none", .slide_id = slide, .input_size = c->extract.input_size};
+  TS_TRY(write_features(out_path, tiles_path, feat, n, (int)dim, c->extract.float16, bad, n_bad, &m));
+  rec->items = 0; /* the stage's items are tiles encoded: the shards count them */
 out:
-  ts_reader_free(&r);
   free(coords);
   free(feat);
   free(bad);
+  return rc;
+}
+
+static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
+  char slide[200];
+  int64_t first = 0, end = 0;
+  if (strchr(u->id, '#')) {
+    if (!parse_shard(u->id, slide, sizeof slide, &first, &end))
+      return ts_error_set(TS_EINTERNAL, "UNIT_UNKNOWN", "extract: '%s' is not a shard name", u->id);
+    return work_shard(run, u->id, slide, first, end, rec);
+  }
+  if (!ts_cohort_find(run->cohort, u->id)) return ts_error_set(TS_EINTERNAL, "UNIT_UNKNOWN", "slide %s is not in the cohort", u->id);
+  return work_merge(run, u->id, rec);
+}
+
+/* ---- rank 0: shard files go once their slide's merge is recorded ---- */
+
+/* Remove scratch/extract/<slide>/ (only our shard files and their temporaries) and mark the
+ * shard units' outputs consumed. Best effort on the files: a leftover only costs space. */
+static int drop_shards(const ts_run *run, const char *slide) {
+  char rel[TS_PATH_MAX], dir[TS_PATH_MAX], prefix[300];
+  snprintf(rel, sizeof rel, "scratch/extract/%s", slide);
+  TS_CALL(ts_run_path(run, rel, dir, sizeof dir));
+  DIR *d = opendir(dir);
+  if (d) {
+    for (struct dirent *e; (e = readdir(d));) {
+      if (!strstr(e->d_name, ".bin")) continue;
+      char p[TS_PATH_MAX];
+      if (ts_io_join(dir, e->d_name, p, sizeof p) >= 0) unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+  }
+  snprintf(prefix, sizeof prefix, "%s#", slide);
+  return ts_ledger_units_retire_outputs(run->ledger, "extract", prefix);
+}
+
+static int unit_done(const ts_run *run, const char *unit) {
+  return strchr(unit, '#') ? 0 : drop_shards(run, unit);
+}
+
+/* After a kill between a merge's record and its clean-up: sweep every merged slide. */
+static int finish(const ts_run *run) {
+  int rc = ts_ledger_begin(run->ledger);
+  for (int i = 0; rc >= 0 && i < run->cohort->n; i++) {
+    const char *id = run->cohort->rows[i].slide_id;
+    char state[16], rel[TS_PATH_MAX], dir[TS_PATH_MAX];
+    if (!ts_id_is_safe(id)) continue;
+    snprintf(rel, sizeof rel, "scratch/extract/%s", id);
+    if ((rc = ts_run_path(run, rel, dir, sizeof dir)) < 0 || !ts_io_exists(dir)) continue;
+    if ((rc = ts_ledger_unit_state(run->ledger, "extract", id, state)) >= 0 && !strcmp(state, "done")) rc = drop_shards(run, id);
+  }
+  if (rc >= 0) return ts_ledger_commit(run->ledger);
+  ts_ledger_commit(run->ledger);
   return rc;
 }
 
@@ -347,5 +564,6 @@ const struct ts_stage ts_stage_extract = {
     .config_keys = keys,
     .plan = plan,
     .work = work,
-    .finish = NULL,
+    .finish = finish,
+    .unit_done = unit_done,
 };

@@ -44,7 +44,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   int64_t lw, lh;
   ts_slide_level_dims(s, lvl, &lw, &lh);
   ts_tiles_meta meta = {.slide_id = u->id, .slide_path = row->path, .quickhash = ts_slide_quickhash(s),
-                        .mpp_source = ts_slide_mpp_source(s), .config_hash = run->cfg->hash,
+                        .mpp_source = ts_slide_mpp_source(s), .config_hash = run->stage_hash,
                         .version = TS_VERSION, .mpp0 = ts_slide_mpp(s),
                         .objective_power = ts_slide_objective_power(s), .w0 = w0, .h0 = h0,
                         .read_level = lvl, .read_downsample = ts_slide_level_downsample(s, lvl),

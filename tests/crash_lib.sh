@@ -20,5 +20,8 @@ check_ledger_consistent() {
   check "$what: no temporary file left" test -z "$(find "$rd" -name '*.tmp.*')"
 }
 
+# a finished run: every slide merged, so no shard file is left in scratch/
+check_no_scratch() { check "$2: no shard file left once every slide is merged" test -z "$(find "$1/scratch" -type f 2>/dev/null)"; }
+
 # the pids of the ranks that mpirun $1 started
 rank_pids() { pgrep -P "$1" -f 'tessera run' || true; }

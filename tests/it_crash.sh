@@ -11,7 +11,8 @@ seed=${CRASH_SEED:-$(date +%s)}
 echo "crash: $trials trials, seed $seed (CRASH_SEED=$seed to replay)"
 RANDOM=$seed
 expect_rc 0 "$TESSERA" synth cohort --slides 3 --size 6144 --seed 31 --quiet
-sets=(--set extract.encoder=resnet_tiny --set run.dir="$WORK/run" --quiet)
+# shards of 8 tiles: a slide is several units and a merge, so kills land between them too
+sets=(--set extract.encoder=resnet_tiny --set extract.batch=8 --set extract.shard_tiles=8 --set run.dir="$WORK/run" --quiet)
 t0=$(date +%s%N)
 expect_rc 0 mpirun -np 2 "$TESSERA" run cohort/config.yaml "${sets[@]}"
 ms=$((($(date +%s%N) - t0) / 1000000))
@@ -38,5 +39,6 @@ for t in $(seq 1 "$trials"); do
   expect_rc 0 mpirun -np 2 "$TESSERA" run cohort/config.yaml "${sets[@]}"
   check "trial $t (seed $seed, ${delay} ms, $before units done before): outputs identical to the uninterrupted run" test "$ref" = "$(out_sums run)"
   check_ledger_consistent run "trial $t"
+  check_no_scratch run "trial $t"
 done
 finish

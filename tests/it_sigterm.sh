@@ -28,4 +28,5 @@ check_ledger_consistent run "after SIGTERM"
 expect_rc 0 mpirun -np 2 "$TESSERA" run cohort/config.yaml "${sets[@]}" --quiet
 check "resumed run: every unit done" test "$(ledger_q run "select count(*) from units where state<>'done'")" = 0
 check_ledger_consistent run "after resume"
+check_no_scratch run "after resume"
 finish

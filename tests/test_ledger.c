@@ -116,6 +116,87 @@ static void test_ledger_changed_hash_forgets_units(void) {
   ts_ledger_close(&l);
 }
 
+static int64_t count(ts_ledger *l, const char *sql) {
+  (void)l; /* read through a second connection: what another reader (tessera status) sees */
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  int64_t v = -1;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+typedef struct bad_seen { int n; char unit[4][32]; int64_t count[4]; char token[4][32], message[4][64]; } bad_seen;
+static void on_bad(void *ctx, const char *unit, int64_t n, const char *token, const char *message) {
+  bad_seen *b = ctx;
+  if (b->n < 4) {
+    snprintf(b->unit[b->n], 32, "%s", unit);
+    b->count[b->n] = n;
+    snprintf(b->token[b->n], 32, "%s", token);
+    snprintf(b->message[b->n], 64, "%s", message);
+  }
+  b->n++;
+}
+
+/* Bad items go in with the unit's done, are replaced when the unit is redone, and go with it;
+ * stale units (not in the new plan) are forgotten unless done; consumed outputs are retired. */
+static void test_ledger_bad_items_stale_retire(void) {
+  ts_ledger *l = NULL;
+  CU_ASSERT_EQUAL_FATAL(ts_ledger_open(path, false, &l), 0);
+  bool reset = false;
+  CU_ASSERT_EQUAL(ts_ledger_stage_prepare(l, "extract", 3, "e1", &reset), 0);
+  const char *ids[] = {"A#0-32", "A#32-40", "A", "B#0-8", "B"};
+  for (int i = 0; i < 5; i++) CU_ASSERT_EQUAL(ts_ledger_unit_add(l, "extract", ids[i], i), 0);
+  ts_bad_item bad[2] = {{.item = 3, .x = 512, .y = 1024, .token = "TILE_DECODE"}, {.item = 17, .x = 0, .y = 2048, .token = "TILE_DECODE"}};
+  ts_unit_record r = {.output = "scratch/extract/A/0-32.bin", .checksum = "c1", .items = 32, .n_bad = 2, .bad = bad,
+                      .bad_message = "Bogus marker length"};
+  CU_ASSERT_EQUAL(ts_ledger_unit_done(l, "extract", "A#0-32", 0, 1, 1, &r), 0);
+  CU_ASSERT_EQUAL(count(l, "select count(*) from bad_items where stage='extract' and unit='A#0-32'"), 2);
+  CU_ASSERT_EQUAL(count(l, "select x + y from bad_items where item=3"), 1536);
+  bad_seen b = {0};
+  CU_ASSERT_EQUAL(ts_ledger_bad_items(l, "extract", on_bad, &b), 0);
+  CU_ASSERT_EQUAL_FATAL(b.n, 1);
+  CU_ASSERT_STRING_EQUAL(b.unit[0], "A#0-32");
+  CU_ASSERT_EQUAL(b.count[0], 2);
+  CU_ASSERT_STRING_EQUAL(b.token[0], "TILE_DECODE");
+  CU_ASSERT_STRING_EQUAL(b.message[0], "Bogus marker length");
+  /* redone with one bad item: the old rows are replaced, not added to */
+  r.n_bad = 1;
+  CU_ASSERT_EQUAL(ts_ledger_unit_done(l, "extract", "A#0-32", 1, 1, 2, &r), 0);
+  CU_ASSERT_EQUAL(count(l, "select count(*) from bad_items"), 1);
+  /* inside a transaction too (a savepoint nests) */
+  r.n_bad = 0;
+  r.bad = NULL;
+  CU_ASSERT_EQUAL(ts_ledger_begin(l), 0);
+  CU_ASSERT_EQUAL(ts_ledger_unit_done(l, "extract", "A#32-40", 0, 1, 2, &r), 0);
+  CU_ASSERT_EQUAL(ts_ledger_commit(l), 0);
+  CU_ASSERT_EQUAL(count(l, "select count(*) from units where stage='extract' and state='done'"), 2);
+  /* retire the outputs of A's shards, not A's own nor B's */
+  ts_unit_record ra = {.output = "features/x/A.h5", .checksum = "ca"};
+  CU_ASSERT_EQUAL(ts_ledger_unit_done(l, "extract", "A", 0, 1, 2, &ra), 0);
+  CU_ASSERT_EQUAL(ts_ledger_units_retire_outputs(l, "extract", "A#"), 0);
+  CU_ASSERT_EQUAL(count(l, "select count(*) from units where stage='extract' and unit like 'A#%' and output is null and checksum is not null"), 2);
+  CU_ASSERT_EQUAL(count(l, "select count(*) from units where unit='A' and output='features/x/A.h5'"), 1);
+  /* a new plan without A's shards and without B#0-8 (pending): B#0-8 goes, done shards stay */
+  CU_ASSERT_EQUAL(ts_ledger_units_mark_stale(l, "extract"), 0);
+  CU_ASSERT_EQUAL(ts_ledger_unit_add(l, "extract", "A", 0), 0);
+  CU_ASSERT_EQUAL(ts_ledger_unit_add(l, "extract", "B", 1), 0);
+  int64_t dropped = -1;
+  CU_ASSERT_EQUAL(ts_ledger_units_drop_stale(l, "extract", &dropped), 0);
+  CU_ASSERT_EQUAL(dropped, 1);
+  CU_ASSERT_EQUAL(count(l, "select count(*) from units where stage='extract'"), 4);
+  CU_ASSERT_EQUAL(count(l, "select count(*) from units where unit='B#0-8'"), 0);
+  CU_ASSERT_EQUAL(count(l, "select count(*) from bad_items"), 1);
+  /* a changed hash forgets the units and, with them, their bad items */
+  CU_ASSERT_EQUAL(ts_ledger_stage_prepare(l, "extract", 3, "e2", &reset), 0);
+  CU_ASSERT_TRUE(reset);
+  CU_ASSERT_EQUAL(count(l, "select count(*) from bad_items"), 0);
+  ts_ledger_close(&l);
+}
+
 static void test_ledger_cohort_csv(void) {
   ts_cohort c;
   const char *ok = "slide_id,patient_id,path,label,mpp\nS1,P1,slides/a.svs,1,\n\"S,2\",P2,/abs/b.tiff,0,0.25\n";
@@ -157,6 +238,7 @@ int ts_test_register(void) {
   if (!s) return -1;
   CU_add_test(s, "test_ledger_units_and_counts", test_ledger_units_and_counts);
   CU_add_test(s, "test_ledger_changed_hash_forgets_units", test_ledger_changed_hash_forgets_units);
+  CU_add_test(s, "test_ledger_bad_items_stale_retire", test_ledger_bad_items_stale_retire);
   CU_add_test(s, "test_ledger_cohort_csv", test_ledger_cohort_csv);
   CU_add_test(s, "test_ledger_safe_ids", test_ledger_safe_ids);
   return 0;
