@@ -456,6 +456,9 @@ void ts_encoder_free(ts_encoder **e) {
 int ts_encoder_dim(const ts_encoder *e) {
   return e ? e->dim : 0;
 }
+int ts_encoder_micro_batch(const ts_encoder *e) {
+  return e ? e->micro_batch : 0;
+}
 int ts_encoder_input_size(const ts_encoder *e) {
   return e ? e->input_size : 0;
 }

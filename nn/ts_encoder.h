@@ -67,6 +67,8 @@ void ts_encoder_free(ts_encoder **e);
 /* Output dimension D. */
 int ts_encoder_dim(const ts_encoder *e);
 int ts_encoder_input_size(const ts_encoder *e);
+/* Tiles per forward pass: ts_encoder_forward_u8 runs only shapes [1..micro_batch]. */
+int ts_encoder_micro_batch(const ts_encoder *e);
 /* The name it was created with (borrowed, valid while e lives). */
 const char *ts_encoder_name(const ts_encoder *e);
 /* SHA-256 over the parameters and buffers (ts_nn_state_sha256: names, shapes, bytes), 64 hex

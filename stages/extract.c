@@ -83,14 +83,15 @@ static int local_ranks(void) {
 /* Run every micro-batch shape once on grey tiles. LibTorch/oneDNN round the *first* call of a
  * shape differently from later ones (measured: ~5e-7 on the last tile of a slide, depending on
  * which slide a process met first); after this, a unit's features do not depend on which rank
- * ran it or what it ran before. */
+ * ran it or what it ran before. ts_encoder_forward_u8 only ever runs shapes 1..micro_batch, so
+ * those are all it takes (this is per-rank start-up time that no number of ranks divides). */
 static int warm_up(ts_encoder *e, int size) {
-  enum { MAX_MB = 8 };
-  uint8_t *px = malloc((size_t)size * size * 3 * MAX_MB);
-  float *f = malloc(sizeof *f * (size_t)ts_encoder_dim(e) * MAX_MB);
+  int mb = ts_encoder_micro_batch(e);
+  uint8_t *px = malloc((size_t)size * size * 3 * (size_t)mb);
+  float *f = malloc(sizeof *f * (size_t)ts_encoder_dim(e) * (size_t)mb);
   int rc = px && f ? 0 : ts_error_set(TS_ENOMEM, "NO_MEMORY", "encoder warm-up");
-  if (px) memset(px, 128, (size_t)size * size * 3 * MAX_MB);
-  for (int n = 1; rc >= 0 && n <= MAX_MB; n++)
+  if (px) memset(px, 128, (size_t)size * size * 3 * (size_t)mb);
+  for (int n = 1; rc >= 0 && n <= mb; n++)
     rc = ts_encoder_forward_u8(e, px, n, size, size, f, (size_t)n * (size_t)ts_encoder_dim(e));
   free(px);
   free(f);
