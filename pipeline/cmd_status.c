@@ -65,7 +65,8 @@ int ts_cmd_status(int argc, char **argv) {
            "{\"run_dir\", \"stages\": [{\"name\", \"done\", \"failed\", \"pending\", \"items\",\n"
            "  \"failures\": [{\"unit\", \"token\", \"message\"}],\n"
            "  \"bad_items\": [{\"unit\", \"count\", \"token\", \"message\"}]}]}.\n"
-           "Exit code: 0 nothing failed or pending, 1 some units failed or are pending, 2 no ledger.\n");
+           "Exit code: 0 nothing failed or pending, 1 some units failed or are pending (or no stage\n"
+           "has run yet), 2 no ledger.\n");
     return 0;
   }
   const char *dir = NULL;
@@ -122,6 +123,10 @@ int ts_cmd_status(int argc, char **argv) {
     if (json) printf("]}");
   }
   if (json) printf("]}\n");
+  if (n == 0) { /* a run directory made by `tessera submit` whose job has not started yet */
+    if (!json) printf("  no stage has run yet (a submitted job not started?): everything is pending\n");
+    code = TS_EXIT_FAILED_UNITS;
+  }
   free(c);
   ts_ledger_close(&l);
   return code;

@@ -12,9 +12,11 @@ if [ ! -f "$cohort/config.yaml" ]; then
   echo "demo: generating a synthetic cohort in $cohort"
   "$tessera" synth "$cohort" --slides 6 --size 16000 --seed 2026
 fi
-echo "demo: mpirun -np 2 tessera run $cohort/config.yaml"
+echo "demo: mpirun -np 2 tessera run $cohort/config.yaml --reconfigure"
 set +e
-mpirun -np 2 "$tessera" run "$cohort/config.yaml"
+# --reconfigure: the demo's run directory is ours; a newer tessera (new config keys) redoes
+# only the stages whose settings changed instead of refusing
+mpirun -np 2 "$tessera" run "$cohort/config.yaml" --reconfigure
 rc=$?
 set -e
 if [ $rc -ne 0 ]; then

@@ -32,4 +32,8 @@ check "no tissue unit redone in the last run" test "$(q "select count(*) from un
 $PY -c "import h5py,glob,sys; sys.exit(0 if all(h5py.File(p,'r')['coords'].attrs['patch_size_level0']==256 for p in glob.glob('cohort/run/tiles/*.h5')) else 1)" \
   && pass "new tiles are 128 px at 0.5 um/px = 256 level-0 px" || fail "new tile size"
 check "no temporary file left" test -z "$(find cohort/run -name '*.tmp.*')"
+# a run directory whose job has not started (what `tessera submit` leaves): not "all done"
+mkdir -p submitted && sqlite3 submitted/ledger.sqlite < "$TS_SOURCE_DIR/schemas/ledger.sql"
+expect_rc 1 "$TESSERA" status submitted
+check "status on a run no stage has reached says so" grep -q "no stage has run yet" "$WORK/out"
 finish
