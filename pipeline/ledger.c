@@ -206,6 +206,11 @@ out:
   return rc;
 }
 
+int ts_ledger_unit_reset(ts_ledger *l, const char *stage, const char *unit) {
+  return exec1(l, "UPDATE units SET state='pending', output=NULL, checksum=NULL, bytes=NULL, items=NULL WHERE stage=? AND unit=?",
+               "tt", stage, unit);
+}
+
 int ts_ledger_units_mark_stale(ts_ledger *l, const char *stage) {
   return exec1(l, "UPDATE units SET idx=-1 WHERE stage=?", "t", stage);
 }

@@ -71,6 +71,8 @@ int ts_ledger_unit_state(ts_ledger *l, const char *stage, const char *unit, char
  * inside ts_ledger_begin/commit). */
 int ts_ledger_unit_done(ts_ledger *l, const char *stage, const char *unit, int rank,
                         int attempts, int64_t run_id, const ts_unit_record *r);
+/* Make a unit pending again (its output is gone: a consumed intermediate lost before use). */
+int ts_ledger_unit_reset(ts_ledger *l, const char *stage, const char *unit);
 /* Plan bookkeeping: mark every unit of the stage stale (idx -1); ts_ledger_unit_add() of a
  * planned unit makes it current again; drop_stale forgets the stale units that are not done
  * (pending or failed: they would hold the run's exit code forever). Done ones stay, as the

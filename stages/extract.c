@@ -144,6 +144,8 @@ static int by_tiles_desc(const void *a, const void *b) {
   return x->row - y->row; /* stable: cohort order among equals */
 }
 
+static void shard_rel(const char *slide, int64_t first, int64_t end, char *buf, size_t n);
+
 /* Tiles per shard for a slide of n tiles (0: the whole slide in one shard). */
 static int64_t shard_size(const ts_config *c, int64_t n) {
   int64_t k = c->extract.shard_tiles;
@@ -191,8 +193,15 @@ static int plan(const ts_run *run, ts_units *units) {
     if (strcmp(state, "done")) { /* a merged slide needs no shards (those of a past run are forgotten) */
       int64_t nt = tiles_of[rows[k]], step = shard_size(c, nt);
       for (int64_t f = 0; f < nt; f += step) {
-        char sid[300];
-        snprintf(sid, sizeof sid, "%s#%lld-%lld", id, (long long)f, (long long)(f + step < nt ? f + step : nt));
+        char sid[300], rel[TS_PATH_MAX], path[TS_PATH_MAX], st[16];
+        int64_t e = f + step < nt ? f + step : nt;
+        snprintf(sid, sizeof sid, "%s#%lld-%lld", id, (long long)f, (long long)e);
+        /* a shard recorded done whose file is gone (scratch cleaned by hand) is redone, not
+         * left for the merge to fail on */
+        TS_TRY(ts_ledger_unit_state(run->ledger, "extract", sid, st));
+        shard_rel(id, f, e, rel, sizeof rel);
+        TS_TRY(ts_run_path(run, rel, path, sizeof path));
+        if (!strcmp(st, "done") && !ts_io_exists(path)) TS_TRY(ts_ledger_unit_reset(run->ledger, "extract", sid));
         TS_TRY(ts_units_add(units, sid));
       }
     }
@@ -445,8 +454,8 @@ static int read_shard(const ts_run *run, const char *slide, int64_t first, int64
   char *data = NULL;
   size_t len = 0;
   if (ts_io_read_all(path, &data, &len) < 0)
-    return ts_error_set(TS_EIO, "SHARD_MISSING", "slide %s: shard %s cannot be read (%s): its unit is recorded done; "
-                        "rerun with --reconfigure after removing the slide's extract units, or report a bug", slide, path, ts_error_detail());
+    return ts_error_set(TS_EIO, "SHARD_MISSING", "slide %s: shard %s cannot be read (%s): run the same command again: "
+                        "the next run redoes shards whose files are gone", slide, path, ts_error_detail());
   const shard_header *h = (const shard_header *)data;
   size_t feat_bytes = (size_t)(end - first) * (size_t)dim * sizeof(float);
   int rc = 0;

@@ -10,7 +10,8 @@
 #    other row is bitwise the feature of the same tile in a run on the unbroken slide.
 #  - Shard files are gone after the merge, their units stay done with no output; status and the
 #    report list the bad tiles; a shard size that is not a multiple of extract.batch is a config
-#    error; changing only the shard size of a finished run redoes nothing.
+#    error; changing only the shard size of a finished run redoes nothing; shards recorded done
+#    whose files are gone before their merge are redone.
 . "$(dirname "$0")/lib.sh"
 cd "$WORK"
 expect_rc 0 "$TESSERA" synth cohort --slides 2 --size 12288 --seed 5 --quiet
@@ -139,6 +140,15 @@ check "status --json has bad_items" grep -q '"bad_items": \[{"unit": "S0001#' "$
 # a shard size that is not a multiple of the batch: exit 2, says what to do
 expect_rc 2 "$TESSERA" run bad/config.yaml --set extract.encoder=resnet_tiny --set extract.batch=16 --set extract.shard_tiles=40 --quiet
 check "CONFIG_RANGE names extract.shard_tiles" grep -q "CONFIG_RANGE.*extract.shard_tiles (40) must be a multiple of extract.batch (16)" "$WORK/out"
+
+# a slide whose merge is not recorded while its shard files are gone (scratch cleaned by hand):
+# the next run redoes those shards instead of failing the merge; the file comes out the same
+cp bad/np2_k48/features/resnet_tiny/S0001.h5 S0001_before.h5
+sqlite3 bad/np2_k48/ledger.sqlite "update units set state='pending' where stage='extract' and unit='S0001'"
+expect_rc 0 "$TESSERA" run bad/config.yaml --set run.dir=np2_k48 --set extract.encoder=resnet_tiny --set extract.batch=16 --set extract.shard_tiles=48 --reconfigure
+n48=$(sqlite3 bad/np2_k48/ledger.sqlite "select count(*) from units where stage='extract' and unit like 'S0001#%'")
+check "shards whose files are gone are redone ($n48 shards + the merge)" grep -q "extract: $((n48 + 1)) of .* units to do" "$WORK/out"
+check "the redone slide's file is byte-identical" cmp S0001_before.h5 bad/np2_k48/features/resnet_tiny/S0001.h5
 
 # changing only the shard size of a finished run redoes nothing (an exec: key)
 expect_rc 0 "$TESSERA" run bad/config.yaml --set run.dir=np1_k32 --set extract.encoder=resnet_tiny --set extract.batch=16 --set extract.shard_tiles=48 --reconfigure
