@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # bench/bench_scaling.sh [BUILD_DIR] [SLIDES] [SHARD] [SIZE] — strong scaling of the tile and
-# extract stages: the same synthetic cohort (SLIDES slides, default 2, of SIZE² px, default
+# extract stages: the same synthetic cohort (SLIDES slides, default 4, of SIZE² px, default
 # 16000: few slides, so that whole-slide units cannot be balanced; ResNet-50-trunc, 1 LibTorch
 # thread per rank) run on 1 rank, on 2 ranks with one extract unit per slide
-# (extract.shard_tiles=0) and on 2 ranks with shards of SHARD tiles (default 32), in fresh run
+# (extract.shard_tiles=0) and on 2 ranks with shards of SHARD tiles (default 64), in fresh run
 # directories; each stage's wall time is read from the ledger. efficiency = speed-up / ranks
 # (goal >= 0.92). The 1-rank run (whole-slide units: nothing to balance) is the baseline.
 # The machine's own ceiling is measured too: two independent 1-thread encoder processes
@@ -13,8 +13,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-${TS_BUILD_DIR:-$here/build}}" && pwd)
-slides=${2:-2}
-shard=${3:-32}
+slides=${2:-4}
+shard=${3:-64}
 size=${4:-16000}
 . "$here/scripts/env.sh"
 cache="$build/bench-cache/scaling-$slides-$size"

@@ -17,6 +17,7 @@
 #include <torch/version.h>
 
 #include <cstring>
+#include <dlfcn.h>
 #include <memory>
 #include <string>
 #include <sys/stat.h>
@@ -224,10 +225,21 @@ const char *ts_nn_version(void) {
   return TORCH_VERSION;
 }
 
+/* Debian's LibTorch runs CPU convolutions as im2col + sgemm through the system BLAS, and
+ * OpenBLAS keeps its own thread pool, sized to the machine's cores, whose idle workers spin in
+ * sched_yield. at::set_num_threads does not reach it: with two ranks on two cores that was four
+ * busy threads (measured: ~35 % of a core per rank in the spinning worker, and a rank encoding
+ * ~25 % slower than alone). So the BLAS pool gets the same count, when the BLAS is OpenBLAS. */
+static void blas_set_num_threads(int n) {
+  using fn = void (*)(int);
+  if (void *f = dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) reinterpret_cast<fn>(f)(n);
+}
+
 int ts_nn_set_num_threads(int n) {
   if (n < 1) return ts_error_set(TS_EINVAL, "NN_ARG", "%s: thread count %d < 1", __func__, n);
   return guard(__func__, [&]() {
     at::set_num_threads(n);
+    blas_set_num_threads(n);
     return 0;
   });
 }

@@ -10,6 +10,7 @@
  * - TorchScript written by Debian's python3-torch in the test, same output in C as in Python.
  */
 #include <CUnit/Basic.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,7 +161,14 @@ static void test_nn_errors_and_device(void) {
 }
 
 static void test_nn_threads_seed_deterministic(void) {
+  /* the BLAS that LibTorch's convolutions use here (OpenBLAS) follows the thread count: its own
+   * pool would otherwise use every core (and spin) whatever LibTorch was told */
+  int (*blas_threads)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(blas_threads); /* Debian's libtorch links OpenBLAS (setup.sh) */
+  CU_ASSERT_EQUAL(ts_nn_set_num_threads(1), 0);
+  CU_ASSERT_EQUAL(blas_threads(), 1);
   CU_ASSERT_EQUAL(ts_nn_set_num_threads(2), 0);
+  CU_ASSERT_EQUAL(blas_threads(), 2);
   CU_ASSERT_EQUAL(ts_nn_get_num_threads(), 2);
   CU_ASSERT_EQUAL(ts_nn_set_num_threads(0), TS_EINVAL);
   CU_ASSERT_EQUAL(ts_nn_set_deterministic(true), 0);
