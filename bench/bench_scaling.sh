@@ -23,7 +23,7 @@ if [ ! -f "$cache/config.yaml" ]; then
   "$build/tessera" synth "$cache" --slides "$slides" --size "$size" --seed 9 --quiet
 fi
 secs() { /usr/bin/python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select seconds from stages where name=?', (sys.argv[2],)).fetchone()[0])" "$1/ledger.sqlite" "$2"; }
-declare -A T B
+declare -A T B R
 # name ranks shard_tiles (batch 32, so shards are multiples of it)
 for cfg in "1:1:0" "2w:2:0" "2s:2:$shard"; do
   IFS=: read -r name np k <<<"$cfg"
@@ -32,6 +32,7 @@ for cfg in "1:1:0" "2w:2:0" "2s:2:$shard"; do
     --set extract.batch=32 --set extract.shard_tiles="$k" --quiet >/dev/null 2>&1
   for st in tile extract; do T[$st,$name]=$(secs "$rd" "$st"); done
   # busy fraction: time the ranks spent in extract units / (ranks x the stage's wall time)
+  R[$name]=$(/usr/bin/python3 -c "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); print(db.execute(\"select sum(items) / sum(seconds) from units where stage='extract'\").fetchone()[0])" "$rd/ledger.sqlite")
   B[$name]=$(/usr/bin/python3 -c "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); w=db.execute(\"select seconds from stages where name='extract'\").fetchone()[0]; u=db.execute(\"select sum(seconds) from units where stage='extract'\").fetchone()[0]; print(u / (int(sys.argv[2]) * w))" "$rd/ledger.sqlite" "$np")
   tiles=$(/usr/bin/python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select sum(items) from units where stage='extract'\").fetchone()[0])" "$rd/ledger.sqlite")
   rm -rf "$rd"
@@ -59,5 +60,8 @@ line extract 2w "one unit per slide:" "_whole_slides"
 line extract 2s "shards of $shard tiles:" ""
 printf '  extract: ranks busy in units %.0f %% of the stage (whole-slide units), %.0f %% (shards of %s): the rest is start-up and waiting\n' \
   "$(echo "100 * ${B[2w]}" | bc -l)" "$(echo "100 * ${B[2s]}" | bc -l)" "$shard"
+# per-tile speed of a rank inside its units (start-up included), beside the bare encoder's
+printf '  extract: tiles per second of a rank inside units: %.1f on 1 rank, %.1f on 2 ranks with shards (bare encoder: %.1f alone, %.1f + %.1f side by side)\n' \
+  "${R[1]}" "${R[2s]}" "$alone" "$a" "$b"
 printf 'BENCH name=scaling_extract_busy_fraction_shards value=%s unit=fraction baseline=%s ratio=%s better=higher note=baseline_is_whole_slide_units\n' \
   "${B[2s]}" "${B[2w]}" "$(echo "${B[2s]} / ${B[2w]}" | bc -l)"

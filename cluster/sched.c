@@ -212,8 +212,6 @@ static int worker_loop(const ts_sched_cb *cb) {
 
 typedef struct local_item { wire_result *w; size_t cap; struct local_item *next; } local_item;
 
-enum { U_WAIT = 0, U_QUEUED = 1, U_OVER = 2 };
-
 typedef struct coord {
   const ts_sched_cb *cb;
   const char *const *ids;
@@ -224,7 +222,7 @@ typedef struct coord {
   int64_t *queue, qhead, qtail, qcap;
   int *attempts;
   int64_t *wait;             /* prerequisites not over yet (main thread only) */
-  unsigned char *state;      /* U_* (main thread only) */
+  bool *closed;              /* per unit: reported, or abandoned by a stop (main thread only) */
   char **dep_fail;           /* why a waiting unit cannot run, NULL (main thread only) */
   pthread_mutex_t mu;
   pthread_cond_t cv_queue;   /* local worker waits for work or the end */
@@ -313,9 +311,9 @@ static void progress(coord *c, bool final) {
 static int release(coord *c, int64_t pos, int outcome, const char *why, int64_t *resolved) {
   while (c->then && c->then[pos] >= 0) {
     int64_t d = c->then[pos];
-    if (c->state[d] == U_OVER) return 0;
+    if (c->closed[d]) return 0;
     if (outcome < 0) { /* abandoned with it */
-      c->state[d] = U_OVER;
+      c->closed[d] = true;
       c->stopped++;
       (*resolved)++;
       pos = d;
@@ -329,12 +327,11 @@ static int release(coord *c, int64_t pos, int outcome, const char *why, int64_t 
     }
     if (--c->wait[d] > 0) return 0;
     if (!c->dep_fail[d]) { /* ready: ahead of the queue, so that it does not wait behind new work */
-      c->state[d] = U_QUEUED;
       enqueue(c, d, true);
       return 0;
     }
     /* fails without running */
-    c->state[d] = U_OVER;
+    c->closed[d] = true;
     ts_sched_result r;
     memset(&r, 0, sizeof r);
     r.idx = c->idx[d];
@@ -355,11 +352,11 @@ static int release(coord *c, int64_t pos, int outcome, const char *why, int64_t 
 /* A result arrived (rank r, position pos). Returns <0 if the ledger failed. */
 static int handle(coord *c, int rank, const wire_result *w, int64_t *resolved) {
   int64_t pos = w->idx;
-  if (pos < 0 || pos >= c->n || c->state[pos] == U_OVER)
+  if (pos < 0 || pos >= c->n || c->closed[pos])
     return ts_error_set(TS_EINTERNAL, "SCHED_PROTOCOL", "rank %d reported unit %lld, which is not running", rank, (long long)pos);
   if (!w->ok && w->code == TS_ESTOP) { /* interrupted: stays pending for the next run */
     ts_stop_request(ts_stop_signal()); /* one rank was told to stop: the whole run stops */
-    c->state[pos] = U_OVER;
+    c->closed[pos] = true;
     c->stopped++;
     (*resolved)++;
     return release(c, pos, -1, NULL, resolved);
@@ -372,7 +369,7 @@ static int handle(coord *c, int rank, const wire_result *w, int64_t *resolved) {
     enqueue(c, pos, false);
     return 0;
   }
-  c->state[pos] = U_OVER;
+  c->closed[pos] = true;
   ts_sched_result r;
   memset(&r, 0, sizeof r);
   r.idx = c->idx[pos];
@@ -458,11 +455,11 @@ static int coordinator(const ts_sched_cb *cb, const char *const *ids, const int6
   size_t nn = (size_t)(n ? n : 1);
   c.attempts = calloc(nn, sizeof *c.attempts);
   c.wait = calloc(nn, sizeof *c.wait);
-  c.state = calloc(nn, sizeof *c.state);
+  c.closed = calloc(nn, sizeof *c.closed);
   c.dep_fail = calloc(nn, sizeof *c.dep_fail);
   bool *waiting = calloc((size_t)nranks, sizeof *waiting);
-  if (!c.queue || !c.attempts || !c.wait || !c.state || !c.dep_fail || !waiting) {
-    free(c.queue); free(c.attempts); free(c.wait); free(c.state); free(c.dep_fail); free(waiting);
+  if (!c.queue || !c.attempts || !c.wait || !c.closed || !c.dep_fail || !waiting) {
+    free(c.queue); free(c.attempts); free(c.wait); free(c.closed); free(c.dep_fail); free(waiting);
     return ts_error_set(TS_ENOMEM, "NO_MEMORY", "scheduler queue of %lld units", (long long)n);
   }
   pthread_mutex_init(&c.mu, NULL);
@@ -478,10 +475,7 @@ static int coordinator(const ts_sched_cb *cb, const char *const *ids, const int6
   for (int64_t i = 0; then && i < n; i++)
     if (then[i] >= 0) c.wait[then[i]]++;
   for (int64_t i = 0; i < n; i++)
-    if (!c.wait[i]) {
-      c.state[i] = U_QUEUED;
-      q_push(&c, i);
-    }
+    if (!c.wait[i]) q_push(&c, i);
   th_ok = pthread_create(&th, NULL, local_worker, &c) == 0;
   if (!th_ok) fprintf(stderr, "%s: warning: no worker thread on rank 0; other ranks do the work\n", cb->stage);
   if (!th_ok && nranks == 1) {
@@ -533,7 +527,7 @@ static int coordinator(const ts_sched_cb *cb, const char *const *ids, const int6
         bool got = q_pop(&c, &pos);
         pthread_mutex_unlock(&c.mu);
         if (!got) break;
-        c.state[pos] = U_OVER;
+        c.closed[pos] = true;
         c.stopped++;
         resolved++;
         release(&c, pos, -1, NULL, &resolved);
@@ -603,7 +597,7 @@ finish:
   free(c.queue);
   free(c.attempts);
   free(c.wait);
-  free(c.state);
+  free(c.closed);
   free(waiting);
   return rc;
 }

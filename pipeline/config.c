@@ -106,12 +106,6 @@ static bool is_path_param(const param *p) { return p->type == P_STR && !strncmp(
 /* "exec:" keys say how a result is computed, never what it is (shard size, decoding threads):
  * they are left out of the stage hashes, so changing one redoes nothing. */
 static bool is_exec_param(const param *p) { return !strncmp(p->doc, "exec:", 5); }
-static const param *param_named(const char *section, const char *key, size_t key_len) {
-  for (int i = 0; i < N_PARAMS; i++)
-    if (!strcmp(params[i].section, section) && strlen(params[i].key) == key_len && !strncmp(params[i].key, key, key_len))
-      return &params[i];
-  return NULL;
-}
 
 /* Values being resolved: canonical text per param, and where each came from. */
 typedef struct resolve {
@@ -383,10 +377,12 @@ void ts_config_hash_keys(const ts_config *c, const char *const *deps, char hex_o
       snprintf(section, sizeof section, "%.*s", (int)(n - 1), p);
     } else if (n > 2 && p[0] == ' ') {
       const char *k = p + 2, *colon = memchr(k, ':', n - 2);
-      const param *pp = colon ? param_named(section, k, (size_t)(colon - k)) : NULL;
-      if (colon && !(pp && is_exec_param(pp))) {
+      char key[96] = "";
+      if (colon) snprintf(key, sizeof key, "%.*s", (int)(colon - k), k);
+      int pi = colon ? find_param(section, key) : -1;
+      if (colon && !(pi >= 0 && is_exec_param(&params[pi]))) {
         char full[160];
-        snprintf(full, sizeof full, "%s.%.*s", section, (int)(colon - k), k);
+        snprintf(full, sizeof full, "%s.%s", section, key);
         for (int d = 0; deps && deps[d]; d++) {
           size_t dl = strlen(deps[d]);
           if (!strcmp(deps[d], full) || (!strncmp(deps[d], full, dl) && full[dl] == '.')) {

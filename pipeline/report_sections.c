@@ -393,7 +393,7 @@ static int stages_html(const ts_report *r, ts_report_out *o) {
   int n = 0;
   TS_CALL(load_stages(r, &v, &n));
   ts_report_html(o, "<table id=\"stage-table\"><tr><th>stage</th><th>done</th><th>failed</th><th>pending</th><th>retried</th>"
-                    "<th>wall time</th><th>items</th><th>throughput</th><th>units/h (slides/h)</th><th>peak RSS</th></tr>\n");
+                    "<th>wall time</th><th>items</th><th>throughput</th><th>units/h</th><th>peak RSS</th></tr>\n");
   for (int i = 0; i < n; i++) {
     stage_row *s = &v[i];
     char wall[32], peak[32] = "–", thr[64] = "–", uph[32] = "–";
@@ -460,6 +460,7 @@ typedef struct slide_info {
   char tissue_state[16], tile_state[16];
   ts__tiles_facts t; /* t.n < 0 when the tiles file is absent */
   double tissue_mm2; /* NaN unknown */
+  int64_t bad_tiles; /* tiles that did not decode (extract shards, ledger bad_items) */
 } slide_info;
 
 static void unit_state(const ts_report *r, const char *stage, const char *unit, char out[16]) {
@@ -540,6 +541,7 @@ static int load_slides(const ts_report *r, slide_info **out, int *n_out) {
     char rel[512], path[TS_PATH_MAX];
     unit_state(r, "tissue", s->id, s->tissue_state);
     unit_state(r, "tile", s->id, s->tile_state);
+    s->bad_tiles = slide_bad_tiles(r, s->id);
     s->t.n = -1;
     s->t.mpp0 = NAN;
     s->tissue_mm2 = NAN;
@@ -624,7 +626,7 @@ static int slides_json(const ts_report *r, ts_report_out *o) {
     ts_report_json_num(o, "mpp_level0", s->t.mpp0);
     ts_report_json_str(o, "mpp_source", s->t.mpp_source[0] ? s->t.mpp_source : NULL);
     ts_report_json_num(o, "tissue_mm2", s->tissue_mm2);
-    ts_report_json_int(o, "bad_tiles", slide_bad_tiles(r, s->id));
+    ts_report_json_int(o, "bad_tiles", s->bad_tiles);
     ts_report_json_array(o, "failures");
     fail_list fl = {o, false, 0};
     slide_failures(r, s->id, &fl);
@@ -681,7 +683,7 @@ static int slides_html(const ts_report *r, ts_report_out *o) {
     if (isfinite(s->tissue_mm2)) snprintf(buf, sizeof buf, "%.2f mm²", s->tissue_mm2);
     else snprintf(buf, sizeof buf, "–");
     ts_report_html(o, "<tr><th>tissue area</th><td>%s</td></tr>", buf);
-    int64_t nbad = slide_bad_tiles(r, s->id);
+    int64_t nbad = s->bad_tiles;
     if (nbad > 0)
       ts_report_html(o, "<tr><th>bad tiles</th><td class=\"warn bad-tiles\">%lld did not decode: zero features (see <code>bad_tiles</code>, <code>tessera status</code>)</td></tr>",
                      (long long)nbad);

@@ -167,21 +167,19 @@ static int plan(const ts_run *run, ts_units *units) {
   int n = run->cohort->n;
   sized *order = calloc((size_t)(n > 0 ? n : 1), sizeof *order);
   int *rows = malloc(sizeof *rows * (size_t)(n > 0 ? n : 1));
-  int64_t *tiles_of = calloc((size_t)(n > 0 ? n : 1), sizeof *tiles_of);
   ts_units slides;
   memset(&slides, 0, sizeof slides);
   int rc = 0;
-  if (!order || !rows || !tiles_of) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "extract plan");
+  if (!order || !rows) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "extract plan");
   for (int i = 0; i < n; i++) {
     order[i].row = i;
     if (ts_id_is_safe(run->cohort->rows[i].slide_id))
       TS_TRY(ts_ledger_unit_items(run->ledger, "tile", run->cohort->rows[i].slide_id, &order[i].tiles));
-    tiles_of[i] = order[i].tiles;
   }
   qsort(order, (size_t)n, sizeof *order, by_tiles_desc);
   for (int k = 0; k < n; k++) rows[k] = order[k].row;
   TS_TRY(ts_units_for_slides(run, "tile", rows, &slides));
-  for (int k = 0; k < n; k++) {
+  for (int k = 0; k < n; k++) { /* slides.ids[k] is the slide of order[k] */
     const char *id = slides.ids[k];
     if (slides.fail_token[k]) {
       TS_TRY(ts_units_add_failed(units, id, slides.fail_token[k], slides.fail_message[k]));
@@ -190,8 +188,8 @@ static int plan(const ts_run *run, ts_units *units) {
     char state[16];
     TS_TRY(ts_ledger_unit_state(run->ledger, "extract", id, state));
     int64_t first_shard = units->n;
-    if (strcmp(state, "done")) { /* a merged slide needs no shards (those of a past run are forgotten) */
-      int64_t nt = tiles_of[rows[k]], step = shard_size(c, nt);
+    if (strcmp(state, "done")) { /* a merged slide needs no shards (done ones of a past run stay on record) */
+      int64_t nt = order[k].tiles, step = shard_size(c, nt);
       for (int64_t f = 0; f < nt; f += step) {
         char sid[300], rel[TS_PATH_MAX], path[TS_PATH_MAX], st[16];
         int64_t e = f + step < nt ? f + step : nt;
@@ -213,7 +211,6 @@ out:
   ts_units_clear(&slides);
   free(order);
   free(rows);
-  free(tiles_of);
   return rc;
 }
 
@@ -342,9 +339,10 @@ typedef struct shard_header {
   char magic[8]; /* "TSSHARD1" */
   int64_t first, end, dim, n_bad;
   char backend[32];
+  char weights_hash[72]; /* of the encoder that wrote it: the merge needs no encoder */
 } shard_header;
 
-static const char SHARD_MAGIC[8] = {'T', 'S', 'S', 'H', 'A', 'R', 'D', '1'};
+static const char SHARD_MAGIC[8] = {'T', 'S', 'S', 'H', 'A', 'R', 'D', '2'};
 
 static void shard_rel(const char *slide, int64_t first, int64_t end, char *buf, size_t n) {
   snprintf(buf, n, "scratch/extract/%s/%lld-%lld.bin", slide, (long long)first, (long long)end);
@@ -428,6 +426,7 @@ static int work_shard(const ts_run *run, const char *id, const char *slide, int6
   h->dim = dim;
   h->n_bad = n_bad;
   snprintf(h->backend, sizeof h->backend, "%s", ts_reader_backend_name(r));
+  snprintf(h->weights_hash, sizeof h->weights_hash, "%s", ts_encoder_weights_hash(enc));
   char dir[TS_PATH_MAX];
   snprintf(rel, sizeof rel, "scratch/extract/%s", slide);
   TS_TRY(ts_run_path(run, rel, dir, sizeof dir));
@@ -446,8 +445,9 @@ out:
 
 /* ---- merge ---- */
 
-static int read_shard(const ts_run *run, const char *slide, int64_t first, int64_t end, int64_t dim, float *feat,
-                      int64_t *bad, int64_t *n_bad, char *backend, size_t bn) {
+/* Read and check the shard file of tiles [first, end): *data_out (caller frees) starts with
+ * its header. */
+static int read_shard(const ts_run *run, const char *slide, int64_t first, int64_t end, char **data_out) {
   char rel[TS_PATH_MAX], path[TS_PATH_MAX];
   shard_rel(slide, first, end, rel, sizeof rel);
   TS_CALL(ts_run_path(run, rel, path, sizeof path));
@@ -457,42 +457,57 @@ static int read_shard(const ts_run *run, const char *slide, int64_t first, int64
     return ts_error_set(TS_EIO, "SHARD_MISSING", "slide %s: shard %s cannot be read (%s): run the same command again: "
                         "the next run redoes shards whose files are gone", slide, path, ts_error_detail());
   const shard_header *h = (const shard_header *)data;
-  size_t feat_bytes = (size_t)(end - first) * (size_t)dim * sizeof(float);
-  int rc = 0;
-  if (len < sizeof *h || memcmp(h->magic, SHARD_MAGIC, sizeof h->magic) || h->first != first || h->end != end || h->dim != dim ||
-      h->n_bad < 0 || h->n_bad > end - first || len != sizeof *h + feat_bytes + (size_t)h->n_bad * sizeof(int64_t)) {
-    rc = ts_error_set(TS_EIO, "SHARD_CORRUPT", "slide %s: %s is not the shard of tiles %lld-%lld x %lld", slide, path,
-                      (long long)first, (long long)end, (long long)dim);
-  } else {
-    memcpy(feat + (size_t)first * (size_t)dim, data + sizeof *h, feat_bytes);
-    memcpy(bad + *n_bad, data + sizeof *h + feat_bytes, (size_t)h->n_bad * sizeof(int64_t));
-    *n_bad += h->n_bad;
-    if (!backend[0]) snprintf(backend, bn, "%.31s", h->backend);
+  if (len < sizeof *h || memcmp(h->magic, SHARD_MAGIC, sizeof h->magic) || h->first != first || h->end != end || h->dim < 1 ||
+      h->n_bad < 0 || h->n_bad > end - first ||
+      len != sizeof *h + (size_t)(end - first) * (size_t)h->dim * sizeof(float) + (size_t)h->n_bad * sizeof(int64_t)) {
+    free(data);
+    return ts_error_set(TS_EIO, "SHARD_CORRUPT", "slide %s: %s is not the shard of tiles %lld-%lld", slide, path,
+                        (long long)first, (long long)end);
   }
-  free(data);
-  return rc;
+  *data_out = data;
+  return 0;
 }
 
 static int work_merge(const ts_run *run, const char *slide, ts_unit_record *rec) {
   const ts_config *c = run->cfg;
   int rc = 0;
-  int64_t *coords = NULL, n = 0, size = 0, *bad = NULL, n_bad = 0;
+  int64_t *coords = NULL, n = 0, size = 0, *bad = NULL, n_bad = 0, dim = 0;
   float *feat = NULL;
   double mpp0 = 0, target = 0;
   char quickhash[128], tiles_path[TS_PATH_MAX], dir[TS_PATH_MAX], out_path[TS_PATH_MAX], rel[256], tag[200];
-  char backend[40] = "";
-  ts_encoder *enc = NULL;
+  char backend[40] = "none", weights_hash[72] = "", *data = NULL;
   snprintf(rel, sizeof rel, "tiles/%s.h5", slide);
   TS_TRY(ts_run_path(run, rel, tiles_path, sizeof tiles_path));
   TS_TRY(read_tiles(tiles_path, &coords, &n, &mpp0, &target, &size, quickhash, sizeof quickhash));
-  TS_TRY(get_encoder(run, &enc)); /* for its dimension and weights hash */
-  int64_t dim = ts_encoder_dim(enc);
-  feat = calloc((size_t)(n > 0 ? n : 1) * (size_t)dim, sizeof *feat);
-  bad = malloc(sizeof *bad * (size_t)(n > 0 ? n : 1));
-  if (!feat || !bad) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "slide %s: %lld x %lld features", slide, (long long)n, (long long)dim);
+  if (n == 0) { /* no shard to say what the encoder gives: ask it */
+    ts_encoder *enc = NULL;
+    TS_TRY(get_encoder(run, &enc));
+    dim = ts_encoder_dim(enc);
+    snprintf(weights_hash, sizeof weights_hash, "%s", ts_encoder_weights_hash(enc));
+  }
   int64_t step = shard_size(c, n);
-  for (int64_t f = 0; f < n; f += step)
-    TS_TRY(read_shard(run, slide, f, f + step < n ? f + step : n, dim, feat, bad, &n_bad, backend, sizeof backend));
+  for (int64_t f = 0; f < n; f += step) {
+    int64_t e = f + step < n ? f + step : n;
+    TS_TRY(read_shard(run, slide, f, e, &data));
+    const shard_header *h = (const shard_header *)data;
+    if (!feat) { /* the first shard sets the width; the others must agree */
+      dim = h->dim;
+      snprintf(backend, sizeof backend, "%.31s", h->backend);
+      snprintf(weights_hash, sizeof weights_hash, "%.64s", h->weights_hash);
+      feat = malloc(sizeof *feat * (size_t)n * (size_t)dim);
+      bad = malloc(sizeof *bad * (size_t)n);
+      if (!feat || !bad) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "slide %s: %lld x %lld features", slide, (long long)n, (long long)dim);
+    } else if (h->dim != dim || strncmp(h->weights_hash, weights_hash, 64)) {
+      TS_FAIL(TS_EIO, "SHARD_CORRUPT", "slide %s: shard %lld-%lld was written by another encoder than shard 0", slide,
+              (long long)f, (long long)e);
+    }
+    size_t feat_bytes = (size_t)(e - f) * (size_t)dim * sizeof(float);
+    memcpy(feat + (size_t)f * (size_t)dim, data + sizeof *h, feat_bytes);
+    memcpy(bad + n_bad, data + sizeof *h + feat_bytes, (size_t)h->n_bad * sizeof(int64_t));
+    n_bad += h->n_bad;
+    free(data);
+    data = NULL;
+  }
   TS_TRY(ts_run_path(run, "features", dir, sizeof dir));
   encoder_tag(c->extract.encoder, tag, sizeof tag);
   snprintf(rec->output, sizeof rec->output, "features/%s/%s.h5", tag, slide);
@@ -500,12 +515,13 @@ static int work_merge(const ts_run *run, const char *slide, ts_unit_record *rec)
   TS_TRY(ts_run_path(run, rel, dir, sizeof dir));
   TS_TRY(ts_io_mkdirs(dir, 0755));
   TS_TRY(ts_run_path(run, rec->output, out_path, sizeof out_path));
-  feat_meta m = {.encoder = c->extract.encoder, .weights_hash = ts_encoder_weights_hash(enc), .mean = c->extract.mean,
+  feat_meta m = {.encoder = c->extract.encoder, .weights_hash = weights_hash, .mean = c->extract.mean,
                  .std = c->extract.std, .config_hash = run->stage_hash ? run->stage_hash : "", .quickhash = quickhash,
-                 .backend = backend[0] ? backend : "none", .slide_id = slide, .input_size = c->extract.input_size};
+                 .backend = backend, .slide_id = slide, .input_size = c->extract.input_size};
   TS_TRY(write_features(out_path, tiles_path, feat, n, (int)dim, c->extract.float16, bad, n_bad, &m));
   rec->items = 0; /* the stage's items are tiles encoded: the shards count them */
 out:
+  free(data);
   free(coords);
   free(feat);
   free(bad);
@@ -561,9 +577,8 @@ static int finish(const ts_run *run) {
     if ((rc = ts_run_path(run, rel, dir, sizeof dir)) < 0 || !ts_io_exists(dir)) continue;
     if ((rc = ts_ledger_unit_state(run->ledger, "extract", id, state)) >= 0 && !strcmp(state, "done")) rc = drop_shards(run, id);
   }
-  if (rc >= 0) return ts_ledger_commit(run->ledger);
-  ts_ledger_commit(run->ledger);
-  return rc;
+  int cc = ts_ledger_commit(run->ledger); /* retirements done before an error are true: keep them */
+  return rc < 0 ? rc : cc;
 }
 
 const struct ts_stage ts_stage_extract = {

@@ -116,8 +116,8 @@ static void test_ledger_changed_hash_forgets_units(void) {
   ts_ledger_close(&l);
 }
 
-static int64_t count(ts_ledger *l, const char *sql) {
-  (void)l; /* read through a second connection: what another reader (tessera status) sees */
+/* One number, read through a second connection: what another reader (tessera status) sees. */
+static int64_t count(const char *sql) {
   sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
   int64_t v = -1;
@@ -154,8 +154,8 @@ static void test_ledger_bad_items_stale_retire(void) {
   ts_unit_record r = {.output = "scratch/extract/A/0-32.bin", .checksum = "c1", .items = 32, .n_bad = 2, .bad = bad,
                       .bad_message = "Bogus marker length"};
   CU_ASSERT_EQUAL(ts_ledger_unit_done(l, "extract", "A#0-32", 0, 1, 1, &r), 0);
-  CU_ASSERT_EQUAL(count(l, "select count(*) from bad_items where stage='extract' and unit='A#0-32'"), 2);
-  CU_ASSERT_EQUAL(count(l, "select x + y from bad_items where item=3"), 1536);
+  CU_ASSERT_EQUAL(count("select count(*) from bad_items where stage='extract' and unit='A#0-32'"), 2);
+  CU_ASSERT_EQUAL(count("select x + y from bad_items where item=3"), 1536);
   bad_seen b = {0};
   CU_ASSERT_EQUAL(ts_ledger_bad_items(l, "extract", on_bad, &b), 0);
   CU_ASSERT_EQUAL_FATAL(b.n, 1);
@@ -166,20 +166,20 @@ static void test_ledger_bad_items_stale_retire(void) {
   /* redone with one bad item: the old rows are replaced, not added to */
   r.n_bad = 1;
   CU_ASSERT_EQUAL(ts_ledger_unit_done(l, "extract", "A#0-32", 1, 1, 2, &r), 0);
-  CU_ASSERT_EQUAL(count(l, "select count(*) from bad_items"), 1);
+  CU_ASSERT_EQUAL(count("select count(*) from bad_items"), 1);
   /* inside a transaction too (a savepoint nests) */
   r.n_bad = 0;
   r.bad = NULL;
   CU_ASSERT_EQUAL(ts_ledger_begin(l), 0);
   CU_ASSERT_EQUAL(ts_ledger_unit_done(l, "extract", "A#32-40", 0, 1, 2, &r), 0);
   CU_ASSERT_EQUAL(ts_ledger_commit(l), 0);
-  CU_ASSERT_EQUAL(count(l, "select count(*) from units where stage='extract' and state='done'"), 2);
+  CU_ASSERT_EQUAL(count("select count(*) from units where stage='extract' and state='done'"), 2);
   /* retire the outputs of A's shards, not A's own nor B's */
   ts_unit_record ra = {.output = "features/x/A.h5", .checksum = "ca"};
   CU_ASSERT_EQUAL(ts_ledger_unit_done(l, "extract", "A", 0, 1, 2, &ra), 0);
   CU_ASSERT_EQUAL(ts_ledger_units_retire_outputs(l, "extract", "A#"), 0);
-  CU_ASSERT_EQUAL(count(l, "select count(*) from units where stage='extract' and unit like 'A#%' and output is null and checksum is not null"), 2);
-  CU_ASSERT_EQUAL(count(l, "select count(*) from units where unit='A' and output='features/x/A.h5'"), 1);
+  CU_ASSERT_EQUAL(count("select count(*) from units where stage='extract' and unit like 'A#%' and output is null and checksum is not null"), 2);
+  CU_ASSERT_EQUAL(count("select count(*) from units where unit='A' and output='features/x/A.h5'"), 1);
   /* a new plan without A's shards and without B#0-8 (pending): B#0-8 goes, done shards stay */
   CU_ASSERT_EQUAL(ts_ledger_units_mark_stale(l, "extract"), 0);
   CU_ASSERT_EQUAL(ts_ledger_unit_add(l, "extract", "A", 0), 0);
@@ -187,13 +187,13 @@ static void test_ledger_bad_items_stale_retire(void) {
   int64_t dropped = -1;
   CU_ASSERT_EQUAL(ts_ledger_units_drop_stale(l, "extract", &dropped), 0);
   CU_ASSERT_EQUAL(dropped, 1);
-  CU_ASSERT_EQUAL(count(l, "select count(*) from units where stage='extract'"), 4);
-  CU_ASSERT_EQUAL(count(l, "select count(*) from units where unit='B#0-8'"), 0);
-  CU_ASSERT_EQUAL(count(l, "select count(*) from bad_items"), 1);
+  CU_ASSERT_EQUAL(count("select count(*) from units where stage='extract'"), 4);
+  CU_ASSERT_EQUAL(count("select count(*) from units where unit='B#0-8'"), 0);
+  CU_ASSERT_EQUAL(count("select count(*) from bad_items"), 1);
   /* a changed hash forgets the units and, with them, their bad items */
   CU_ASSERT_EQUAL(ts_ledger_stage_prepare(l, "extract", 3, "e2", &reset), 0);
   CU_ASSERT_TRUE(reset);
-  CU_ASSERT_EQUAL(count(l, "select count(*) from bad_items"), 0);
+  CU_ASSERT_EQUAL(count("select count(*) from bad_items"), 0);
   ts_ledger_close(&l);
 }
 
