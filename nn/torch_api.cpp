@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <memory>
@@ -24,6 +25,9 @@
 #include <vector>
 
 #include "ts_nn.h"
+extern "C" {
+#include "ts_io.h" /* a C header without its own extern "C" */
+}
 
 struct ts_tensor {
   at::Tensor t;
@@ -924,6 +928,47 @@ void ts_jit_free(ts_jit_module **m) {
   if (!m || !*m) return;
   delete *m;
   *m = nullptr;
+}
+
+/* ---- .pt files ---- */
+
+namespace {
+/* torch.save's bytes for a [n, d] float32 tensor holding a copy of data. */
+std::vector<char> pt_bytes_f32(const float *data, int64_t n, int64_t d) {
+  if (n < 0 || d < 0)
+    fail(TS_EINVAL, "NN_ARG", "negative shape [" + std::to_string(n) + ", " + std::to_string(d) + "]");
+  at::Tensor t = at::empty({n, d}, at::TensorOptions().dtype(at::kFloat));
+  size_t nbytes = static_cast<size_t>(t.numel()) * sizeof(float);
+  if (nbytes && !data) fail(TS_EINVAL, "NN_ARG", "data is NULL");
+  if (nbytes) std::memcpy(t.data_ptr(), data, nbytes);
+  /* pickle_save, not torch::save: torch::save writes a TorchScript module archive
+   * (serialize::OutputArchive) that Python's torch.load does not return as a tensor. */
+  return torch::pickle_save(t);
+}
+} // namespace
+
+int ts_nn_pt_encode_f32(const float *data, int64_t n, int64_t d, void **bytes_out, size_t *len_out) {
+  if (!bytes_out || !len_out)
+    return ts_error_set(TS_EINVAL, "NN_ARG", "%s: bytes_out or len_out is NULL", __func__);
+  *bytes_out = nullptr;
+  *len_out = 0;
+  return guard(__func__, [&]() {
+    std::vector<char> v = pt_bytes_f32(data, n, d);
+    void *b = std::malloc(v.size() ? v.size() : 1);
+    if (!b) throw std::bad_alloc();
+    std::memcpy(b, v.data(), v.size());
+    *bytes_out = b;
+    *len_out = v.size();
+    return 0;
+  });
+}
+
+int ts_nn_pt_save_f32(const float *data, int64_t n, int64_t d, const char *path) {
+  if (!path) return ts_error_set(TS_EINVAL, "NN_ARG", "%s: path is NULL", __func__);
+  return guard(__func__, [&]() {
+    std::vector<char> v = pt_bytes_f32(data, n, d);
+    return ts_io_write_atomic(path, v.data(), v.size()); /* C: sets its own error, throws nothing */
+  });
 }
 
 } /* extern "C" */

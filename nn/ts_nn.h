@@ -1,5 +1,5 @@
 /* ts_nn.h — tessera's C interface to LibTorch: tensors, ops, autograd, optimisers, TorchScript,
- * and named parameter sets ("state dicts") stored in HDF5.
+ * named parameter sets ("state dicts") stored in HDF5, and .pt tensor files for PyTorch tools.
  *
  * Why a C API: tessera is C11; LibTorch is C++. All of LibTorch lives behind this header in ONE
  * C++ translation unit (nn/torch_api.cpp; including torch.h costs ~25 s and 1.3 GB to compile).
@@ -339,6 +339,25 @@ int ts_nn_state_copy_into(ts_nn_state *dst, const ts_nn_state *src, int *n_unuse
 /* SHA-256 (64 hex + NUL) over, per entry in order: name, NUL, dtype code, ndim, shape (int64),
  * then the values in the tensor's dtype, little-endian, row-major. */
 int ts_nn_state_sha256(const ts_nn_state *s, char hex_out[65]);
+
+/* ---- PyTorch .pt files (torch.save / torch.load): for tools that read them, e.g. CLAM ---------
+ * CLAM's training (datasets/dataset_generic.py, Generic_MIL_Dataset) does
+ * `torch.load(<data_root>/pt_files/<slide>.pt)` and expects an N x D float32 tensor, the file
+ * its extract_features_fp.py writes with `torch.save(torch.from_numpy(features), path)`. These
+ * write that file with LibTorch's torch::pickle_save ("compatible with torch.load"; not
+ * torch::save, whose TorchScript archive torch.load does not return as a tensor): the zip
+ * archive Python's torch.save writes (archive/data.pkl, archive/data/0, archive/version), with
+ * an equivalent pickle and the same tensor bytes; no timestamps, so the same values always give
+ * the same bytes. torch.load(path, weights_only=True) accepts it. */
+
+/* Serialise the row-major float32 matrix data[n][d] (copied; data may be NULL when n*d == 0) as
+ * torch.save would a float32 CPU tensor of shape [n, d]. *bytes_out is malloc'd (the caller
+ * frees it), *len_out its size; both are NULL/0 on failure. Holds about twice the data in
+ * memory while it runs. Tokens NN_ARG (NULL out-parameters, n or d < 0), NN_OOM, NN_ERROR. */
+int ts_nn_pt_encode_f32(const float *data, int64_t n, int64_t d, void **bytes_out, size_t *len_out);
+/* The same bytes written durably to path (temporary name, fsync, rename: a reader sees the old
+ * file or the whole new one). Replaces an existing file. Tokens as above, IO_WRITE, IO_COMMIT. */
+int ts_nn_pt_save_f32(const float *data, int64_t n, int64_t d, const char *path);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,7 @@ int ts_cmd_rerun(int argc, char **argv);
 int ts_cmd_cox(int argc, char **argv);
 int ts_cmd_km(int argc, char **argv);
 int ts_cmd_submit(int argc, char **argv);
+int ts_cmd_export(int argc, char **argv);
 
 /* True when argv has -h or --help. */
 int ts_cli_wants_help(int argc, char **argv);
