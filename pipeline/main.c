@@ -20,6 +20,7 @@ static const struct {
     {"rerun", ts_cmd_rerun, "repeat the run a report.json describes, in a new run directory"},
     {"cox", ts_cmd_cox, "fit a Cox proportional-hazards model to a CSV"},
     {"km", ts_cmd_km, "Kaplan-Meier curves and log-rank test of a CSV"},
+    {"export", ts_cmd_export, "write a run's features where other tools read them (export clam: CLAM's pt_files/, h5_files/)"},
     {"submit", ts_cmd_submit, "submit the run of a config as a Slurm batch job (sbatch; srun --mpi=pmix)"},
 };
 
