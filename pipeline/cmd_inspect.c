@@ -1,9 +1,11 @@
 /* cmd_inspect.c — `tessera inspect FILE.h5`: every group and dataset with shape, type and
  * attributes, so a user can see an output's provenance without Python. */
+#include <errno.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ts_cli.h"
 
@@ -107,6 +109,17 @@ int ts_cmd_inspect(int argc, char **argv) {
     printf("usage: tessera inspect FILE.h5\n\nPrints every group and dataset of an HDF5 file (tiles, features, masks) with\n"
            "type, shape, chunking and all attributes (provenance: mpp, source, config hash, version).\n");
     return argc == 2 ? 0 : TS_EXIT_USAGE;
+  }
+  /* Say what is wrong with the path before HDF5 does (its answer to a missing file is a
+   * stack of "unable to open file" frames that never says "no such file"). */
+  struct stat st;
+  if (stat(argv[1], &st) < 0) {
+    fprintf(stderr, "H5_MISSING: %s: no such file (%s)\n", argv[1], strerror(errno));
+    return 1;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "H5_MISSING: %s: is a directory, not an HDF5 file\n", argv[1]);
+    return 1;
   }
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   hid_t f = H5Fopen(argv[1], H5F_ACC_RDONLY, H5P_DEFAULT);

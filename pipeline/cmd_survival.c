@@ -37,6 +37,9 @@ static const char KM_USAGE[] =
     "\n"
     "Kaplan-Meier curves (Greenwood SE, log-scale 95% CI, as R's survfit) and, with --group,\n"
     "the log-rank test between the groups (as R's survdiff).\n"
+    "Columns: std.err is the standard error of S(t) (R's summary(survfit) std.err, i.e.\n"
+    "S * se(log S)); se(logS) is the Greenwood standard error of log S(t) (R's survfit()$std.err,\n"
+    "the one the log-scale limits use). JSON: surv_std_err and std_err respectively.\n"
     "  --time COL    follow-up time column (>= 0)\n"
     "  --event COL   event column (0 censored, 1 event)\n"
     "  --group COL   integer group column: one curve per group, plus the log-rank test\n"
@@ -246,6 +249,14 @@ out:
   return ret;
 }
 
+/* Standard error of S(t) itself, the std.err column of R's summary(survfit): the delta method
+ * on the Greenwood SE of log S, se(S) = S se(log S) (summary.survfit: std.err * surv). NaN
+ * where S = 0 (R: NA). */
+static double surv_std_err(const ts_km_curve *cv, size_t i) {
+  double v = cv->surv[i] * cv->std_err[i];
+  return cv->surv[i] > 0 && isfinite(v) ? v : NAN;
+}
+
 int ts_cmd_km(int argc, char **argv) {
   args a;
   int rc = parse(argc, argv, false, &a), ret = 1;
@@ -281,6 +292,12 @@ int ts_cmd_km(int argc, char **argv) {
         }
         putchar(']');
       }
+      printf(",\"surv_std_err\":[");
+      for (size_t i = 0; i < cv->len; i++) {
+        if (i) putchar(',');
+        jnum(stdout, surv_std_err(cv, i));
+      }
+      putchar(']');
       putchar('}');
     }
     printf("]");
@@ -296,12 +313,12 @@ int ts_cmd_km(int argc, char **argv) {
     for (size_t c = 0; c < km->ncurve; c++) {
       const ts_km_curve *cv = &km->curve[c];
       if (a.group) printf("%s=%d\n", a.group, cv->group);
-      printf("%10s %8s %8s %8s %10s %10s %10s %10s\n", "time", "n.risk", "n.event", "n.censor",
-             "survival", "std.err", "lower 95%", "upper 95%");
+      printf("%10s %8s %8s %8s %10s %10s %10s %10s %10s\n", "time", "n.risk", "n.event",
+             "n.censor", "survival", "std.err", "lower 95%", "upper 95%", "se(logS)");
       for (size_t i = 0; i < cv->len; i++)
-        printf("%10g %8g %8g %8g %10.6g %10.6g %10.6g %10.6g\n", cv->time[i], cv->n_risk[i],
-               cv->n_event[i], cv->n_censor[i], cv->surv[i], cv->std_err[i], cv->lower[i],
-               cv->upper[i]);
+        printf("%10g %8g %8g %8g %10.6g %10.6g %10.6g %10.6g %10.6g\n", cv->time[i],
+               cv->n_risk[i], cv->n_event[i], cv->n_censor[i], cv->surv[i], surv_std_err(cv, i),
+               cv->lower[i], cv->upper[i], cv->std_err[i]);
       printf("median survival: %g\n\n", cv->median);
     }
     if (lr) {

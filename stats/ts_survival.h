@@ -218,7 +218,8 @@ typedef struct ts_km_curve {
   size_t len;        /* number of distinct times (events and censorings), as R's survfit */
   double *time, *n_risk, *n_event, *n_censor; /* weighted counts */
   double *surv;      /* S(t) */
-  double *std_err;   /* Greenwood SE of -log S(t), i.e. R's survfit()$std.err */
+  double *std_err;   /* Greenwood SE of -log S(t), i.e. R's survfit()$std.err; the std.err
+                      * column of R's summary(survfit) is the SE of S, surv * std_err */
   double *lower, *upper; /* conf.type = "log" limits (upper capped at 1; NaN where S = 0) */
   double median;     /* median survival time (NaN if not reached), R's rule for S == 0.5 */
 } ts_km_curve;
