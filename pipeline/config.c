@@ -62,6 +62,65 @@ static bool section_exists(const char *section) {
   return false;
 }
 
+/* ---- "did you mean ...?" for unknown keys ----
+ * Optimal string alignment distance (Levenshtein plus adjacent transpositions, so "szie" is
+ * one edit from "size"): the typos people make in a config are a dropped, doubled or swapped
+ * letter. Names are short (< 64 chars); longer ones are compared on their first 63. */
+static int edit_distance(const char *a, const char *b) {
+  enum { M = 64 };
+  int la = (int)strnlen(a, M - 1), lb = (int)strnlen(b, M - 1);
+  int rows[3][M]; /* rows i-2, i-1, i of the dynamic programme, used in rotation */
+  for (int j = 0; j <= lb; j++) rows[0][j] = j;
+  for (int i = 1; i <= la; i++) {
+    int *prev2 = rows[(i + 1) % 3], *prev = rows[(i - 1) % 3], *cur = rows[i % 3];
+    cur[0] = i;
+    for (int j = 1; j <= lb; j++) {
+      int v = prev[j] + 1;
+      if (cur[j - 1] + 1 < v) v = cur[j - 1] + 1;
+      if (prev[j - 1] + (a[i - 1] != b[j - 1]) < v) v = prev[j - 1] + (a[i - 1] != b[j - 1]);
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < v)
+        v = prev2[j - 2] + 1;
+      cur[j] = v;
+    }
+  }
+  return rows[la % 3][lb];
+}
+
+/* How many edits still read as a typo of a name of len characters (and not another word). */
+static int typo_budget(size_t len) { return len <= 3 ? 1 : len <= 7 ? 2 : 3; }
+
+/* The table's key nearest to section.key, or -1 when none is close enough. The cost is the
+ * key's edit distance plus the section's, the section's capped at 2: a right key in the wrong
+ * section (tile.batch for extract.batch) is one mistake, not a rewrite of the word. */
+static int nearest_param(const char *section, const char *key) {
+  int best = -1, best_cost = 0;
+  for (int i = 0; i < N_PARAMS; i++) {
+    int ds = edit_distance(section, params[i].section);
+    int cost = edit_distance(key, params[i].key) + (ds > 2 ? 2 : ds);
+    if (best < 0 || cost < best_cost) best = i, best_cost = cost;
+  }
+  return best >= 0 && best_cost <= typo_budget(strlen(key)) ? best : -1;
+}
+
+/* The table's section nearest to section, or NULL when none is close enough. */
+static const char *nearest_section(const char *section) {
+  const char *best = NULL;
+  int best_d = 0;
+  for (int i = 0; i < N_PARAMS; i++) {
+    int d = edit_distance(section, params[i].section);
+    if (!best || d < best_d) best = params[i].section, best_d = d;
+  }
+  return best && best_d <= typo_budget(strlen(section)) ? best : NULL;
+}
+
+/* " (did you mean tile.mpp? see `tessera run --help` for the keys)" into buf. */
+static const char *key_hint(const char *section, const char *key, char *buf, size_t n) {
+  int i = nearest_param(section, key);
+  if (i >= 0) snprintf(buf, n, "did you mean %s.%s? see `tessera run --help` for the keys", params[i].section, params[i].key);
+  else snprintf(buf, n, "see `tessera run --help` for the keys");
+  return buf;
+}
+
 /* Check one scalar against param p; on success write its canonical text into canon. */
 static int check_value(const param *p, const char *v, const char *where, char *canon, size_t n) {
   char *end = NULL;
@@ -151,8 +210,11 @@ static int walk_yaml(const char *path, const char *text, size_t len, resolve *r)
     if (sk->type != YAML_SCALAR_NODE)
       TS_FAIL(TS_ECONFIG, "CONFIG_TYPE", "%s:%zu: section names must be plain words", path, sline);
     const char *sname = (const char *)sk->data.scalar.value;
-    if (!section_exists(sname))
-      TS_FAIL(TS_ECONFIG, "CONFIG_UNKNOWN_KEY", "%s:%zu: unknown section '%s' (see `tessera run --help` for the keys)", path, sline, sname);
+    if (!section_exists(sname)) {
+      const char *near = nearest_section(sname);
+      TS_FAIL(TS_ECONFIG, "CONFIG_UNKNOWN_KEY", "%s:%zu: unknown section '%s' (%s%s%ssee `tessera run --help` for the keys)", path, sline, sname,
+              near ? "did you mean " : "", near ? near : "", near ? "? " : "");
+    }
     if (sv->type == YAML_SCALAR_NODE && sv->data.scalar.length == 0) continue; /* "tile:" alone */
     if (sv->type != YAML_MAPPING_NODE)
       TS_FAIL(TS_ECONFIG, "CONFIG_TYPE", "%s:%zu: section '%s' must be a mapping of keys", path, sline, sname);
@@ -162,8 +224,9 @@ static int walk_yaml(const char *path, const char *text, size_t len, resolve *r)
       size_t kline = kk->start_mark.line + 1;
       const char *kname = kk->type == YAML_SCALAR_NODE ? (const char *)kk->data.scalar.value : "?";
       int i = find_param(sname, kname);
+      char hint[200];
       if (i < 0)
-        TS_FAIL(TS_ECONFIG, "CONFIG_UNKNOWN_KEY", "%s:%zu: unknown key '%s.%s' (see `tessera run --help` for the keys)", path, kline, sname, kname);
+        TS_FAIL(TS_ECONFIG, "CONFIG_UNKNOWN_KEY", "%s:%zu: unknown key '%s.%s' (%s)", path, kline, sname, kname, key_hint(sname, kname, hint, sizeof hint));
       if (r->line[i])
         TS_FAIL(TS_ECONFIG, "CONFIG_DUPLICATE_KEY", "%s:%zu: key '%s.%s' already set on line %d", path, kline, sname, kname, r->line[i]);
       if (kv->type != YAML_SCALAR_NODE)
@@ -189,8 +252,9 @@ static int apply_set(resolve *r, const char *set) {
   snprintf(section, sizeof section, "%.*s", (int)(dot - set), set);
   snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
   int i = find_param(section, key);
+  char hint[200];
   if (i < 0)
-    return ts_error_set(TS_ECONFIG, "CONFIG_UNKNOWN_KEY", "--set %s: unknown key '%s.%s' (see `tessera run --help`)", set, section, key);
+    return ts_error_set(TS_ECONFIG, "CONFIG_UNKNOWN_KEY", "--set %s: unknown key '%s.%s' (%s)", set, section, key, key_hint(section, key, hint, sizeof hint));
   char where[256];
   snprintf(where, sizeof where, "--set %s.%s", section, key);
   TS_CALL(set_val(r, i, eq + 1, where));
@@ -399,16 +463,261 @@ void ts_config_hash_keys(const ts_config *c, const char *const *deps, char hex_o
   free(buf);
 }
 
-void ts_config_print_schema(FILE *f) {
-  const char *cur = "";
-  for (int i = 0; i < N_PARAMS; i++) {
-    if (strcmp(cur, params[i].section)) {
-      cur = params[i].section;
-      fprintf(f, "  %s:\n", cur);
-    }
-    const char *doc = is_path_param(&params[i]) || is_exec_param(&params[i]) ? params[i].doc + 6 : params[i].doc;
-    fprintf(f, "    %-14s %-8s %-10s %s%s\n", params[i].key, type_name(params[i].type),
-            params[i].def ? (params[i].def[0] ? params[i].def : "\"\"") : "(required)", doc,
-            is_path_param(&params[i]) ? " (relative to the config file)" : is_exec_param(&params[i]) ? " (changes speed, never results)" : "");
+/* ---- --help: the table as aligned columns ----
+ * Columns: key, type, default, range, doc. Each column is as wide as its longest cell, except
+ * that a cell longer than its cap (the records schemas' defaults run to 100+ characters) does
+ * not widen the column for everyone: it overflows, and the rest of its row moves to the next
+ * line at the same column, so every column still starts where the others do. The doc wraps
+ * at SCHEMA_WIDTH with a hanging indent under the doc column. */
+enum { SCHEMA_INDENT = 4, SCHEMA_WIDTH = 100, SCHEMA_CAP = 20, SCHEMA_MIN_DOC = 30, SCHEMA_COLS = 5 };
+
+/* A bound as short as it reads exactly: whole numbers below 1e6 in full, others in the
+ * shortest %g text that reads back to the same double (1e+12, 4294967295, 0.05). */
+static void schema_bound(double x, char *buf, size_t n) {
+  if (x == floor(x) && fabs(x) < 1e6) {
+    snprintf(buf, n, "%.0f", x);
+    return;
   }
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(buf, n, "%.*g", prec, x);
+    if (strtod(buf, NULL) == x) return;
+  }
+}
+
+/* The range column: [min, max] for numbers, the allowed words for booleans, "-" for strings
+ * (the table gives them no range). */
+static void schema_range(const param *p, char *buf, size_t n) {
+  char lo[32], hi[32];
+  switch (p->type) {
+  case P_INT:
+  case P_FLOAT:
+    schema_bound(p->min, lo, sizeof lo);
+    schema_bound(p->max, hi, sizeof hi);
+    snprintf(buf, n, "[%s, %s]", lo, hi);
+    return;
+  case P_BOOL: snprintf(buf, n, "true|false"); return;
+  case P_STR: snprintf(buf, n, "-"); return;
+  }
+  snprintf(buf, n, "?");
+}
+
+static const char *schema_default(const param *p) {
+  return p->def ? (p->def[0] ? p->def : "\"\"") : "(required)";
+}
+
+/* Move to column col of the current line (one space at least), or start a new line there. */
+static int schema_goto(FILE *f, int cur, int col) {
+  if (cur >= col) {
+    fputc('\n', f);
+    cur = 0;
+  }
+  for (; cur < col; cur++) fputc(' ', f);
+  return cur;
+}
+
+/* Print text from column col (the cursor is there), word-wrapped so that lines end by column
+ * SCHEMA_WIDTH (but hold SCHEMA_MIN_DOC characters at least), continuation lines indented to
+ * col; a word longer than a line is kept whole. Returns the cursor's column. */
+static int schema_wrap(FILE *f, int col, const char *text) {
+  int width = SCHEMA_WIDTH - col < SCHEMA_MIN_DOC ? SCHEMA_MIN_DOC : SCHEMA_WIDTH - col;
+  int used = 0;
+  for (const char *w = text; *w;) {
+    while (*w == ' ') w++;
+    if (!*w) break;
+    int len = (int)strcspn(w, " ");
+    if (len > width) { /* a word no line holds (a CSV column list): break it after a comma */
+      int room = used ? width - used - 1 : width, cut = 0;
+      for (int k = 0; k < len && k < room; k++)
+        if (w[k] == ',') cut = k + 1;
+      if (!cut && used) room = width; /* try again on a line of its own */
+      if (!cut)
+        for (int k = 0; k < len && k < room; k++)
+          if (w[k] == ',') cut = k + 1;
+      if (cut) len = cut;
+    }
+    if (used && used + 1 + len > width) {
+      fputc('\n', f);
+      for (int c = 0; c < col; c++) fputc(' ', f);
+      used = 0;
+    }
+    if (used) fputc(' ', f), used++;
+    fprintf(f, "%.*s", len, w);
+    used += len;
+    w += len;
+    if (*w && *w != ' ') { /* the rest of a broken word starts the next line */
+      fputc('\n', f);
+      for (int c = 0; c < col; c++) fputc(' ', f);
+      used = 0;
+    }
+  }
+  return col + used;
+}
+
+void ts_config_print_schema(FILE *f) {
+  static const char *const head[SCHEMA_COLS] = {"key", "type", "default", "range", "doc"};
+  int width[SCHEMA_COLS - 1];
+  for (int c = 0; c < SCHEMA_COLS - 1; c++) width[c] = (int)strlen(head[c]);
+  for (int i = 0; i < N_PARAMS; i++) {
+    char range[96];
+    schema_range(&params[i], range, sizeof range);
+    const char *cell[SCHEMA_COLS - 1] = {params[i].key, type_name(params[i].type), schema_default(&params[i]), range};
+    for (int c = 0; c < SCHEMA_COLS - 1; c++) {
+      int len = (int)strlen(cell[c]);
+      if (len > width[c] && (len <= SCHEMA_CAP || c < 2)) width[c] = len; /* keys and types always fit */
+    }
+  }
+  int col[SCHEMA_COLS];
+  col[0] = SCHEMA_INDENT;
+  for (int c = 1; c < SCHEMA_COLS; c++) col[c] = col[c - 1] + width[c - 1] + 2;
+
+  int cur = 0;
+  for (int c = 0; c < SCHEMA_COLS; c++) {
+    cur = schema_goto(f, cur, col[c]);
+    cur += fprintf(f, "%s", head[c]);
+  }
+  fputc('\n', f);
+  const char *section = "";
+  for (int i = 0; i < N_PARAMS; i++) {
+    const param *p = &params[i];
+    if (strcmp(section, p->section)) {
+      section = p->section;
+      fprintf(f, "  %s:\n", section);
+    }
+    char range[96];
+    schema_range(p, range, sizeof range);
+    const char *cell[SCHEMA_COLS - 1] = {p->key, type_name(p->type), schema_default(p), range};
+    cur = 0;
+    for (int c = 0; c < SCHEMA_COLS - 1; c++) {
+      cur = schema_goto(f, cur, col[c]);
+      /* a cell wider than its column wraps in the room left on the line; the row goes on at the
+       * next column of the line after it */
+      cur = schema_wrap(f, col[c], cell[c]);
+      if ((int)strlen(cell[c]) > width[c]) cur = col[c + 1]; /* schema_goto: next line */
+    }
+    cur = schema_goto(f, cur, col[SCHEMA_COLS - 1]);
+    char doc[1024];
+    snprintf(doc, sizeof doc, "%s%s", is_path_param(p) || is_exec_param(p) ? p->doc + 6 : p->doc,
+             is_path_param(p) ? " (relative to the config file)" : is_exec_param(p) ? " (changes speed, never results)" : "");
+    schema_wrap(f, col[SCHEMA_COLS - 1], doc);
+    fputc('\n', f);
+  }
+}
+
+/* ---- diff of two canonical texts ---- */
+typedef struct kv_line {
+  char *name;        /* "section.key" */
+  const char *value; /* into the text, value_len bytes */
+  size_t value_len;
+} kv_line;
+
+/* Split a canonical text ("section:" lines, "  key: value" lines, '#' comments, blank lines)
+ * into kv lines. *out is malloc'd; names are malloc'd; values point into text. */
+static int parse_canonical(const char *text, const char *which, kv_line **out, int *n_out) {
+  kv_line *v = NULL;
+  int n = 0, cap = 0, line = 0, rc = 0;
+  char section[128] = "";
+  *out = NULL;
+  *n_out = 0;
+  for (const char *p = text; p && *p;) {
+    const char *nl = strchr(p, '\n');
+    size_t len = nl ? (size_t)(nl - p) : strlen(p);
+    line++;
+    if (len == 0 || p[0] == '#') {
+      /* blank or comment */
+    } else if (p[0] != ' ') {
+      if (p[len - 1] != ':' || len - 1 >= sizeof section || memchr(p, ' ', len))
+        TS_FAIL(TS_ECONFIG, "CONFIG_SYNTAX", "%s config text:%d: expected 'section:'", which, line);
+      snprintf(section, sizeof section, "%.*s", (int)(len - 1), p);
+    } else {
+      const char *k = p;
+      while (k < p + len && *k == ' ') k++;
+      const char *colon = memchr(k, ':', len - (size_t)(k - p));
+      if (!section[0] || !colon || colon == k)
+        TS_FAIL(TS_ECONFIG, "CONFIG_SYNTAX", "%s config text:%d: expected '  key: value' under a section", which, line);
+      const char *val = colon + 1;
+      while (val < p + len && *val == ' ') val++;
+      if (n == cap) {
+        cap = cap ? 2 * cap : 64;
+        kv_line *nv = realloc(v, (size_t)cap * sizeof *v);
+        if (!nv) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "config diff");
+        v = nv;
+      }
+      size_t name_len = strlen(section) + 1 + (size_t)(colon - k) + 1;
+      v[n].name = malloc(name_len);
+      if (!v[n].name) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "config diff");
+      snprintf(v[n].name, name_len, "%s.%.*s", section, (int)(colon - k), k);
+      v[n].value = val;
+      v[n].value_len = (size_t)(p + len - val);
+      n++;
+      for (int j = 0; j < n - 1; j++)
+        if (!strcmp(v[j].name, v[n - 1].name))
+          TS_FAIL(TS_ECONFIG, "CONFIG_SYNTAX", "%s config text:%d: key '%s' appears twice", which, line, v[n - 1].name);
+    }
+    p = nl ? nl + 1 : NULL;
+  }
+out:
+  if (rc < 0) {
+    for (int j = 0; j < n; j++) free(v[j].name);
+    free(v);
+    return rc;
+  }
+  *out = v;
+  *n_out = n;
+  return 0;
+}
+
+static const kv_line *kv_find(const kv_line *v, int n, const char *name) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(v[i].name, name)) return &v[i];
+  return NULL;
+}
+
+/* Append name to the list in buf (n bytes, used bytes so far), reserving room for ", ..." while
+ * more names may follow; once a name does not fit, ", ..." ends the list for good. */
+static void list_add(char *buf, size_t n, size_t *used, bool *full, const char *name, bool more_may_follow) {
+  if (!buf || !n || *full) return;
+  size_t sep = *used ? 2 : 0, len = strlen(name), reserve = more_may_follow ? 5 : 0;
+  if (*used + sep + len + reserve < n) {
+    snprintf(buf + *used, n - *used, "%s%s", sep ? ", " : "", name);
+    *used += sep + len;
+    return;
+  }
+  /* the previous name reserved room for ", ..."; a first name that does not fit leaves "..." */
+  snprintf(buf + *used, n - *used, "%s", *used ? ", ..." : "...");
+  *full = true;
+}
+
+int ts_config_diff_keys(const char *old_text, const char *new_text, char *buf, size_t n) {
+  kv_line *a = NULL, *b = NULL;
+  int na = 0, nb = 0, rc = 0, count = 0;
+  size_t used = 0;
+  bool full = false;
+  if (buf && n) buf[0] = '\0';
+  if (!old_text || !new_text) return ts_error_set(TS_EINVAL, "INVALID_ARGUMENT", "ts_config_diff_keys: NULL text");
+  TS_TRY(parse_canonical(old_text, "old", &a, &na));
+  TS_TRY(parse_canonical(new_text, "new", &b, &nb));
+  /* first pass counts, so that the last name listed knows it is the last */
+  int total = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    count = 0;
+    for (int i = 0; i < na; i++) {
+      const kv_line *o = kv_find(b, nb, a[i].name);
+      if (o && o->value_len == a[i].value_len && !memcmp(o->value, a[i].value, o->value_len)) continue;
+      count++;
+      if (pass) list_add(buf, n, &used, &full, a[i].name, count < total);
+    }
+    for (int i = 0; i < nb; i++) {
+      if (kv_find(a, na, b[i].name)) continue;
+      count++;
+      if (pass) list_add(buf, n, &used, &full, b[i].name, count < total);
+    }
+    total = count;
+  }
+  rc = count;
+out:
+  for (int i = 0; i < na; i++) free(a[i].name);
+  for (int i = 0; i < nb; i++) free(b[i].name);
+  free(a);
+  free(b);
+  return rc;
 }

@@ -15,7 +15,9 @@
  * libcyaml loads into the struct below (libcyaml 1.3 reports no line numbers, hence pass 1).
  *
  * Tokens: CONFIG_MISSING_FILE, CONFIG_SYNTAX, CONFIG_UNKNOWN_KEY, CONFIG_TYPE, CONFIG_RANGE,
- * CONFIG_MISSING_KEY, CONFIG_BAD_SET. All with status TS_ECONFIG.
+ * CONFIG_MISSING_KEY, CONFIG_BAD_SET. All with status TS_ECONFIG. An unknown key or section
+ * names the nearest one of the table when a typo away ("did you mean tile.mpp?"), across
+ * sections too (tile.batch → extract.batch).
  */
 #ifndef TS_CONFIG_H
 #define TS_CONFIG_H
@@ -48,7 +50,20 @@ void ts_config_free(ts_config **c);
  * ("tile") or a key ("cohort.csv"). */
 void ts_config_hash_keys(const ts_config *c, const char *const *deps, char hex_out[65]);
 
-/* Print the schema (keys, types, defaults, docs) for --help. */
+/* Print the schema for --help: one row per key under its section (key, type, default, range,
+ * doc), a header row first. Columns are as wide as their cells (an overlong default overflows
+ * and the row goes on at the same columns on the next line); docs wrap at 100 columns with a
+ * hanging indent. A function of schemas/config_params.h only. */
 void ts_config_print_schema(FILE *f);
+
+/* Which keys differ between two canonical resolved texts (c->text, a run's config.yaml): keys
+ * whose value text differs, and keys present in only one of them. Writes their "section.key"
+ * names into buf (n bytes, always NUL-terminated when n > 0; buf may be NULL when n is 0),
+ * comma-separated in the old text's order, then the new text's, e.g. "tile.size, extract.batch";
+ * a list that does not fit ends in ", ..." after the names that do. Returns the number of keys
+ * that differ (0: same values), or TS_ECONFIG (CONFIG_SYNTAX, naming old/new and the line) when
+ * a text is not canonical, TS_EINVAL for a NULL text. Exec keys count like any other.
+ * Thread-safe; allocates only temporarily. */
+int ts_config_diff_keys(const char *old_text, const char *new_text, char *buf, size_t n);
 
 #endif

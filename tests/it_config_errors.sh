@@ -24,6 +24,19 @@ printf 'cohort:\n  csv: cohort.csv\n' > ok.yaml
 expect_rc 2 "$TESSERA" run ok.yaml --set tile.size=huge
 check "--set validated like the file" grep -q 'CONFIG_TYPE: --set tile.size' "$WORK/out"
 
+printf 'cohort:\n  csv: cohort.csv\ntile:\n  mp: 0.5\n' > typo.yaml
+expect_rc 2 "$TESSERA" run typo.yaml
+check "unknown key suggests the nearest key" grep -q 'CONFIG_UNKNOWN_KEY: typo.yaml:4: .*did you mean tile.mpp?' "$WORK/out"
+printf 'cohort:\n  csv: cohort.csv\nextrct:\n  batch: 8\n' > typosec.yaml
+expect_rc 2 "$TESSERA" run typosec.yaml
+check "unknown section suggests the nearest section" grep -q 'CONFIG_UNKNOWN_KEY: typosec.yaml:3: .*did you mean extract?' "$WORK/out"
+expect_rc 2 "$TESSERA" run ok.yaml --set extract.encodr=resnet18
+check "--set unknown key suggests the nearest key" grep -q 'CONFIG_UNKNOWN_KEY: --set extract.encodr=resnet18: .*did you mean extract.encoder?' "$WORK/out"
+expect_rc 0 "$TESSERA" run --help
+check "run --help shows each key's range in its column" grep -qE '^    size +integer +256 +\[16, 8192\] +tile side' "$WORK/out"
+check "run --help keeps the key table within 100 columns" test "$(awk '/^    key +type +default +range +doc$/ { t = 1 } t && /^$/ { t = 0 } t && length($0) > m { m = length($0) } END { print m + 0 }' "$WORK/out")" -le 100
+check "run --help has the key table" grep -qE '^    key +type +default +range +doc$' "$WORK/out"
+
 printf 'cohort:\n  csv: nothere.csv\n' > nocohort.yaml
 expect_rc 2 "$TESSERA" run nocohort.yaml
 check "missing cohort CSV named" grep -q 'COHORT_MISSING_FILE: .*nothere.csv' "$WORK/out"
