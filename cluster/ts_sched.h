@@ -21,9 +21,10 @@
 #define TS_SCHED_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "ts_ledger.h"
+#include "ts_unit.h"
 
 typedef struct ts_sched_result {
   int64_t idx;

@@ -22,13 +22,6 @@ static int sql_err(ts_ledger *l, const char *what) {
   return ts_error_set(TS_EIO, "LEDGER_SQL", "%s: %s: %s", l->path, what, sqlite3_errmsg(l->db));
 }
 
-void ts_now_iso(char buf[32]) {
-  time_t t = time(NULL);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 int ts_ledger_open(const char *path, bool readonly, ts_ledger **out) {
   *out = NULL;
   ts_ledger *l = calloc(1, sizeof *l);
@@ -245,6 +238,10 @@ int ts_ledger_unit_items(ts_ledger *l, const char *stage, const char *unit, int6
 
 int ts_ledger_unit_error(ts_ledger *l, const char *stage, const char *unit, char token_out[64]) {
   return query_text(l, "SELECT error_token FROM units WHERE stage=? AND unit=? AND state='failed'", stage, unit, token_out, 64);
+}
+
+int ts_ledger_unit_error_message(ts_ledger *l, const char *stage, const char *unit, char *message, size_t n) {
+  return query_text(l, "SELECT error_message FROM units WHERE stage=? AND unit=? AND state='failed'", stage, unit, message, n);
 }
 
 int ts_ledger_unit_output(ts_ledger *l, const char *stage, const char *unit, char *output, size_t n, char checksum_out[65]) {

@@ -23,6 +23,7 @@
 #include "ts_error.h"
 #include "ts_io.h"
 #include "ts_ledger.h"
+#include "ts_run_impl.h"
 #include "ts_sched.h"
 #include "ts_stage.h"
 #include "ts_stop.h"
@@ -51,6 +52,7 @@ typedef struct run_state {
   char stage_hash[65];
   int64_t n_failed_now;
   bool quiet;
+  ts_ledger *ledger; /* rank 0 */
 } run_state;
 
 static int bcast_text(char **s, int rank) {
@@ -79,7 +81,7 @@ static int cb_output(void *ctx, const char *rel, char *buf, size_t n) {
 static int cb_result(void *ctx, const ts_sched_result *r) {
   run_state *s = ctx;
   if (r->ok) {
-    TS_CALL(ts_ledger_unit_done(s->run.ledger, s->stage->name, r->id, r->rank, r->attempts, s->run.run_id, &r->rec));
+    TS_CALL(ts_ledger_unit_done(s->ledger, s->stage->name, r->id, r->rank, r->attempts, s->run.run_id, &r->rec));
     if (r->rec.n_bad > 0 && !s->quiet)
       fprintf(stderr, "%s: unit %s done with %lld bad item(s), recorded: %s\n", s->stage->name, r->id, (long long)r->rec.n_bad,
               r->rec.bad_message);
@@ -88,7 +90,7 @@ static int cb_result(void *ctx, const ts_sched_result *r) {
   s->n_failed_now++;
   fprintf(stderr, "%s: unit %s failed on rank %d after %d attempt(s): %s\n", s->stage->name, r->id, r->rank,
           r->attempts, r->message);
-  return ts_ledger_unit_failed(s->run.ledger, s->stage->name, r->id, r->rank, r->attempts, s->run.run_id,
+  return ts_ledger_unit_failed(s->ledger, s->stage->name, r->id, r->rank, r->attempts, s->run.run_id,
                                r->seconds, r->token, r->message);
 }
 
@@ -274,7 +276,9 @@ int ts_cmd_run(int argc, char **argv) {
   s.run.cohort = &cohort;
   s.run.rank = rank;
   s.run.nranks = nranks;
-  s.run.ledger = ledger;
+  s.run.ops = rank == 0 ? &ts_run_ledger_ops : NULL;
+  s.run.impl = ledger;
+  s.ledger = ledger;
   s.quiet = quiet;
 
   if (rank == 0) {
@@ -302,6 +306,7 @@ int ts_cmd_run(int argc, char **argv) {
   for (int i = 0; ts_stages[i]; i++) {
     const struct ts_stage *st = ts_stages[i];
     s.stage = st;
+    s.run.stage_name = st->name;
     ts_units units;
     memset(&units, 0, sizeof units);
     char **todo_ids = NULL;

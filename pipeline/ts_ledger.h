@@ -17,26 +17,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ts_io.h"
+#include "ts_unit.h"
+
 typedef struct ts_ledger ts_ledger;
-
-/* An item of a unit that could not be processed while the unit itself completed (a tile whose
- * JPEG does not decode): recorded in the ledger's bad_items table with the unit. */
-typedef struct ts_bad_item {
-  int64_t item;        /* index of the item (tile index in the slide's tile file) */
-  int64_t x, y;        /* where it is (level-0 px), or 0 */
-  char token[40];      /* error token, e.g. TILE_DECODE */
-} ts_bad_item;
-
-typedef struct ts_unit_record {
-  char output[1024];   /* path relative to the run directory */
-  char checksum[65];   /* SHA-256 hex of the output */
-  int64_t bytes;
-  double seconds;
-  int64_t items;       /* e.g. tiles written */
-  int64_t n_bad;       /* bad items (the unit is still done) */
-  ts_bad_item *bad;    /* n_bad items; a stage's work mallocs it, the scheduler frees it */
-  char bad_message[512]; /* the message of the first bad item, "" when none */
-} ts_unit_record;
 
 typedef struct ts_stage_counts {
   char name[64];
@@ -89,6 +73,8 @@ int ts_ledger_unit_failed(ts_ledger *l, const char *stage, const char *unit, int
 int ts_ledger_unit_items(ts_ledger *l, const char *stage, const char *unit, int64_t *items_out);
 /* Error token recorded for a failed unit ("" otherwise). */
 int ts_ledger_unit_error(ts_ledger *l, const char *stage, const char *unit, char token_out[64]);
+/* Error message recorded for a failed unit ("" otherwise). */
+int ts_ledger_unit_error_message(ts_ledger *l, const char *stage, const char *unit, char *message, size_t n);
 /* Output path and checksum recorded for a done unit. */
 int ts_ledger_unit_output(ts_ledger *l, const char *stage, const char *unit, char *output,
                           size_t n, char checksum_out[65]);
@@ -111,7 +97,5 @@ int ts_ledger_bad_items(ts_ledger *l, const char *stage,
 int ts_ledger_rusage(ts_ledger *l, int64_t run_id, const char *stage, int rank, int64_t peak_rss_kb,
                      double cpu_seconds);
 
-/* The current time as ISO 8601 UTC ("2026-11-27T22:03:02Z"). */
-void ts_now_iso(char buf[32]);
 
 #endif

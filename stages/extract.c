@@ -174,7 +174,7 @@ static int plan(const ts_run *run, ts_units *units) {
   for (int i = 0; i < n; i++) {
     order[i].row = i;
     if (ts_id_is_safe(run->cohort->rows[i].slide_id))
-      TS_TRY(ts_ledger_unit_items(run->ledger, "tile", run->cohort->rows[i].slide_id, &order[i].tiles));
+      TS_TRY(ts_run_unit_items(run, "tile", run->cohort->rows[i].slide_id, &order[i].tiles));
   }
   qsort(order, (size_t)n, sizeof *order, by_tiles_desc);
   for (int k = 0; k < n; k++) rows[k] = order[k].row;
@@ -186,7 +186,7 @@ static int plan(const ts_run *run, ts_units *units) {
       continue;
     }
     char state[16];
-    TS_TRY(ts_ledger_unit_state(run->ledger, "extract", id, state));
+    TS_TRY(ts_run_unit_state(run, "extract", id, state));
     int64_t first_shard = units->n;
     if (strcmp(state, "done")) { /* a merged slide needs no shards (done ones of a past run stay on record) */
       int64_t nt = order[k].tiles, step = shard_size(c, nt);
@@ -196,10 +196,10 @@ static int plan(const ts_run *run, ts_units *units) {
         snprintf(sid, sizeof sid, "%s#%lld-%lld", id, (long long)f, (long long)e);
         /* a shard recorded done whose file is gone (scratch cleaned by hand) is redone, not
          * left for the merge to fail on */
-        TS_TRY(ts_ledger_unit_state(run->ledger, "extract", sid, st));
+        TS_TRY(ts_run_unit_state(run, "extract", sid, st));
         shard_rel(id, f, e, rel, sizeof rel);
         TS_TRY(ts_run_path(run, rel, path, sizeof path));
-        if (!strcmp(st, "done") && !ts_io_exists(path)) TS_TRY(ts_ledger_unit_reset(run->ledger, "extract", sid));
+        if (!strcmp(st, "done") && !ts_io_exists(path)) TS_TRY(ts_run_unit_redo(run, sid));
         TS_TRY(ts_units_add(units, sid));
       }
     }
@@ -559,7 +559,7 @@ static int drop_shards(const ts_run *run, const char *slide) {
     rmdir(dir);
   }
   snprintf(prefix, sizeof prefix, "%s#", slide);
-  return ts_ledger_units_retire_outputs(run->ledger, "extract", prefix);
+  return ts_run_retire_outputs(run, prefix);
 }
 
 static int unit_done(const ts_run *run, const char *unit) {
@@ -568,16 +568,16 @@ static int unit_done(const ts_run *run, const char *unit) {
 
 /* After a kill between a merge's record and its clean-up: sweep every merged slide. */
 static int finish(const ts_run *run) {
-  int rc = ts_ledger_begin(run->ledger);
+  int rc = ts_run_begin(run);
   for (int i = 0; rc >= 0 && i < run->cohort->n; i++) {
     const char *id = run->cohort->rows[i].slide_id;
     char state[16], rel[TS_PATH_MAX], dir[TS_PATH_MAX];
     if (!ts_id_is_safe(id)) continue;
     snprintf(rel, sizeof rel, "scratch/extract/%s", id);
     if ((rc = ts_run_path(run, rel, dir, sizeof dir)) < 0 || !ts_io_exists(dir)) continue;
-    if ((rc = ts_ledger_unit_state(run->ledger, "extract", id, state)) >= 0 && !strcmp(state, "done")) rc = drop_shards(run, id);
+    if ((rc = ts_run_unit_state(run, "extract", id, state)) >= 0 && !strcmp(state, "done")) rc = drop_shards(run, id);
   }
-  int cc = ts_ledger_commit(run->ledger); /* retirements done before an error are true: keep them */
+  int cc = ts_run_commit(run); /* retirements done before an error are true: keep them */
   return rc < 0 ? rc : cc;
 }
 

@@ -253,7 +253,7 @@ static int finish_table(const ts_run *run, const table_def *d, int64_t file) {
     char uid[128], rel[256], path[TS_PATH_MAX], token[64] = "";
     snprintf(uid, sizeof uid, "%s:%lld", d->name, (long long)b);
     snprintf(rel, sizeof rel, "records/partial/%s-%lld.h5", d->name, (long long)b);
-    TS_TRY(ts_ledger_unit_error(run->ledger, "records", uid, token));
+    TS_TRY(ts_run_unit_error(run, "records", uid, token, NULL, 0));
     TS_TRY(ts_run_path(run, rel, path, sizeof path));
     int64_t r0 = b * B, r1 = r0 + B < t->nrows ? r0 + B : t->nrows;
     bool good = !token[0];

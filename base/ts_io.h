@@ -42,4 +42,7 @@ int ts_io_join(const char *dir, const char *name, char *buf, size_t n);
  * starting with '.', so it can never escape the run directory. */
 bool ts_id_is_safe(const char *id);
 
+/* The current time as ISO 8601 UTC ("2026-11-27T22:03:02Z"). */
+void ts_now_iso(char buf[32]);
+
 #endif

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <time.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,4 +152,11 @@ bool ts_id_is_safe(const char *id) {
     if (!ok) return false;
   }
   return true;
+}
+
+void ts_now_iso(char buf[32]) {
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

@@ -191,7 +191,7 @@ int ts_units_for_slides(const ts_run *run, const char *upstream, const int *orde
       TS_CALL(ts_units_add_failed(units, r->slide_id, "SLIDE_BAD_ID", msg));
       continue;
     }
-    if (upstream) TS_CALL(ts_ledger_unit_error(run->ledger, upstream, r->slide_id, token));
+    if (upstream) TS_CALL(ts_run_unit_error(run, upstream, r->slide_id, token, NULL, 0));
     if (token[0]) {
       snprintf(msg, sizeof msg, "UPSTREAM_FAILED: the %s stage failed on this slide with %s", upstream, token);
       TS_CALL(ts_units_add_failed(units, r->slide_id, "UPSTREAM_FAILED", msg));

@@ -48,6 +48,7 @@
 #include <stdint.h>
 
 #include "ts_config.h"
+#include "ts_json.h"
 
 #define TS_REPORT_SECTION_ABI 1u
 #define TS_REPORT_SCHEMA "tessera-report/1"
@@ -137,22 +138,5 @@ int ts_report_h5_content_sha256(const char *path, char hex_out[65]);
 /* The config text with run.dir's line removed: its SHA-256 is the "portable" config hash,
  * equal for a run and its `tessera rerun`. */
 void ts_report_config_portable_sha256(const char *text, char hex_out[65]);
-
-/* A minimal JSON tree (enough for report.json: compare and rerun). */
-typedef enum { TS_JNULL, TS_JBOOL, TS_JNUM, TS_JSTR, TS_JARR, TS_JOBJ } ts_json_type;
-typedef struct ts_json {
-  ts_json_type type;
-  double num;          /* JNUM, JBOOL (0/1) */
-  char *str;           /* JSTR */
-  int n;               /* JARR, JOBJ: children */
-  char **keys;         /* JOBJ */
-  struct ts_json *kids;
-} ts_json;
-/* Parse text into *out (caller: ts_json_clear). Token REPORT_JSON with the byte offset. */
-int ts_json_parse(const char *text, ts_json *out);
-void ts_json_clear(ts_json *j);
-/* Member of an object (NULL when absent or j not an object); path "a.b.c" for nested. */
-const ts_json *ts_json_get(const ts_json *j, const char *path);
-const char *ts_json_str(const ts_json *j, const char *path); /* NULL unless a string */
 
 #endif

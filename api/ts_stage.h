@@ -25,8 +25,11 @@
 
 #include <stdint.h>
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "ts_config.h"
-#include "ts_ledger.h"
+#include "ts_unit.h"
 
 #define TS_STAGE_ABI 1u
 
@@ -57,8 +60,45 @@ typedef struct ts_run {
   int rank, nranks;
   int64_t run_id;           /* rank 0 only */
   const char *stage_hash;   /* hash of the running stage: its config keys and upstream stages */
-  ts_ledger *ledger;        /* rank 0 only, main thread only (plan/finish) */
+  const char *stage_name;   /* the running stage */
+  /* The run's record (the ledger), rank 0 only, main thread only (plan, finish, unit_done):
+   * reached through the ts_run_* functions below, never directly. */
+  const struct ts_run_ops *ops;
+  void *impl;
 } ts_run;
+
+/* ---- The run API: what a stage may ask of the run's record (rank 0, main thread) ----
+ * Stages read upstream results by stage and unit name, never the ledger's tables; the pipeline
+ * provides the implementation (pipeline/run_api.c, over the SQLite ledger). All return 0 or a
+ * negative status with a token set. */
+struct ts_run_ops {
+  int (*unit_state)(void *impl, const char *stage, const char *unit, char state_out[16]);
+  int (*unit_error)(void *impl, const char *stage, const char *unit, char token_out[64], char *message, size_t n);
+  int (*unit_items)(void *impl, const char *stage, const char *unit, int64_t *items_out);
+  int (*unit_output)(void *impl, const char *stage, const char *unit, char *rel, size_t n, char checksum_out[65]);
+  int (*unit_redo)(void *impl, const char *stage, const char *unit);
+  int (*retire_outputs)(void *impl, const char *stage, const char *unit_prefix);
+  int (*begin)(void *impl);
+  int (*commit)(void *impl);
+};
+/* "pending", "done", "failed", or "" when the stage has no such unit. */
+int ts_run_unit_state(const ts_run *run, const char *stage, const char *unit, char state_out[16]);
+/* Token (and message, when message is not NULL) of a failed unit; "" otherwise. */
+int ts_run_unit_error(const ts_run *run, const char *stage, const char *unit, char token_out[64], char *message, size_t n);
+/* Items recorded for a done unit (0 when not done). */
+int ts_run_unit_items(const ts_run *run, const char *stage, const char *unit, int64_t *items_out);
+/* Run-relative path and SHA-256 of a done unit's main output ("" when not done). */
+int ts_run_unit_output(const ts_run *run, const char *stage, const char *unit, char *rel, size_t n,
+                       char checksum_out[65]);
+/* A unit of the running stage recorded done whose output is gone (a consumed intermediate
+ * removed by hand): make it pending again, so that this run redoes it. */
+int ts_run_unit_redo(const ts_run *run, const char *unit);
+/* Done units of the running stage (name starting with unit_prefix) whose outputs a later unit
+ * consumed and removed: they stay done; their outputs are recorded as consumed. */
+int ts_run_retire_outputs(const ts_run *run, const char *unit_prefix);
+/* Group many of the calls above into one transaction (one fsync). Not nestable. */
+int ts_run_begin(const ts_run *run);
+int ts_run_commit(const ts_run *run);
 
 typedef struct ts_unit {
   int64_t idx;              /* position in the plan */

@@ -20,7 +20,6 @@
 
 #include "ts_error.h"
 #include "ts_io.h"
-#include "ts_ledger.h"
 #include "ts_report.h"
 #include "ts_report_internal.h"
 #include "ts_slide.h"

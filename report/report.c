@@ -18,7 +18,6 @@
 
 #include "ts_error.h"
 #include "ts_io.h"
-#include "ts_ledger.h"
 
 #define MAX_DEPTH 64
 
