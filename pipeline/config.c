@@ -466,9 +466,10 @@ void ts_config_hash_keys(const ts_config *c, const char *const *deps, char hex_o
 /* ---- --help: the table as aligned columns ----
  * Columns: key, type, default, range, doc. Each column is as wide as its longest cell, except
  * that a cell longer than its cap (the records schemas' defaults run to 100+ characters) does
- * not widen the column for everyone: it overflows, and the rest of its row moves to the next
- * line at the same column, so every column still starts where the others do. The doc wraps
- * at SCHEMA_WIDTH with a hanging indent under the doc column. */
+ * not widen the column for everyone: it wraps in the room left on the line, under its own
+ * column, and the rest of its row goes on at the next line, so every column still starts where
+ * the others do. The doc wraps at SCHEMA_WIDTH with a hanging indent under the doc column; a
+ * word too long for any line (a CSV column list) breaks after a comma. */
 enum { SCHEMA_INDENT = 4, SCHEMA_WIDTH = 100, SCHEMA_CAP = 20, SCHEMA_MIN_DOC = 30, SCHEMA_COLS = 5 };
 
 /* A bound as short as it reads exactly: whole numbers below 1e6 in full, others in the
@@ -693,7 +694,7 @@ int ts_config_diff_keys(const char *old_text, const char *new_text, char *buf, s
   size_t used = 0;
   bool full = false;
   if (buf && n) buf[0] = '\0';
-  if (!old_text || !new_text) return ts_error_set(TS_EINVAL, "INVALID_ARGUMENT", "ts_config_diff_keys: NULL text");
+  if (!old_text || !new_text) return ts_error_set(TS_EINVAL, "EINVAL", "ts_config_diff_keys: NULL text");
   TS_TRY(parse_canonical(old_text, "old", &a, &na));
   TS_TRY(parse_canonical(new_text, "new", &b, &nb));
   /* first pass counts, so that the last name listed knows it is the last */

@@ -51,9 +51,9 @@ void ts_config_free(ts_config **c);
 void ts_config_hash_keys(const ts_config *c, const char *const *deps, char hex_out[65]);
 
 /* Print the schema for --help: one row per key under its section (key, type, default, range,
- * doc), a header row first. Columns are as wide as their cells (an overlong default overflows
- * and the row goes on at the same columns on the next line); docs wrap at 100 columns with a
- * hanging indent. A function of schemas/config_params.h only. */
+ * doc), a header row first. Columns are as wide as their cells (an overlong default wraps under
+ * its column and the row goes on at the same columns on the next line); docs wrap at 100
+ * columns with a hanging indent. A function of schemas/config_params.h only. */
 void ts_config_print_schema(FILE *f);
 
 /* Which keys differ between two canonical resolved texts (c->text, a run's config.yaml): keys
