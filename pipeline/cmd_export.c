@@ -59,27 +59,26 @@ typedef struct tally {
 } tally;
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: tessera export clam RUN_DIR OUT_DIR [--encoder NAME] [--force] [--every N] [--quiet]\n\n"
-          "Write a run's slide features where CLAM's training (main.py --data_root_dir OUT_DIR)\n"
-          "looks for them:\n"
-          "  OUT_DIR/pt_files/<slide>.pt  N x D float32 tensor (torch.save; torch.load reads it)\n"
-          "  OUT_DIR/h5_files/<slide>.h5  'features' (N x D float32, the run's attributes) and\n"
-          "                               'coords' (N x 2, with the tile file's attributes)\n"
-          "for every slide whose features (RUN_DIR/features/<encoder>/<slide>.h5) the run's ledger\n"
-          "records done. float16 features are written as float32.\n\n"
-          "options:\n"
-          "  --encoder NAME  directory under RUN_DIR/features/ (the encoder name, or\n"
-          "                  torchscript-<file stem>); needed when the run has several\n"
-          "  --force         replace files in OUT_DIR whose content differs (never by default:\n"
-          "                  such a file is reported EXPORT_EXISTS and left as it is)\n"
-          "  --every N       a progress line every N slides (default 100)\n"
-          "  --quiet         no progress lines\n\n"
-          "Nothing is ever deleted; files already holding the same bytes are left untouched, so\n"
-          "exporting again is cheap. OUT_DIR must not be inside RUN_DIR.\n"
-          "Exit code: 0 every done slide exported, 1 some slides skipped (not recorded done) or\n"
-          "failed (EXPORT_* lines name them; the others were exported), 2 usage error, no run\n"
-          "directory or no features (nothing written).\n");
+  fprintf(f, "usage: tessera export clam RUN_DIR OUT_DIR [--encoder NAME] [--force] [--every N] [--quiet]\n\n"
+             "Write a run's slide features where CLAM's training (main.py --data_root_dir OUT_DIR)\n"
+             "looks for them:\n"
+             "  OUT_DIR/pt_files/<slide>.pt  N x D float32 tensor (torch.save; torch.load reads it)\n"
+             "  OUT_DIR/h5_files/<slide>.h5  'features' (N x D float32, the run's attributes) and\n"
+             "                               'coords' (N x 2, with the tile file's attributes)\n"
+             "for every slide whose features (RUN_DIR/features/<encoder>/<slide>.h5) the run's ledger\n"
+             "records done. float16 features are written as float32.\n\n"
+             "options:\n"
+             "  --encoder NAME  directory under RUN_DIR/features/ (the encoder name, or\n"
+             "                  torchscript-<file stem>); needed when the run has several\n"
+             "  --force         replace files in OUT_DIR whose content differs (never by default:\n"
+             "                  such a file is reported EXPORT_EXISTS and left as it is)\n"
+             "  --every N       a progress line every N slides (default 100)\n"
+             "  --quiet         no progress lines\n\n"
+             "Nothing is ever deleted; files already holding the same bytes are left untouched, so\n"
+             "exporting again is cheap. OUT_DIR must not be inside RUN_DIR.\n"
+             "Exit code: 0 every done slide exported, 1 some slides skipped (not recorded done) or\n"
+             "failed (EXPORT_* lines name them; the others were exported), 2 usage error, no run\n"
+             "directory or no features (nothing written).\n");
 }
 
 /* ---- paths ---- */
@@ -92,19 +91,24 @@ static int resolve_path(const char *path, char *out, size_t n) {
     return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "path too long: %s", path);
   for (;;) {
     size_t k = strlen(head);
-    while (k > 1 && head[k - 1] == '/') head[--k] = '\0';
+    while (k > 1 && head[k - 1] == '/')
+      head[--k] = '\0';
     if (realpath(head, res)) break;
     if (errno != ENOENT) return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "%s: %s", head, strerror(errno));
     char *sl = strrchr(head, '/');
     const char *comp = sl ? sl + 1 : head;
     if (!strcmp(comp, "..") || !strcmp(comp, "."))
-      return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "%s: '.' or '..' in a directory that does not exist yet", path);
+      return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "%s: '.' or '..' in a directory that does not exist yet",
+                          path);
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s%s%s", comp, rest[0] ? "/" : "", rest);
     snprintf(rest, sizeof rest, "%s", tmp);
-    if (!sl) snprintf(head, sizeof head, ".");
-    else if (sl == head) snprintf(head, sizeof head, "/");
-    else *sl = '\0';
+    if (!sl)
+      snprintf(head, sizeof head, ".");
+    else if (sl == head)
+      snprintf(head, sizeof head, "/");
+    else
+      *sl = '\0';
   }
   if (snprintf(out, n, "%s%s%s", res, rest[0] && strcmp(res, "/") ? "/" : "", rest) >= (int)n)
     return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "path too long: %s", path);
@@ -123,10 +127,13 @@ static bool is_dir(const char *p) {
   return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static void free_names(char **v, int n) {
-  for (int i = 0; i < n; i++) free(v[i]);
+  for (int i = 0; i < n; i++)
+    free(v[i]);
   free(v);
 }
 
@@ -145,7 +152,8 @@ static int list_dir(const char *dir, bool dirs, char ***names_out, int *n_out) {
     char p[TS_PATH_MAX];
     ts_io_join(dir, nm, p, sizeof p);
     size_t k = strlen(nm);
-    if (dirs ? !is_dir(p) : (k < 4 || strcmp(nm + k - 3, ".h5") || strstr(nm, ".tmp.") || is_dir(p))) continue;
+    if (dirs ? !is_dir(p) : (k < 4 || strcmp(nm + k - 3, ".h5") || strstr(nm, ".tmp.") || is_dir(p)))
+      continue;
     if (n == cap) {
       char **nv = realloc(v, sizeof *v * (size_t)(cap = cap ? 2 * cap : 64));
       if (!nv) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "listing %s", dir);
@@ -180,8 +188,10 @@ static int file_equals_buf(const char *path, const void *buf, size_t len) {
     if (k > len - off || memcmp(chunk, b + off, k)) same = 0;
     off += k;
   }
-  if (ferror(f)) same = ts_error_set(TS_EIO, "EXPORT_READ", "cannot read %s", path);
-  else if (same == 1 && off != len) same = 0;
+  if (ferror(f))
+    same = ts_error_set(TS_EIO, "EXPORT_READ", "cannot read %s", path);
+  else if (same == 1 && off != len)
+    same = 0;
   fclose(f);
   return same;
 }
@@ -217,10 +227,10 @@ static int read_features(const char *path, feats *fo) {
     goto out;
   }
   if ((cd = H5Dopen2(f, "coords", H5P_DEFAULT)) < 0 || (csp = H5Dget_space(cd)) < 0 ||
-      H5Sget_simple_extent_ndims(csp) != 2 || H5Sget_simple_extent_dims(csp, cdims, NULL) < 0 || cdims[1] != 2 ||
-      cdims[0] != dims[0]) {
-    rc = ts__h5_fail(TS_EINPUT, "EXPORT_BAD_FEATURES", "%s: no 'coords' of %llu x 2 (one per feature row)", path,
-                     (unsigned long long)dims[0]);
+      H5Sget_simple_extent_ndims(csp) != 2 || H5Sget_simple_extent_dims(csp, cdims, NULL) < 0 ||
+      cdims[1] != 2 || cdims[0] != dims[0]) {
+    rc = ts__h5_fail(TS_EINPUT, "EXPORT_BAD_FEATURES", "%s: no 'coords' of %llu x 2 (one per feature row)",
+                     path, (unsigned long long)dims[0]);
     goto out;
   }
   fo->n = (int64_t)dims[0];
@@ -285,7 +295,8 @@ static int write_clam_h5(const char *tmp, const char *src_path, const feats *x) 
   hid_t f = -1, src = -1, sds = -1, sp = -1, dcpl = -1, d = -1, ocp = -1;
   ts__h5_quiet();
   if ((f = ts__h5_create(tmp)) < 0) return ts__h5_fail(TS_EIO, "EXPORT_WRITE", "cannot create %s", tmp);
-  if ((src = H5Fopen(src_path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0 || (sds = H5Dopen2(src, "features", H5P_DEFAULT)) < 0) {
+  if ((src = H5Fopen(src_path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0 ||
+      (sds = H5Dopen2(src, "features", H5P_DEFAULT)) < 0) {
     rc = ts__h5_fail(TS_EIO, "EXPORT_BAD_FEATURES", "cannot reopen %s", src_path);
     goto out;
   }
@@ -342,7 +353,8 @@ static int put_bytes(const char *path, const void *b, size_t len, bool force, pu
       return 0;
     }
     if (!force)
-      return ts_error_set(TS_EINPUT, "EXPORT_EXISTS", "%s exists with other content: left as it is (--force replaces it)", path);
+      return ts_error_set(TS_EINPUT, "EXPORT_EXISTS",
+                          "%s exists with other content: left as it is (--force replaces it)", path);
   }
   if (ts_io_write_atomic(path, b, len) < 0) return rewrap(TS_EIO, "EXPORT_WRITE", path);
   *res = PUT_WRITTEN;
@@ -360,7 +372,8 @@ static int put_file(const char *tmp, const char *path, bool force, put_result *r
       goto out;
     }
     if (!force)
-      TS_FAIL(TS_EINPUT, "EXPORT_EXISTS", "%s exists with other content: left as it is (--force replaces it)", path);
+      TS_FAIL(TS_EINPUT, "EXPORT_EXISTS", "%s exists with other content: left as it is (--force replaces it)",
+              path);
   }
   if (ts_io_commit(tmp, path) < 0) {
     rc = rewrap(TS_EIO, "EXPORT_WRITE", path);
@@ -399,9 +412,10 @@ static int export_slide(const opts *o, const char *src, const char *slide, bool 
   if (!o->force && ts_io_exists(pt_path)) {
     int same = file_equals_buf(pt_path, pt, pt_len);
     if (same == 0)
-      rc = ts_error_set(TS_EINPUT, "EXPORT_EXISTS", "%s exists with other content: left as it is (--force replaces it)",
-                        pt_path);
-    else if (same < 0) rc = same;
+      rc = ts_error_set(TS_EINPUT, "EXPORT_EXISTS",
+                        "%s exists with other content: left as it is (--force replaces it)", pt_path);
+    else if (same < 0)
+      rc = same;
     if (rc < 0) {
       unlink(tmp);
       goto out;
@@ -425,25 +439,34 @@ static int parse(int argc, char **argv, opts *o) {
   int npos = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (!strcmp(a, "--force")) o->force = true;
-    else if (!strcmp(a, "--quiet")) o->quiet = true;
-    else if (!strcmp(a, "--encoder") && i + 1 < argc) o->encoder = argv[++i];
-    else if (!strncmp(a, "--encoder=", 10)) o->encoder = a + 10;
+    if (!strcmp(a, "--force"))
+      o->force = true;
+    else if (!strcmp(a, "--quiet"))
+      o->quiet = true;
+    else if (!strcmp(a, "--encoder") && i + 1 < argc)
+      o->encoder = argv[++i];
+    else if (!strncmp(a, "--encoder=", 10))
+      o->encoder = a + 10;
     else if (!strcmp(a, "--every") && i + 1 < argc) {
       char *end = NULL;
       o->every = strtol(argv[++i], &end, 10);
       if (!end || *end || o->every < 1)
         return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "--every needs a positive integer, got '%s'", argv[i]);
-    } else if (a[0] == '-' && a[1]) return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "unknown option '%s'", a);
-    else if (npos < 3) *pos[npos++] = a;
-    else return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "unexpected argument '%s'", a);
+    } else if (a[0] == '-' && a[1])
+      return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "unknown option '%s'", a);
+    else if (npos < 3)
+      *pos[npos++] = a;
+    else
+      return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "unexpected argument '%s'", a);
   }
   if (npos < 3)
-    return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "tessera export clam RUN_DIR OUT_DIR [--encoder NAME] [--force]");
+    return ts_error_set(TS_EINVAL, "EXPORT_USAGE",
+                        "tessera export clam RUN_DIR OUT_DIR [--encoder NAME] [--force]");
   if (strcmp(o->format, "clam"))
     return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "unknown export format '%s' (known: clam)", o->format);
   if (o->encoder && (!o->encoder[0] || strchr(o->encoder, '/') || o->encoder[0] == '.'))
-    return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "--encoder '%s' is not a directory name under features/", o->encoder);
+    return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "--encoder '%s' is not a directory name under features/",
+                        o->encoder);
   return 0;
 }
 
@@ -486,7 +509,8 @@ int ts_cmd_export(int argc, char **argv) {
     goto out;
   }
   if (path_within(out_abs, run_abs)) {
-    fprintf(stderr, "EXPORT_OUT_IN_RUN: %s (%s) is inside the run directory %s: choose a directory outside it\n",
+    fprintf(stderr,
+            "EXPORT_OUT_IN_RUN: %s (%s) is inside the run directory %s: choose a directory outside it\n",
             o.out_dir, out_abs, run_abs);
     goto out;
   }
@@ -500,8 +524,10 @@ int ts_cmd_export(int argc, char **argv) {
   }
   const char *enc = o.encoder;
   if (!enc && nenc > 1) {
-    fprintf(stderr, "EXPORT_ENCODER: %s holds features of %d encoders; choose one with --encoder:", fe_root, nenc);
-    for (int i = 0; i < nenc; i++) fprintf(stderr, " %s", encs[i]);
+    fprintf(stderr, "EXPORT_ENCODER: %s holds features of %d encoders; choose one with --encoder:", fe_root,
+            nenc);
+    for (int i = 0; i < nenc; i++)
+      fprintf(stderr, " %s", encs[i]);
     fputc('\n', stderr);
     goto out;
   }
@@ -509,7 +535,8 @@ int ts_cmd_export(int argc, char **argv) {
   ts_io_join(fe_root, enc, feat_dir, sizeof feat_dir);
   if (!is_dir(feat_dir)) {
     fprintf(stderr, "EXPORT_ENCODER: no %s; the run has features of:", feat_dir);
-    for (int i = 0; i < nenc; i++) fprintf(stderr, " %s", encs[i]);
+    for (int i = 0; i < nenc; i++)
+      fprintf(stderr, " %s", encs[i]);
     fputc('\n', stderr);
     goto out;
   }
@@ -541,7 +568,8 @@ int ts_cmd_export(int argc, char **argv) {
               EXPORT_STAGE);
       t.skipped++;
     } else if (ts_io_sha256_file(path, have, NULL) < 0 || strcmp(have, sum)) {
-      fprintf(stderr, "EXPORT_NOT_DONE: %s: differs from the file the ledger recorded (checksum): skipped\n", path);
+      fprintf(stderr, "EXPORT_NOT_DONE: %s: differs from the file the ledger recorded (checksum): skipped\n",
+              path);
       t.skipped++;
     } else {
       bool changed = false;
@@ -555,8 +583,8 @@ int ts_cmd_export(int argc, char **argv) {
       }
     }
     if (!o.quiet && ((i + 1) % o.every == 0 || i + 1 == nfiles))
-      printf("export: %d/%d slides (%ld exported, %ld unchanged, %ld skipped, %ld failed) %.1f s\n", i + 1, nfiles,
-             t.exported, t.unchanged, t.skipped, t.failed, now_s() - t0);
+      printf("export: %d/%d slides (%ld exported, %ld unchanged, %ld skipped, %ld failed) %.1f s\n", i + 1,
+             nfiles, t.exported, t.unchanged, t.skipped, t.failed, now_s() - t0);
     fflush(stdout);
   }
   printf("exported %s features of %ld slides to %s (pt_files/, h5_files/)%s\n", enc, t.exported + t.unchanged,

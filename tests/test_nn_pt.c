@@ -18,7 +18,9 @@
 #include "ts_nn.h"
 #include "ts_test_util.h"
 
-static int suite_init(void) { return ts_test_tmpdir_make("ts_test_nn_pt"); }
+static int suite_init(void) {
+  return ts_test_tmpdir_make("ts_test_nn_pt");
+}
 
 static void write_raw(const char *name, const float *x, size_t n) {
   char p[512];
@@ -32,7 +34,8 @@ static void write_raw(const char *name, const float *x, size_t n) {
 static void test_nn_pt_torch_load_reads_exact_values(void) {
   enum { N = 7, D = 5 };
   float x[N * D];
-  for (int i = 0; i < N * D; i++) x[i] = (float)i * 0.37f - 3.1f;
+  for (int i = 0; i < N * D; i++)
+    x[i] = (float)i * 0.37f - 3.1f;
   uint32_t qnan = 0x7fc12345u; /* a NaN with a payload: bytes must survive, not just NaN-ness */
   memcpy(&x[0], &qnan, sizeof qnan);
   x[1] = -0.0f;
@@ -51,28 +54,30 @@ static void test_nn_pt_torch_load_reads_exact_values(void) {
   CU_ASSERT_EQUAL(ts_nn_pt_save_f32(NULL, 3, 0, p), 0);
   ts_test_path(p, sizeof p, "one.pt");
   CU_ASSERT_EQUAL(ts_nn_pt_save_f32(x + 2, 1, 1, p), 0);
-  const char *py = "import numpy as np, torch\n"
-                   "def check(name, shape, raw=None):\n"
-                   "    t = torch.load(name)\n"
-                   "    assert isinstance(t, torch.Tensor), type(t)\n"
-                   "    assert t.dtype == torch.float32 and tuple(t.shape) == shape, (name, t.dtype, t.shape)\n"
-                   "    assert t.is_contiguous() and t.device.type == 'cpu' and not t.requires_grad\n"
-                   "    assert torch.load(name, weights_only=True).numpy().tobytes() == t.numpy().tobytes()\n"
-                   "    if raw is not None:\n"
-                   "        assert t.numpy().tobytes() == raw.tobytes(), name\n"
-                   "raw = np.fromfile('a.bin', dtype='<f4')\n"
-                   "check('a.pt', (7, 5), raw)\n"
-                   "assert raw.view('<u4')[0] == 0x7fc12345 and str(raw[1]) == '-0.0'\n"
-                   "check('empty.pt', (0, 64))\n"
-                   "check('nocols.pt', (3, 0))\n"
-                   "check('one.pt', (1, 1), np.array([np.inf], dtype='<f4'))\n"
-                   "print('torch.load ok')\n";
+  const char *py =
+      "import numpy as np, torch\n"
+      "def check(name, shape, raw=None):\n"
+      "    t = torch.load(name)\n"
+      "    assert isinstance(t, torch.Tensor), type(t)\n"
+      "    assert t.dtype == torch.float32 and tuple(t.shape) == shape, (name, t.dtype, t.shape)\n"
+      "    assert t.is_contiguous() and t.device.type == 'cpu' and not t.requires_grad\n"
+      "    assert torch.load(name, weights_only=True).numpy().tobytes() == t.numpy().tobytes()\n"
+      "    if raw is not None:\n"
+      "        assert t.numpy().tobytes() == raw.tobytes(), name\n"
+      "raw = np.fromfile('a.bin', dtype='<f4')\n"
+      "check('a.pt', (7, 5), raw)\n"
+      "assert raw.view('<u4')[0] == 0x7fc12345 and str(raw[1]) == '-0.0'\n"
+      "check('empty.pt', (0, 64))\n"
+      "check('nocols.pt', (3, 0))\n"
+      "check('one.pt', (1, 1), np.array([np.inf], dtype='<f4'))\n"
+      "print('torch.load ok')\n";
   CU_ASSERT_EQUAL(ts_test_python("check_pt.py", py), 0);
 }
 
 static void test_nn_pt_encode_equals_save_and_is_deterministic(void) {
   float x[12];
-  for (int i = 0; i < 12; i++) x[i] = (float)i / 7.0f;
+  for (int i = 0; i < 12; i++)
+    x[i] = (float)i / 7.0f;
   void *a = NULL, *b = NULL;
   size_t la = 0, lb = 0, lf = 0;
   CU_ASSERT_EQUAL_FATAL(ts_nn_pt_encode_f32(x, 3, 4, &a, &la), 0);
@@ -98,7 +103,8 @@ static void test_nn_pt_save_replaces_whole_file(void) {
   ts_test_path(p, sizeof p, "c.pt");
   FILE *f = fopen(p, "wb");
   CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-  for (int i = 0; i < 100000; i++) fputc('x', f); /* longer than the new file */
+  for (int i = 0; i < 100000; i++)
+    fputc('x', f); /* longer than the new file */
   fclose(f);
   float x[4] = {1, 2, 3, 4};
   void *want = NULL;
@@ -112,7 +118,8 @@ static void test_nn_pt_save_replaces_whole_file(void) {
   DIR *d = opendir(ts_test_tmpdir);
   CU_ASSERT_PTR_NOT_NULL_FATAL(d);
   struct dirent *e;
-  while ((e = readdir(d))) CU_ASSERT_PTR_NULL(strstr(e->d_name, ".tmp."));
+  while ((e = readdir(d)))
+    CU_ASSERT_PTR_NULL(strstr(e->d_name, ".tmp."));
   closedir(d);
 }
 
