@@ -4,6 +4,7 @@
 #include <vips/vips.h>
 
 #include "ts_cli.h"
+#include "ts_cli_setup.h"
 #include "ts_version.h"
 
 static const struct {
@@ -21,6 +22,8 @@ static const struct {
     {"cox", ts_cmd_cox, "fit a Cox proportional-hazards model to a CSV"},
     {"km", ts_cmd_km, "Kaplan-Meier curves and log-rank test of a CSV"},
     {"export", ts_cmd_export, "write a run's features where other tools read them (export clam: CLAM's pt_files/, h5_files/)"},
+    {"init", ts_cmd_init, "write cohort.csv and a starter config.yaml for a folder of slides"},
+    {"check", ts_cmd_check, "open every slide of a config's cohort and say what is wrong with each"},
     {"submit", ts_cmd_submit, "submit the run of a config as a Slurm batch job (sbatch; srun --mpi=pmix)"},
 };
 

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <vips/vips.h>
 
 #include "ts_slide.h"
+#include "ts_test_util.h"
 
 static char slides_dir[4096];
 
@@ -31,7 +33,7 @@ static int suite_init(void) {
     return -1;
   }
   fclose(f);
-  return 0;
+  return ts_test_tmpdir_make("test_slide");
 }
 
 /* Open and expect failure with `token`; returns nothing, asserts. */
@@ -185,6 +187,9 @@ static void test_slide_resolve_mpp_order(void) {
   CU_ASSERT(ts_slide_resolve_mpp(s, 0, 0) < 0);
   CU_ASSERT_STRING_EQUAL(ts_error_token(), "SLIDE_NO_MPP");
   CU_ASSERT(strstr(ts_error_message(), "boxes") != NULL);
+  /* both ways to supply it, by their names */
+  CU_ASSERT(strstr(ts_error_message(), "cohort.mpp") != NULL);
+  CU_ASSERT(strstr(ts_error_message(), "cohort CSV's mpp column") != NULL);
   CU_ASSERT_STRING_EQUAL(ts_slide_mpp_source(s), "none");
   ts_slide_free(&s);
   /* file wins over cohort and config */
@@ -195,15 +200,94 @@ static void test_slide_resolve_mpp_order(void) {
   ts_slide_free(&s);
 }
 
+/* Open path, expect SLIDE_NOT_A_SLIDE whose message has every one of the NULL-terminated
+ * strings in want. */
+static void expect_not_a_slide(const char *path, const char *const *want) {
+  ts_slide *s = NULL;
+  CU_ASSERT(ts_slide_open(path, "x", &s) < 0);
+  CU_ASSERT_PTR_NULL(s);
+  CU_ASSERT_STRING_EQUAL(ts_error_token(), "SLIDE_NOT_A_SLIDE");
+  for (const char *const *w = want; *w; w++)
+    if (!strstr(ts_error_message(), *w)) {
+      fprintf(stderr, "\n  %s: message '%s' lacks '%s'\n", path, ts_error_message(), *w);
+      CU_FAIL("reason missing from SLIDE_NOT_A_SLIDE");
+    }
+  ts_slide_free(&s);
+}
+
+static int save_tiff(const char *path, bool tiled, bool bigtiff) {
+  static uint8_t px[64 * 48 * 3];
+  for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 7);
+  VipsImage *im = vips_image_new_from_memory(px, sizeof px, 64, 48, 3, VIPS_FORMAT_UCHAR);
+  if (!im) return -1;
+  int rc = vips_tiffsave(im, path, "tile", tiled, "tile_width", 16, "tile_height", 16,
+                         "bigtiff", bigtiff, NULL);
+  g_object_unref(im);
+  return rc;
+}
+
+/* A DICOM WSI (one file, or a folder of .dcm instances) and a strip TIFF: the message says why
+ * OpenSlide 3.4.1 does not take them and what to do. */
+static void test_slide_not_a_slide_reasons(void) {
+  char p[4096];
+  const char *dicom[] = {"DICOM", "OpenSlide 3.4.1", "4.0", "vips", "tiled pyramidal TIFF", NULL};
+  /* 128-byte preamble, "DICM", then a File Meta group element (enough to be DICOM) */
+  ts_test_path(p, sizeof p, "wsi.dcm");
+  FILE *f = fopen(p, "wb");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  static const unsigned char meta[] = {0x02, 0x00, 0x00, 0x00, 'U', 'L', 4, 0, 0, 0, 0, 0};
+  for (int i = 0; i < 128; i++) fputc(0, f);
+  fputs("DICM", f);
+  fwrite(meta, 1, sizeof meta, f);
+  fclose(f);
+  expect_not_a_slide(p, dicom);
+  CU_ASSERT(strstr(ts_error_message(), "'DICM' at byte 128") != NULL);
+  /* a folder of instances, as DICOM WSI usually come */
+  ts_test_path(p, sizeof p, "dicomdir");
+  CU_ASSERT_EQUAL_FATAL(mkdir(p, 0755), 0);
+  ts_test_path(p, sizeof p, "dicomdir/level-0.DCM");
+  f = fopen(p, "wb");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fclose(f);
+  ts_test_path(p, sizeof p, "dicomdir");
+  expect_not_a_slide(p, dicom);
+  CU_ASSERT(strstr(ts_error_message(), "directory of DICOM") != NULL);
+  /* an empty directory is still just missing */
+  ts_test_path(p, sizeof p, "emptydir");
+  CU_ASSERT_EQUAL_FATAL(mkdir(p, 0755), 0);
+  ts_slide *s = NULL;
+  CU_ASSERT(ts_slide_open(p, "e", &s) < 0);
+  CU_ASSERT_STRING_EQUAL(ts_error_token(), "SLIDE_MISSING");
+
+  const char *strips[] = {"strips", "vips tiffsave IN OUT.tif --tile --pyramid --compression jpeg "
+                          "--tile-width 256 --tile-height 256", NULL};
+  ts_test_path(p, sizeof p, "strips.tif");
+  CU_ASSERT_EQUAL_FATAL(save_tiff(p, false, false), 0);
+  expect_not_a_slide(p, strips);
+  ts_test_path(p, sizeof p, "strips-big.tif");
+  CU_ASSERT_EQUAL_FATAL(save_tiff(p, false, true), 0);
+  expect_not_a_slide(p, strips);
+  /* control: the same pixels tiled are a slide (OpenSlide's generic-tiff) */
+  ts_test_path(p, sizeof p, "tiled.tif");
+  CU_ASSERT_EQUAL_FATAL(save_tiff(p, true, false), 0);
+  CU_ASSERT_EQUAL(ts_slide_open(p, "t", &s), 0);
+  if (s) CU_ASSERT_STRING_EQUAL(ts_slide_vendor(s), "generic-tiff");
+  ts_slide_free(&s);
+  /* anything else keeps the plain message */
+  const char *plain[] = {"does not recognise", NULL};
+  expect_not_a_slide(slide_path("not-a-slide.svs"), plain);
+}
+
 int ts_test_register(void) {
-  CU_pSuite su = CU_add_suite("slide", suite_init, NULL);
+  CU_pSuite su = CU_add_suite("slide", suite_init, ts_test_tmpdir_remove);
   if (!su) return -1;
   if (!CU_add_test(su, "test_slide_failure_tokens", test_slide_failure_tokens) ||
       !CU_add_test(su, "test_slide_cmu_properties", test_slide_cmu_properties) ||
       !CU_add_test(su, "test_slide_small_ones_open", test_slide_small_ones_open) ||
       !CU_add_test(su, "test_slide_unreadable_zeroes_and_sticks", test_slide_unreadable_zeroes_and_sticks) ||
       !CU_add_test(su, "test_slide_best_level", test_slide_best_level) ||
-      !CU_add_test(su, "test_slide_resolve_mpp_order", test_slide_resolve_mpp_order))
+      !CU_add_test(su, "test_slide_resolve_mpp_order", test_slide_resolve_mpp_order) ||
+      !CU_add_test(su, "test_slide_not_a_slide_reasons", test_slide_not_a_slide_reasons))
     return -1;
   return 0;
 }

@@ -17,12 +17,15 @@
  */
 #include "ts_slide.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <openslide/openslide.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,17 +75,108 @@ void ts_slide_free(ts_slide **s) {
   *s = NULL;
 }
 
+/* Why OpenSlide 3.4.1 may not recognise a file, for the two cases users meet most: a DICOM
+ * WSI (PS3.10 file: 128-byte preamble, then "DICM"; or a folder of .dcm instances, one per
+ * pyramid level) and a TIFF stored in strips (OpenSlide's generic-tiff driver wants
+ * TileWidth, tags 322-324; TIFF 6.0 section 15; BigTIFF uses 8-byte counts and offsets). */
+static const char DICOM_ADVICE[] =
+    "Debian's OpenSlide 3.4.1 reads no DICOM (OpenSlide 4.0 does), and neither does vips: "
+    "convert it to a tiled pyramidal TIFF with a tool that reads DICOM WSI (e.g. Bio-Formats' "
+    "bfconvert, or Python's wsidicom plus tifffile) and point the cohort CSV's path at the TIFF";
+
+static bool dir_has_dcm(const char *path) {
+  DIR *d = opendir(path);
+  if (!d) return false;
+  bool found = false;
+  for (struct dirent *e; !found && (e = readdir(d));) {
+    size_t n = strlen(e->d_name);
+    found = n > 4 && !strcasecmp(e->d_name + n - 4, ".dcm");
+  }
+  closedir(d);
+  return found;
+}
+
+static uint64_t get_uint(const unsigned char *p, int nbytes, bool big_endian) {
+  uint64_t v = 0;
+  for (int i = 0; i < nbytes; i++) v |= (uint64_t)p[big_endian ? nbytes - 1 - i : i] << (8 * i);
+  return v;
+}
+
+/* 1: a TIFF whose first IFD has StripOffsets and no TileWidth; 0 otherwise (not a TIFF, tiled,
+ * unreadable). */
+static int tiff_is_stripped(FILE *f) {
+  unsigned char h[16];
+  if (fseek(f, 0, SEEK_SET) || fread(h, 1, 16, f) != 16) return 0;
+  bool be;
+  if (h[0] == 'I' && h[1] == 'I') be = false;
+  else if (h[0] == 'M' && h[1] == 'M') be = true;
+  else return 0;
+  uint64_t magic = get_uint(h + 2, 2, be), ifd;
+  int cnt_sz, ent_sz;
+  if (magic == 42) {
+    ifd = get_uint(h + 4, 4, be);
+    cnt_sz = 2;
+    ent_sz = 12;
+  } else if (magic == 43) {
+    ifd = get_uint(h + 8, 8, be);
+    cnt_sz = 8;
+    ent_sz = 20;
+  } else {
+    return 0;
+  }
+  unsigned char c[8], e[20];
+  if (ifd > (uint64_t)LONG_MAX || fseek(f, (long)ifd, SEEK_SET) || fread(c, 1, (size_t)cnt_sz, f) != (size_t)cnt_sz)
+    return 0;
+  uint64_t n = get_uint(c, cnt_sz, be);
+  bool strips = false, tiles = false;
+  for (uint64_t i = 0; i < n && i < 4096; i++) {
+    if (fread(e, 1, (size_t)ent_sz, f) != (size_t)ent_sz) return 0;
+    uint64_t tag = get_uint(e, 2, be);
+    if (tag == 273) strips = true;
+    if (tag >= 322 && tag <= 324) tiles = true;
+  }
+  return strips && !tiles;
+}
+
+/* SLIDE_NOT_A_SLIDE with the reason when we can tell it. */
+static int not_a_slide(const char *path, const char *id) {
+  unsigned char pre[132];
+  FILE *f = fopen(path, "rb");
+  bool dicom = false, strips = false;
+  if (f) {
+    dicom = fread(pre, 1, sizeof pre, f) == sizeof pre && !memcmp(pre + 128, "DICM", 4);
+    strips = !dicom && tiff_is_stripped(f);
+    fclose(f);
+  }
+  if (dicom)
+    return ts_error_set(TS_EINPUT, "SLIDE_NOT_A_SLIDE",
+                        "slide '%s' (%s): a DICOM file ('DICM' at byte 128). %s", id, path,
+                        DICOM_ADVICE);
+  if (strips)
+    return ts_error_set(TS_EINPUT, "SLIDE_NOT_A_SLIDE",
+                        "slide '%s' (%s): a TIFF stored in strips, not tiles; OpenSlide reads "
+                        "only tiled TIFFs. Convert it: vips tiffsave IN OUT.tif --tile --pyramid "
+                        "--compression jpeg --tile-width 256 --tile-height 256, and point the "
+                        "cohort CSV's path at OUT.tif",
+                        id, path);
+  return ts_error_set(TS_EINPUT, "SLIDE_NOT_A_SLIDE",
+                      "slide '%s' (%s): OpenSlide does not recognise this file format", id, path);
+}
+
 /* Open path through OpenSlide with the token ladder of ts_slide.h. */
 static int open_osr(const char *path, const char *id, openslide_t **osr_out) {
   *osr_out = NULL;
   struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && dir_has_dcm(path))
+    return ts_error_set(TS_EINPUT, "SLIDE_NOT_A_SLIDE",
+                        "slide '%s' (%s): a directory of DICOM (.dcm) files, i.e. a DICOM WSI. %s",
+                        id, path, DICOM_ADVICE);
+  errno = 0;
   if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || access(path, R_OK) < 0)
     return ts_error_set(TS_EINPUT, "SLIDE_MISSING", "slide '%s' (%s): %s", id, path,
                         errno ? strerror(errno) : "not a regular readable file");
   const char *vendor = openslide_detect_vendor(path);
-  if (!vendor)
-    return ts_error_set(TS_EINPUT, "SLIDE_NOT_A_SLIDE",
-                        "slide '%s' (%s): OpenSlide does not recognise this file format", id, path);
+  if (!vendor) return not_a_slide(path, id);
   openslide_t *osr = openslide_open(path);
   if (!osr)
     return ts_error_set(TS_EINPUT, "SLIDE_UNOPENABLE", "slide '%s' (%s): OpenSlide (%s) could not open it",
@@ -222,8 +316,9 @@ int ts_slide_resolve_mpp(ts_slide *s, double cohort_mpp, double config_mpp) {
     s->mpp = 0;
     s->mpp_source = TS_MPP_NONE;
     return ts_error_set(TS_EINPUT, "SLIDE_NO_MPP",
-                        "slide '%s' (%s): no pixel size in the file (vendor %s); add an mpp "
-                        "column to the cohort CSV or set a default mpp in the config",
+                        "slide '%s' (%s): no pixel size in the file (vendor %s); give it in the "
+                        "cohort CSV's mpp column (this slide) or as cohort.mpp in the config "
+                        "(every slide whose file has none), in um/px",
                         s->id, s->path, s->vendor);
   }
   return 0;
