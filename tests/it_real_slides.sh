@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # labels: mpi slides
-# The real slides of ../shared/data/slides under mpirun -np 2: the good ones tile, each broken
+# The real test slides of tests/data/slides under mpirun -np 2: the good ones tile, each broken
 # one ends as a failed unit with its own token (ledger and `tessera status`), the rest of the
 # run completes, exit code 1. Then the missing-mpp paths.
 . "$(dirname "$0")/lib.sh"
-D="$SHARED/slides"
-[ -f "$D/CMU-1-Small-Region.svs" ] || { echo "FAIL - shared slides missing at $D"; exit 1; }
+D="$TESTDATA/slides"
+[ -f "$D/CMU-1-Small-Region.svs" ] || { echo "FAIL - test slides missing at $D"; exit 1; }
 cd "$WORK"
 cat > cohort.csv <<CSV
 slide_id,patient_id,path,mpp

@@ -3,7 +3,7 @@ set -euo pipefail
 : "${TS_SOURCE_DIR:?run through ctest}" "${TESSERA:?run through ctest}"
 . "$TS_SOURCE_DIR/scripts/env.sh"
 PY=/usr/bin/python3   # Debian's interpreter, with python3-h5py (the one on PATH may lack it)
-SHARED="$TS_SOURCE_DIR/../shared/data"
+TESTDATA="$TS_SOURCE_DIR/tests/data"   # small public fixtures shipped in the repo (tests/data/README.md)
 WORK=$(mktemp -d /tmp/ts_it.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 fails=0

@@ -91,11 +91,15 @@ static int corrupt_copy(const char *src, const char *dst, int which) {
 
 static int suite_init(void) {
   if (VIPS_INIT("test_reader")) return -1;
-  const char *src = getenv("TS_SOURCE_DIR");
+  const char *src = getenv("TS_SOURCE_DIR"); /* ctest sets it; the macro is a fallback */
+#ifdef TS_SOURCE_DIR
   if (!src || !*src) src = TS_SOURCE_DIR;
-  snprintf(slides_dir, sizeof slides_dir, "%s/../shared/data/slides", src);
+#endif
+  if (!src || !*src) src = ".";
+  snprintf(slides_dir, sizeof slides_dir, "%s/tests/data/slides", src);
   if (access(slide_path("CMU-1-Small-Region.svs"), R_OK) != 0) {
-    fprintf(stderr, "test_reader: shared slide data not found in %s\n", slides_dir);
+    fprintf(stderr, "test_reader: test slides not found in %s (tests/data/slides of the repository)\n",
+            slides_dir);
     return -1;
   }
   snprintf(tmp_dir, sizeof tmp_dir, "/tmp/ts_test_reader_XXXXXX");

@@ -1,4 +1,5 @@
-/* test_slide.c — ts_slide on the real slides of ../shared/data/slides (see its README.md):
+/* test_slide.c — ts_slide on the real public test slides in tests/data/slides (origins and
+ * licences in tests/data/README.md):
  * the token each failure case gives, properties of the good ones, read zeroing and stickiness
  * on a corrupt tile, level choice and the mpp resolution order. */
 #include <CUnit/Basic.h>
@@ -21,14 +22,15 @@ static const char *slide_path(const char *name) {
 
 static int suite_init(void) {
   if (VIPS_INIT("test_slide")) return -1;
-  const char *src = getenv("TS_SOURCE_DIR");
+  const char *src = getenv("TS_SOURCE_DIR"); /* ctest sets it; the macro is a fallback */
+#ifdef TS_SOURCE_DIR
   if (!src || !*src) src = TS_SOURCE_DIR;
-  snprintf(slides_dir, sizeof slides_dir, "%s/../shared/data/slides", src);
+#endif
+  if (!src || !*src) src = ".";
+  snprintf(slides_dir, sizeof slides_dir, "%s/tests/data/slides", src);
   FILE *f = fopen(slide_path("CMU-1-Small-Region.svs"), "rb");
   if (!f) {
-    fprintf(stderr,
-            "test_slide: shared slide data not found in %s (expected ../shared/data/slides "
-            "next to the source tree)\n",
+    fprintf(stderr, "test_slide: test slides not found in %s (tests/data/slides of the repository)\n",
             slides_dir);
     return -1;
   }
@@ -98,7 +100,7 @@ static void test_slide_small_ones_open(void) {
     int has_mpp;
   } cases[] = {{"small.svs", "aperio", 1},
                {"boxes.tiff", "generic-tiff", 0},
-               {"small_HE_levels.tiff", "generic-tiff", 0}};
+               {"he_levels.tiff", "generic-tiff", 0}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     ts_slide *s = NULL;
     int rc = ts_slide_open(slide_path(cases[i].name), cases[i].name, &s);
@@ -161,7 +163,7 @@ static void test_slide_best_level(void) {
   CU_ASSERT_EQUAL(ts_slide_best_level(s, 1000), 3);
   ts_slide_free(&s);
 
-  CU_ASSERT_EQUAL_FATAL(ts_slide_open(slide_path("small_HE_levels.tiff"), "he", &s), 0);
+  CU_ASSERT_EQUAL_FATAL(ts_slide_open(slide_path("he_levels.tiff"), "he", &s), 0);
   CU_ASSERT_EQUAL(ts_slide_resolve_mpp(s, 0.5, 0), 0);
   CU_ASSERT_STRING_EQUAL(ts_slide_mpp_source(s), "cohort");
   int n = ts_slide_level_count(s);
