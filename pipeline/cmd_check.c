@@ -122,18 +122,19 @@ int ts_cmd_check(int argc, char **argv) {
   }
   if (wid > 40) wid = 40;
   printf("%s: %d slides from %s\n", argv[1], cohort.n, cfg->cohort.csv);
-  printf("%-*s  %-*s  %*s  %*s  %*s  %-*s  %s\n", wid, "slide_id", wv, "vendor", ws, "level-0",
-         wl, "levels", wm, "mpp", wsrc, "source", "status");
+  printf("%-*s  %-*s  %*s  %*s  %*s  %-*s  %s\n", wid, "slide_id", wv, "vendor", ws, "level-0", wl, "levels",
+         wm, "mpp", wsrc, "source", "status");
   for (int i = 0; i < cohort.n; i++) {
     const row_result *o = &res[i];
-    printf("%-*s  %-*s  %*s  %*s  %*s  %-*s  %s\n", wid, cohort.rows[i].slide_id, wv, o->vendor, ws,
-           o->size, wl, o->levels, wm, o->mpp, wsrc, o->source, o->problem ? o->problem : "ok");
+    printf("%-*s  %-*s  %*s  %*s  %*s  %-*s  %s\n", wid, cohort.rows[i].slide_id, wv, o->vendor, ws, o->size,
+           wl, o->levels, wm, o->mpp, wsrc, o->source, o->problem ? o->problem : "ok");
   }
   printf("%d ok, %d bad\n", cohort.n - bad, bad);
   ret = bad ? TS_EXIT_FAILED_UNITS : TS_EXIT_OK;
 out:
   if (res)
-    for (int i = 0; i < cohort.n; i++) free(res[i].problem);
+    for (int i = 0; i < cohort.n; i++)
+      free(res[i].problem);
   free(res);
   free(text);
   ts_cohort_clear(&cohort);

@@ -44,8 +44,8 @@ static const char INIT_USAGE[] =
     "Existing files are never overwritten (INIT_EXISTS). Next: tessera check DIR/config.yaml.\n"
     "Exit: 0 written, 2 usage error, no slides found, or a file already there.\n";
 
-static const char *const SLIDE_EXT[] = {".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn",
-                                        ".vms", ".vmu", ".bif", ".svslide", NULL};
+static const char *const SLIDE_EXT[] = {".svs", ".tif", ".tiff", ".ndpi",    ".mrxs", ".scn",
+                                        ".vms", ".vmu", ".bif",  ".svslide", NULL};
 
 #define MAX_DEPTH 8 /* subfolder levels scanned (and a bound on symlink loops) */
 
@@ -85,7 +85,8 @@ static int list_add(slide_list *l, const char *path) {
 }
 
 static void list_free(slide_list *l) {
-  for (size_t i = 0; i < l->n; i++) free(l->v[i].path);
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i].path);
   free(l->v);
   memset(l, 0, sizeof *l);
 }
@@ -160,7 +161,8 @@ static void assign_ids(slide_list *l) {
     memcpy(base, f->id, sizeof base);
     for (int k = 2;; k++) {
       bool dup = false;
-      for (size_t j = 0; j < i && !dup; j++) dup = !strcmp(l->v[j].id, f->id);
+      for (size_t j = 0; j < i && !dup; j++)
+        dup = !strcmp(l->v[j].id, f->id);
       if (!dup) break;
       char suf[16];
       int sl = snprintf(suf, sizeof suf, "-%d", k);
@@ -316,7 +318,8 @@ int ts_cmd_init(int argc, char **argv) {
   size_t npatient = 0;
   for (size_t i = 0; i < l.n; i++) {
     bool seen = false;
-    for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(l.v[j].patient, l.v[i].patient);
+    for (size_t j = 0; j < i && !seen; j++)
+      seen = !strcmp(l.v[j].patient, l.v[i].patient);
     npatient += !seen;
     csv_field(csv, l.v[i].id);
     g_string_append_c(csv, ',');
@@ -332,8 +335,8 @@ int ts_cmd_init(int argc, char **argv) {
     ret = 1;
     goto out;
   }
-  printf("wrote %s (%zu slides, %zu patients) and %s\nnext: tessera check %s\n", csv_path, l.n,
-         npatient, cfg_path, cfg_path);
+  printf("wrote %s (%zu slides, %zu patients) and %s\nnext: tessera check %s\n", csv_path, l.n, npatient,
+         cfg_path, cfg_path);
   ret = 0;
 out:
   if (csv) g_string_free(csv, TRUE);

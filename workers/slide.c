@@ -98,7 +98,8 @@ static bool dir_has_dcm(const char *path) {
 
 static uint64_t get_uint(const unsigned char *p, int nbytes, bool big_endian) {
   uint64_t v = 0;
-  for (int i = 0; i < nbytes; i++) v |= (uint64_t)p[big_endian ? nbytes - 1 - i : i] << (8 * i);
+  for (int i = 0; i < nbytes; i++)
+    v |= (uint64_t)p[big_endian ? nbytes - 1 - i : i] << (8 * i);
   return v;
 }
 
@@ -108,9 +109,12 @@ static int tiff_is_stripped(FILE *f) {
   unsigned char h[16];
   if (fseek(f, 0, SEEK_SET) || fread(h, 1, 16, f) != 16) return 0;
   bool be;
-  if (h[0] == 'I' && h[1] == 'I') be = false;
-  else if (h[0] == 'M' && h[1] == 'M') be = true;
-  else return 0;
+  if (h[0] == 'I' && h[1] == 'I')
+    be = false;
+  else if (h[0] == 'M' && h[1] == 'M')
+    be = true;
+  else
+    return 0;
   uint64_t magic = get_uint(h + 2, 2, be), ifd;
   int cnt_sz, ent_sz;
   if (magic == 42) {
@@ -125,7 +129,8 @@ static int tiff_is_stripped(FILE *f) {
     return 0;
   }
   unsigned char c[8], e[20];
-  if (ifd > (uint64_t)LONG_MAX || fseek(f, (long)ifd, SEEK_SET) || fread(c, 1, (size_t)cnt_sz, f) != (size_t)cnt_sz)
+  if (ifd > (uint64_t)LONG_MAX || fseek(f, (long)ifd, SEEK_SET) ||
+      fread(c, 1, (size_t)cnt_sz, f) != (size_t)cnt_sz)
     return 0;
   uint64_t n = get_uint(c, cnt_sz, be);
   bool strips = false, tiles = false;
@@ -150,8 +155,7 @@ static int not_a_slide(const char *path, const char *id) {
   }
   if (dicom)
     return ts_error_set(TS_EINPUT, "SLIDE_NOT_A_SLIDE",
-                        "slide '%s' (%s): a DICOM file ('DICM' at byte 128). %s", id, path,
-                        DICOM_ADVICE);
+                        "slide '%s' (%s): a DICOM file ('DICM' at byte 128). %s", id, path, DICOM_ADVICE);
   if (strips)
     return ts_error_set(TS_EINPUT, "SLIDE_NOT_A_SLIDE",
                         "slide '%s' (%s): a TIFF stored in strips, not tiles; OpenSlide reads "
@@ -169,8 +173,8 @@ static int open_osr(const char *path, const char *id, openslide_t **osr_out) {
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && dir_has_dcm(path))
     return ts_error_set(TS_EINPUT, "SLIDE_NOT_A_SLIDE",
-                        "slide '%s' (%s): a directory of DICOM (.dcm) files, i.e. a DICOM WSI. %s",
-                        id, path, DICOM_ADVICE);
+                        "slide '%s' (%s): a directory of DICOM (.dcm) files, i.e. a DICOM WSI. %s", id, path,
+                        DICOM_ADVICE);
   errno = 0;
   if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || access(path, R_OK) < 0)
     return ts_error_set(TS_EINPUT, "SLIDE_MISSING", "slide '%s' (%s): %s", id, path,
