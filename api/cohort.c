@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ts_error.h"
 #include "ts_io.h"
@@ -154,18 +155,50 @@ static int units_push(ts_units *u, const char *id, const char *token, const char
     if (c) u->fail_message = c;
     int64_t *d = realloc(u->then, sizeof *d * (size_t)cap);
     if (d) u->then = d;
-    if (!a || !b || !c || !d) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "unit list");
+    char **k = realloc(u->key, sizeof *k * (size_t)cap);
+    if (k) u->key = k;
+    if (!a || !b || !c || !d || !k) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "unit list");
     u->cap = cap;
   }
   u->ids[u->n] = strdup(id);
   u->fail_token[u->n] = token ? strdup(token) : NULL;
   u->fail_message[u->n] = message ? strdup(message) : NULL;
   u->then[u->n] = -1;
+  u->key[u->n] = NULL;
   u->n++;
   return 0;
 }
 
 int ts_units_add(ts_units *u, const char *id) { return units_push(u, id, NULL, NULL); }
+
+int ts_units_add_keyed(ts_units *u, const char *id, const char *key_text) {
+  TS_CALL(units_push(u, id, NULL, NULL));
+  if (key_text) {
+    char hex[65];
+    ts_io_sha256(key_text, strlen(key_text), hex);
+    if (!(u->key[u->n - 1] = strdup(hex))) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "unit list");
+  }
+  return 0;
+}
+
+int ts_unit_key_slide(const ts_run *run, const ts_cohort_row *row, const char *upstream, bool with_label, char *buf,
+                      size_t n) {
+  struct stat st;
+  long long size = -1, mtime = -1;
+  if (stat(row->path, &st) == 0) {
+    size = (long long)st.st_size;
+    mtime = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+  }
+  int k = snprintf(buf, n, "path=%s\nmpp=%.17g\nsize=%lld\nmtime_ns=%lld\n", row->path, row->mpp, size, mtime);
+  if (with_label && k >= 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, "label=%d\n", row->label);
+  if (upstream && k >= 0 && (size_t)k < n) {
+    char rel[1024], sum[65];
+    TS_CALL(ts_run_unit_output(run, upstream, row->slide_id, rel, sizeof rel, sum));
+    k += snprintf(buf + k, n - (size_t)k, "%s=%s\n", upstream, sum);
+  }
+  if (k < 0 || (size_t)k >= n) return ts_error_set(TS_EINTERNAL, "UNIT_KEY", "slide %s: key text too long", row->slide_id);
+  return 0;
+}
 int ts_units_add_failed(ts_units *u, const char *id, const char *token, const char *message) {
   return units_push(u, id, token, message);
 }
@@ -183,7 +216,7 @@ int ts_units_wait(ts_units *u, int64_t later, int64_t earlier) {
 int ts_units_for_slides(const ts_run *run, const char *upstream, const int *order, ts_units *units) {
   for (int k = 0; k < run->cohort->n; k++) {
     const ts_cohort_row *r = &run->cohort->rows[order ? order[k] : k];
-    char msg[512], token[64] = "";
+    char msg[1500], token[64] = "";
     if (!ts_id_is_safe(r->slide_id)) {
       snprintf(msg, sizeof msg,
                "SLIDE_BAD_ID: %s:%d: slide id '%.200s' cannot be a file name (use 1-128 of A-Z a-z 0-9 . _ -, not starting with '.')",
@@ -191,13 +224,17 @@ int ts_units_for_slides(const ts_run *run, const char *upstream, const int *orde
       TS_CALL(ts_units_add_failed(units, r->slide_id, "SLIDE_BAD_ID", msg));
       continue;
     }
-    if (upstream) TS_CALL(ts_run_unit_error(run, upstream, r->slide_id, token, NULL, 0));
-    if (token[0]) {
-      snprintf(msg, sizeof msg, "UPSTREAM_FAILED: the %s stage failed on this slide with %s", upstream, token);
+    char cause[1024] = "";
+    if (upstream) TS_CALL(ts_run_unit_error(run, upstream, r->slide_id, token, cause, sizeof cause));
+    if (token[0]) { /* carry the root cause: the user fixes SLIDE_MISSING, not UPSTREAM_FAILED */
+      if (!strncmp(cause, "UPSTREAM_FAILED: ", 17)) snprintf(msg, sizeof msg, "%s", cause); /* names the root already */
+      else snprintf(msg, sizeof msg, "UPSTREAM_FAILED: the %s stage failed on this slide: %.400s", upstream, cause[0] ? cause : token);
       TS_CALL(ts_units_add_failed(units, r->slide_id, "UPSTREAM_FAILED", msg));
       continue;
     }
-    TS_CALL(ts_units_add(units, r->slide_id));
+    char key[4096];
+    TS_CALL(ts_unit_key_slide(run, r, upstream, false, key, sizeof key));
+    TS_CALL(ts_units_add_keyed(units, r->slide_id, key));
   }
   return 0;
 }
@@ -212,6 +249,8 @@ void ts_units_clear(ts_units *u) {
   free(u->fail_token);
   free(u->fail_message);
   free(u->then);
+  for (int64_t i = 0; u->key && i < u->n; i++) free(u->key[i]);
+  free(u->key);
   memset(u, 0, sizeof *u);
 }
 

@@ -1,7 +1,10 @@
 /* run_api.c — the run API of ts_stage.h: thin calls through the ops table that the pipeline
  * fills (pipeline/run_api.c holds the ledger-backed implementation). Keeping the table here
  * means a stage links against api/ only, and the ledger stays a detail of the pipeline. */
+#include <string.h>
+
 #include "ts_error.h"
+#include "ts_io.h"
 #include "ts_stage.h"
 
 static int no_record(const ts_run *run, const char *what) {
@@ -30,6 +33,27 @@ int ts_run_unit_output(const ts_run *run, const char *stage, const char *unit, c
   checksum_out[0] = '\0';
   return OPS_CALL(run, unit_output, stage, unit, rel, n, checksum_out);
 }
+int ts_run_unit_is_done(const ts_run *run, const char *unit, const char *key_text, bool *done_out) {
+  char state[16], key[80];
+  *done_out = false;
+  TS_CALL(ts_run_unit_state(run, run->stage_name, unit, state));
+  if (strcmp(state, "done")) return 0;
+  TS_CALL(OPS_CALL(run, unit_key, run->stage_name, unit, key));
+  char hex[65];
+  if (key_text) ts_io_sha256(key_text, strlen(key_text), hex);
+  *done_out = !key_text || !key[0] || !strcmp(key, hex); /* no key recorded (older ledger): as before */
+  return 0;
+}
+
+int ts_run_checkpoint_record(const ts_run *run, int64_t step, const char *rel) {
+  if (!run || !run->ops || !run->ops->checkpoint_record) return no_record(run, "checkpoint_record");
+  char abs[TS_PATH_MAX], sum[65];
+  int64_t bytes = 0;
+  TS_CALL(ts_io_join(run->dir, rel, abs, sizeof abs));
+  TS_CALL(ts_io_sha256_file(abs, sum, &bytes));
+  return run->ops->checkpoint_record(run->impl, run->stage_name, run->stage_hash, step, rel, sum, bytes);
+}
+
 int ts_run_unit_redo(const ts_run *run, const char *unit) { return OPS_CALL(run, unit_redo, run->stage_name, unit); }
 int ts_run_retire_outputs(const ts_run *run, const char *unit_prefix) {
   return OPS_CALL(run, retire_outputs, run->stage_name, unit_prefix);

@@ -12,12 +12,18 @@ static _Thread_local char err_token[64];
 static _Thread_local char err_msg[MSG_MAX];
 static _Thread_local char err_trace[TRACE_MAX];
 
+/* The arguments may point into the current message (a caller wrapping the last error:
+ * ts_error_set(..., "%s", ts_error_detail())), so format into a scratch buffer first and only
+ * then replace the state: formatting in place overwrote the text it was still reading. */
 int ts_error_setv(int code, const char *token, const char *fmt, va_list ap) {
+  char tok[sizeof err_token], msg[MSG_MAX];
+  snprintf(tok, sizeof tok, "%s", token ? token : "ERROR");
+  int n = snprintf(msg, sizeof msg, "%s: ", tok);
+  if (n < 0 || (size_t)n >= sizeof msg) n = 0;
+  vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
   err_code = code;
-  snprintf(err_token, sizeof err_token, "%s", token ? token : "ERROR");
-  int n = snprintf(err_msg, sizeof err_msg, "%s: ", err_token);
-  if (n < 0 || (size_t)n >= sizeof err_msg) n = 0;
-  vsnprintf(err_msg + n, sizeof err_msg - (size_t)n, fmt, ap);
+  memcpy(err_token, tok, sizeof err_token);
+  memcpy(err_msg, msg, sizeof err_msg);
   err_trace[0] = '\0';
   return code;
 }

@@ -15,15 +15,35 @@ typedef struct ts_bad_item {
   char token[40];      /* error token, e.g. TILE_DECODE */
 } ts_bad_item;
 
+/* Most outputs one unit records (its main output and TS_UNIT_MAX_OUTPUTS - 1 more). */
+#define TS_UNIT_MAX_OUTPUTS 8
+
+typedef struct ts_unit_file {
+  char path[512];      /* relative to the run directory */
+  char checksum[65];   /* SHA-256 hex (the scheduler fills it) */
+  int64_t bytes;
+} ts_unit_file;
+
 typedef struct ts_unit_record {
-  char output[1024];   /* path relative to the run directory */
+  char output[1024];   /* the main output: path relative to the run directory ("" = none) */
   char checksum[65];   /* SHA-256 hex of the output */
   int64_t bytes;
+  int n_more;          /* further outputs of the unit (ts_unit_add_output), checksummed too */
+  ts_unit_file more[TS_UNIT_MAX_OUTPUTS - 1];
+  char note[256];      /* a warning the unit completed with ("no tissue: 0 tiles"), "" none */
   double seconds;
   int64_t items;       /* e.g. tiles written */
   int64_t n_bad;       /* bad items (the unit is still done) */
   ts_bad_item *bad;    /* n_bad items; a stage's work mallocs it, the scheduler frees it */
   char bad_message[512]; /* the message of the first bad item, "" when none */
 } ts_unit_record;
+
+/* Name one more output of the unit (run-relative; the file committed already): the first
+ * becomes rec->output, the next ones rec->more. Token UNIT_OUTPUTS when there are more than
+ * TS_UNIT_MAX_OUTPUTS or the path is too long. */
+int ts_unit_add_output(ts_unit_record *rec, const char *rel);
+/* A warning recorded with the unit (printed, listed by status and the report); the first one
+ * wins, later ones are dropped. printf-style. */
+void ts_unit_note(ts_unit_record *rec, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -31,7 +31,9 @@ enum { TAG_REQUEST = 7101, TAG_UNIT = 7102 };
 typedef struct wire_result {
   int64_t has_result, idx, bytes, items, ok, attempts, code, n_bad;
   double seconds;
-  char output[1024], checksum[65], token[64], message[1024], bad_message[512];
+  int64_t n_more;
+  char output[1024], checksum[65], token[64], message[1024], bad_message[512], note[256];
+  ts_unit_file more[TS_UNIT_MAX_OUTPUTS - 1];
   ts_bad_item bad[];
 } wire_result;
 
@@ -86,6 +88,11 @@ static void do_unit(const ts_sched_cb *cb, int64_t idx, const char *id, wire_res
     rc = cb->output_path(cb->ctx, rec.output, abs, sizeof abs);
     if (rc >= 0) rc = ts_io_sha256_file(abs, rec.checksum, &rec.bytes);
   }
+  for (int k = 0; rc >= 0 && k < rec.n_more && k < TS_UNIT_MAX_OUTPUTS - 1; k++) {
+    char abs[TS_PATH_MAX];
+    rc = cb->output_path(cb->ctx, rec.more[k].path, abs, sizeof abs);
+    if (rc >= 0) rc = ts_io_sha256_file(abs, rec.more[k].checksum, &rec.more[k].bytes);
+  }
   int64_t nb = rc >= 0 && rec.bad && rec.n_bad > 0 ? rec.n_bad : 0;
   if (nb > MAX_BAD) nb = MAX_BAD;
   if (!wire_reserve(buf, cap, wire_size(nb))) {
@@ -106,6 +113,10 @@ static void do_unit(const ts_sched_cb *cb, int64_t idx, const char *id, wire_res
     memcpy(w->checksum, rec.checksum, sizeof w->checksum);
     w->n_bad = nb;
     if (nb) memcpy(w->bad, rec.bad, (size_t)nb * sizeof *w->bad);
+    w->n_more = rec.n_more < 0 ? 0 : rec.n_more > TS_UNIT_MAX_OUTPUTS - 1 ? TS_UNIT_MAX_OUTPUTS - 1 : rec.n_more;
+    memcpy(w->more, rec.more, sizeof w->more);
+    memcpy(w->note, rec.note, sizeof w->note);
+    w->note[sizeof w->note - 1] = '\0';
     memcpy(w->bad_message, rec.bad_message, sizeof w->bad_message);
     w->bad_message[sizeof w->bad_message - 1] = '\0';
   } else {
@@ -288,9 +299,10 @@ static void progress(coord *c, bool final) {
     char bar[64];
     for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
     bar[w] = '\0';
-    fprintf(stderr, "\r%-8s [%s] %lld/%lld  %lld failed  %.1f items/s  ETA %.0f s   %s", c->cb->stage, bar,
-            (long long)fin, (long long)c->n, (long long)c->failed, el > 0 ? (double)c->items / el : 0.0,
-            rate > 0 ? (double)(c->n - fin) / rate : 0.0, final ? "\n" : "");
+    char tput[64] = "";
+    if (c->cb->items_unit) snprintf(tput, sizeof tput, "  %.1f %s/s", el > 0 ? (double)c->items / el : 0.0, c->cb->items_unit);
+    fprintf(stderr, "\r%-8s [%s] %lld/%lld units  %lld failed%s  ETA %.0f s   %s", c->cb->stage, bar, (long long)fin,
+            (long long)c->n, (long long)c->failed, tput, rate > 0 ? (double)(c->n - fin) / rate : 0.0, final ? "\n" : "");
     return;
   }
   c->last_print = t;
@@ -298,9 +310,10 @@ static void progress(coord *c, bool final) {
   int64_t fin = c->done + c->failed;
   double rate = el > 0 ? (double)fin / el : 0;
   double eta = rate > 0 ? (double)(c->n - fin) / rate : 0;
-  fprintf(stderr, "%s: %lld/%lld units (%lld failed), %.1f items/s, %.0f s elapsed%s",
-          c->cb->stage, (long long)fin, (long long)c->n, (long long)c->failed,
-          el > 0 ? (double)c->items / el : 0.0, el, final ? "\n" : "");
+  char tput[64] = "";
+  if (c->cb->items_unit) snprintf(tput, sizeof tput, ", %.1f %s/s", el > 0 ? (double)c->items / el : 0.0, c->cb->items_unit);
+  fprintf(stderr, "%s: %lld/%lld units (%lld failed)%s, %.0f s elapsed%s", c->cb->stage, (long long)fin, (long long)c->n,
+          (long long)c->failed, tput, el, final ? "\n" : "");
   if (!final) fprintf(stderr, ", ETA %.0f s\n", eta);
 }
 
@@ -384,6 +397,11 @@ static int handle(coord *c, int rank, const wire_result *w, int64_t *resolved) {
     memcpy(r.rec.bad_message, w->bad_message, sizeof r.rec.bad_message);
     r.rec.output[sizeof r.rec.output - 1] = r.rec.checksum[64] = r.rec.bad_message[sizeof r.rec.bad_message - 1] = '\0';
     r.rec.bytes = w->bytes;
+    r.rec.n_more = (int)w->n_more;
+    memcpy(r.rec.more, w->more, sizeof r.rec.more);
+    for (int k = 0; k < TS_UNIT_MAX_OUTPUTS - 1; k++) r.rec.more[k].path[sizeof r.rec.more[k].path - 1] = r.rec.more[k].checksum[64] = '\0';
+    memcpy(r.rec.note, w->note, sizeof r.rec.note);
+    r.rec.note[sizeof r.rec.note - 1] = '\0';
     r.rec.items = w->items;
     r.rec.seconds = w->seconds;
     r.rec.n_bad = w->n_bad;
@@ -412,7 +430,7 @@ static int recv_request(const MPI_Status *st, wire_result **buf, size_t *cap) {
   if (!wire_reserve(buf, cap, (size_t)count)) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "request of %d bytes", count);
   e = MPI_Recv(*buf, count, MPI_BYTE, st->MPI_SOURCE, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
   if (e != MPI_SUCCESS) return mpi_fail(e, "receive request");
-  if ((*buf)->n_bad < 0 || wire_size((*buf)->n_bad) != (size_t)count)
+  if ((*buf)->n_bad < 0 || (*buf)->n_more < 0 || (*buf)->n_more > TS_UNIT_MAX_OUTPUTS - 1 || wire_size((*buf)->n_bad) != (size_t)count)
     return ts_error_set(TS_EINTERNAL, "SCHED_PROTOCOL", "malformed request from rank %d", st->MPI_SOURCE);
   return 0;
 }

@@ -48,6 +48,7 @@ typedef struct ts_sched_cb {
   /* Any rank: absolute path of a run-relative output (for the checksum). */
   int (*output_path)(void *ctx, const char *rel, char *buf, size_t n);
   const char *stage;          /* for progress lines */
+  const char *items_unit;     /* what rec->items counts ("tiles"), NULL: no throughput figure */
   int max_attempts;
   bool progress;              /* rank 0: print progress to stderr */
 } ts_sched_cb;

@@ -22,6 +22,36 @@ static int sql_err(ts_ledger *l, const char *what) {
   return ts_error_set(TS_EIO, "LEDGER_SQL", "%s: %s: %s", l->path, what, sqlite3_errmsg(l->db));
 }
 
+static bool has_column(ts_ledger *l, const char *table, const char *col) {
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT 1 FROM pragma_table_info('%s') WHERE name=?", table);
+  sqlite3_stmt *st = NULL;
+  bool found = false;
+  if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, col, -1, SQLITE_STATIC);
+    found = sqlite3_step(st) == SQLITE_ROW;
+  }
+  sqlite3_finalize(st);
+  return found;
+}
+
+/* Schema 2 (see schemas/ledger.sql): columns an older ledger gains on its first open. */
+static int upgrade(ts_ledger *l) {
+  static const char *const cols[][3] = {{"units", "unit_key", "TEXT"}, {"units", "note", "TEXT"}, {"stages", "note", "TEXT"}};
+  for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+    if (has_column(l, cols[i][0], cols[i][1])) continue;
+    char sql[160];
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", cols[i][0], cols[i][1], cols[i][2]);
+    char *msg = NULL;
+    if (sqlite3_exec(l->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+      int rc = ts_error_set(TS_EIO, "LEDGER_OPEN", "cannot upgrade ledger %s (%s): %s", l->path, sql, msg ? msg : "?");
+      sqlite3_free(msg);
+      return rc;
+    }
+  }
+  return 0;
+}
+
 int ts_ledger_open(const char *path, bool readonly, ts_ledger **out) {
   *out = NULL;
   ts_ledger *l = calloc(1, sizeof *l);
@@ -41,6 +71,12 @@ int ts_ledger_open(const char *path, bool readonly, ts_ledger **out) {
     if (sqlite3_exec(l->db, ts_ledger_sql, NULL, NULL, &msg) != SQLITE_OK) {
       int rc = ts_error_set(TS_EIO, "LEDGER_OPEN", "cannot initialise ledger %s: %s", path, msg ? msg : "?");
       sqlite3_free(msg);
+      sqlite3_close(l->db);
+      free(l);
+      return rc;
+    }
+    if (upgrade(l) < 0) {
+      int rc = ts_error_code();
       sqlite3_close(l->db);
       free(l);
       return rc;
@@ -166,10 +202,17 @@ int ts_ledger_unit_done(ts_ledger *l, const char *stage, const char *unit, int r
   int rc = 0;
   TS_TRY(exec1(l,
                "UPDATE units SET state='done', attempts=?, rank=?, output=?, checksum=?, bytes=?, seconds=?, items=?, "
-               "error_token=NULL, error_message=NULL, run_id=?, updated=? WHERE stage=? AND unit=?",
-               "iittidiittt", (int64_t)attempts, (int64_t)rank, r->output, r->checksum, r->bytes, r->seconds, r->items,
-               run_id, now, stage, unit));
+               "error_token=NULL, error_message=NULL, run_id=?, updated=?, note=? WHERE stage=? AND unit=?",
+               "iittidiitttt", (int64_t)attempts, (int64_t)rank, r->output[0] ? r->output : NULL, r->output[0] ? r->checksum : NULL,
+               r->bytes, r->seconds, r->items, run_id, now, r->note[0] ? r->note : NULL, stage, unit));
   TS_TRY(exec1(l, "DELETE FROM bad_items WHERE stage=? AND unit=?", "tt", stage, unit));
+  TS_TRY(exec1(l, "DELETE FROM outputs WHERE stage=? AND unit=?", "tt", stage, unit));
+  if (r->output[0])
+    TS_TRY(exec1(l, "INSERT OR REPLACE INTO outputs(stage, unit, path, checksum, bytes) VALUES(?,?,?,?,?)", "tttti", stage, unit,
+                 r->output, r->checksum, r->bytes));
+  for (int k = 0; k < r->n_more && k < TS_UNIT_MAX_OUTPUTS - 1; k++)
+    TS_TRY(exec1(l, "INSERT OR REPLACE INTO outputs(stage, unit, path, checksum, bytes) VALUES(?,?,?,?,?)", "tttti", stage, unit,
+                 r->more[k].path, r->more[k].checksum, r->more[k].bytes));
   if (r->n_bad > 0 && r->bad) {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(l->db, "INSERT OR REPLACE INTO bad_items(stage, unit, item, x, y, token, message) VALUES(?,?,?,?,?,?,?)",
@@ -200,8 +243,60 @@ out:
 }
 
 int ts_ledger_unit_reset(ts_ledger *l, const char *stage, const char *unit) {
-  return exec1(l, "UPDATE units SET state='pending', output=NULL, checksum=NULL, bytes=NULL, items=NULL WHERE stage=? AND unit=?",
+  TS_CALL(exec1(l, "DELETE FROM outputs WHERE stage=? AND unit=?", "tt", stage, unit));
+  TS_CALL(exec1(l, "DELETE FROM bad_items WHERE stage=? AND unit=?", "tt", stage, unit));
+  return exec1(l, "UPDATE units SET state='pending', output=NULL, checksum=NULL, bytes=NULL, items=NULL, note=NULL WHERE stage=? AND unit=?",
                "tt", stage, unit);
+}
+
+int ts_ledger_unit_key(ts_ledger *l, const char *stage, const char *unit, const char *key, bool *redo_out) {
+  char state[16], old[80];
+  *redo_out = false;
+  TS_CALL(ts_ledger_unit_state(l, stage, unit, state));
+  TS_CALL(query_text(l, "SELECT unit_key FROM units WHERE stage=? AND unit=?", stage, unit, old, sizeof old));
+  if (!strcmp(state, "done") && old[0] && strcmp(old, key ? key : "")) {
+    TS_CALL(ts_ledger_unit_reset(l, stage, unit));
+    *redo_out = true;
+  }
+  return exec1(l, "UPDATE units SET unit_key=? WHERE stage=? AND unit=?", "ttt", key, stage, unit);
+}
+
+int ts_ledger_unit_key_get(ts_ledger *l, const char *stage, const char *unit, char key_out[80]) {
+  return query_text(l, "SELECT unit_key FROM units WHERE stage=? AND unit=?", stage, unit, key_out, 80);
+}
+
+int ts_ledger_stage_note(ts_ledger *l, const char *stage, const char *note) {
+  return exec1(l, "UPDATE stages SET note=? WHERE name=?", "tt", note, stage);
+}
+
+int ts_ledger_unit_note(ts_ledger *l, const char *stage, const char *unit, char *note, size_t n) {
+  return query_text(l, "SELECT note FROM units WHERE stage=? AND unit=? AND state='done'", stage, unit, note, n);
+}
+
+int ts_ledger_checkpoint_record(ts_ledger *l, const char *stage, const char *stage_hash, int64_t step, const char *path,
+                                const char *checksum, int64_t bytes, int64_t run_id) {
+  char now[32];
+  ts_now_iso(now);
+  return exec1(l, "INSERT OR REPLACE INTO checkpoints(stage, stage_hash, step, path, checksum, bytes, run_id, at) VALUES(?,?,?,?,?,?,?,?)",
+               "ttittiit", stage, stage_hash, step, path, checksum, bytes, run_id, now);
+}
+
+int ts_ledger_checkpoints(ts_ledger *l, const char *stage, const char *stage_hash,
+                          int (*fn)(void *ctx, int64_t step, const char *path, const char *checksum), void *ctx) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(l->db, "SELECT step, path, checksum FROM checkpoints WHERE stage=? AND stage_hash=? ORDER BY step DESC", -1,
+                         &st, NULL) != SQLITE_OK)
+    return sql_err(l, "prepare");
+  sqlite3_bind_text(st, 1, stage, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, stage_hash, -1, SQLITE_TRANSIENT);
+  int rc = 0, s;
+  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    rc = fn(ctx, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2));
+    if (rc != 0) break;
+  }
+  if (rc == 0 && s != SQLITE_DONE) rc = sql_err(l, "checkpoints");
+  sqlite3_finalize(st);
+  return rc < 0 ? rc : 0;
 }
 
 int ts_ledger_units_mark_stale(ts_ledger *l, const char *stage) {

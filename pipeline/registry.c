@@ -23,7 +23,9 @@ const struct ts_stage *const ts_stages[] = {
 int ts_stages_check(void) {
   for (int i = 0; ts_stages[i]; i++) {
     const struct ts_stage *s = ts_stages[i];
-    if (s->abi != TS_STAGE_ABI || !s->name || !s->plan || !s->work || !s->config_keys)
+    bool sharded = s->kind == TS_SHARDED, coll = s->kind == TS_COLLECTIVE;
+    if (s->abi != TS_STAGE_ABI || !s->name || !s->config_keys || !(sharded || coll) || (sharded && (!s->plan || !s->work)) ||
+        (coll && !s->collective))
       return ts_error_set(TS_EINTERNAL, "STAGE_REGISTRY", "stage %d (%s) is incomplete or of another ABI", i, s->name ? s->name : "?");
     for (int j = 0; j < i; j++)
       if (!strcmp(ts_stages[j]->name, s->name))

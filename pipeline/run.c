@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ts_cli.h"
+#include "ts_comm.h"
 #include "ts_config.h"
 #include "ts_error.h"
 #include "ts_io.h"
@@ -29,21 +30,37 @@
 #include "ts_stop.h"
 #include "ts_version.h"
 
+static void run_usage_short(FILE *f) {
+  fprintf(f,
+          "usage: tessera run CONFIG.yaml [--set section.key=value ...] [--stages a,b | --until STAGE]\n"
+          "                   [--reconfigure] [--quiet]\n"
+          "       mpirun -np N tessera run CONFIG.yaml ...     (srun --mpi=pmix under Slurm)\n"
+          "tessera run --help lists the options and every config key.\n");
+}
+
 static void run_usage(FILE *f) {
   fprintf(f,
-          "usage: tessera run CONFIG.yaml [--set section.key=value ...] [--reconfigure] [--quiet]\n"
+          "usage: tessera run CONFIG.yaml [--set section.key=value ...] [--stages a,b | --until STAGE]\n"
+          "                   [--reconfigure] [--quiet]\n"
           "       mpirun -np N tessera run CONFIG.yaml ...     (srun --mpi=pmix under Slurm)\n\n"
-          "Runs every stage of the pipeline on the cohort of CONFIG. Outputs, the resolved config\n"
+          "Runs the stages of the pipeline on the cohort of CONFIG. Outputs, the resolved config\n"
           "and the ledger go to run.dir. Running again does only what is missing; a changed config\n"
-          "section redoes the stages that depend on it (needs --reconfigure on an existing run).\n\n"
+          "section, cohort row or input file redoes exactly the units that depend on it (a changed\n"
+          "config needs --reconfigure on an existing run).\n\n"
           "options:\n"
           "  --set section.key=value  override one config value (validated like the file)\n"
+          "  --stages a,b             run only these stages (their inputs must be done); the report\n"
+          "                           is always written\n"
+          "  --until STAGE            run the stages up to and including STAGE\n"
           "  --reconfigure            accept a config that differs from the run directory's\n"
           "  --quiet                  no progress lines\n\n"
-          "config keys (section, key, type, default, meaning):\n");
+          "stages, in order:");
+  for (int i = 0; ts_stages[i]; i++) fprintf(f, "%s %s", i ? "," : "", ts_stages[i]->name);
+  fprintf(f, "\n\nconfig keys:\n");
   ts_config_print_schema(f);
-  fprintf(f, "\nexit codes: 0 all units done, 1 some units failed (the rest completed), 2 usage or config error,\n"
-             "            3 stopped by SIGTERM/SIGINT (units in flight stay pending: run again to resume)\n");
+  fprintf(f, "\nexit codes: 0 all units done, 1 some units failed (the rest completed), 2 usage or config error\n"
+             "            (nothing was run), 3 stopped by SIGTERM/SIGINT (units in flight stay pending: run\n"
+             "            again to resume)\n");
 }
 
 typedef struct run_state {
@@ -53,6 +70,7 @@ typedef struct run_state {
   int64_t n_failed_now;
   bool quiet;
   ts_ledger *ledger; /* rank 0 */
+  ts_run_record record;
 } run_state;
 
 static int bcast_text(char **s, int rank) {
@@ -85,6 +103,7 @@ static int cb_result(void *ctx, const ts_sched_result *r) {
     if (r->rec.n_bad > 0 && !s->quiet)
       fprintf(stderr, "%s: unit %s done with %lld bad item(s), recorded: %s\n", s->stage->name, r->id, (long long)r->rec.n_bad,
               r->rec.bad_message);
+    if (r->rec.note[0]) fprintf(stderr, "%s: warning: unit %s: %s\n", s->stage->name, r->id, r->rec.note);
     return s->stage->unit_done ? s->stage->unit_done(&s->run, r->id) : 0;
   }
   s->n_failed_now++;
@@ -94,15 +113,25 @@ static int cb_result(void *ctx, const ts_sched_result *r) {
                                r->seconds, r->token, r->message);
 }
 
+static int ts_count(const char *const *v) {
+  int n = 0;
+  while (v[n]) n++;
+  return n;
+}
+
 /* Rank 0: hash of a stage = its config keys + the hashes of the stages it needs. */
 static void stage_hash(const ts_run *run, const struct ts_stage *st, char (*hashes)[65], char out[65]) {
   char keys[65], buf[64 * 70 + 200];
   ts_config_hash_keys(run->cfg, st->config_keys, keys);
   int n = snprintf(buf, sizeof buf, "%s:%s", st->name, keys);
-  for (int k = 0; st->needs && st->needs[k]; k++)
+  const char *more[16];
+  int n_more = st->needs_for ? st->needs_for(run->cfg, more, 16) : 0;
+  for (int k = 0; (st->needs && st->needs[k]) || k - (st->needs ? ts_count(st->needs) : 0) < n_more; k++) {
+    const char *need = st->needs && st->needs[k] ? st->needs[k] : more[k - (st->needs ? ts_count(st->needs) : 0)];
     for (int j = 0; ts_stages[j] && j < 64; j++)
-      if (!strcmp(ts_stages[j]->name, st->needs[k]) && n < (int)sizeof buf - 70)
+      if (!strcmp(ts_stages[j]->name, need) && n < (int)sizeof buf - 70)
         n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s", hashes[j]);
+  }
   ts_io_sha256(buf, strlen(buf), out);
 }
 
@@ -134,44 +163,96 @@ static void remove_stale_tmp(const char *dir, int depth) {
   closedir(d);
 }
 
-/* Rank 0: prepare the run directory. Returns TS_ECONFIG for anything the user must fix. */
-static int prepare_dir(const ts_config *cfg, bool reconfigure, int *lock_fd) {
+/* Rank 0: prepare the run directory, after the config and the cohort were validated (so that
+ * a wrong path leaves nothing behind). Returns TS_ECONFIG for anything the user must fix.
+ * The lock comes first, the emptiness check after it: two runs started at once on a new
+ * directory then give the loser RUN_LOCKED, never RUN_DIR_NOT_EMPTY (it saw the winner's lock
+ * file). When this call made the directory and fails, it removes what it made. */
+static int prepare_dir(const ts_config *cfg, bool reconfigure, int *lock_fd, bool *created_out) {
   const char *dir = cfg->run.dir;
-  char path[TS_PATH_MAX];
+  char path[TS_PATH_MAX], lock[TS_PATH_MAX];
   bool exists = ts_io_exists(dir);
-  TS_CALL(ts_io_join(dir, "ledger.sqlite", path, sizeof path));
-  bool has_ledger = ts_io_exists(path);
-  if (exists && !has_ledger) {
-    /* a directory we did not make: refuse unless it is empty */
-    int n = dir_entries(dir);
-    if (n > 0)
-      return ts_error_set(TS_ECONFIG, "RUN_DIR_NOT_EMPTY", "%s exists, is not empty and holds no tessera ledger: choose another run.dir (tessera never writes into a directory it did not make)", dir);
-  }
+  *created_out = false;
   TS_CALL(ts_io_mkdirs(dir, 0755));
-  TS_CALL(ts_io_join(dir, ".lock", path, sizeof path));
-  *lock_fd = open(path, O_CREAT | O_RDWR, 0644);
-  if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX | LOCK_NB) < 0)
-    return ts_error_set(TS_ECONFIG, "RUN_LOCKED", "%s: another tessera run is using this run directory", dir);
+  *created_out = !exists;
+  TS_CALL(ts_io_join(dir, ".lock", lock, sizeof lock));
+  bool lock_existed = ts_io_exists(lock);
+  *lock_fd = open(lock, O_CREAT | O_RDWR, 0644);
+  if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    if (*lock_fd >= 0) close(*lock_fd);
+    *lock_fd = -1;
+    *created_out = false; /* the other run owns it now */
+    return ts_error_set(TS_ECONFIG, "RUN_LOCKED", "%s: another tessera run is using this run directory (wait for it, or choose another run.dir)", dir);
+  }
+  TS_CALL(ts_io_join(dir, "ledger.sqlite", path, sizeof path));
+  if (!ts_io_exists(path)) {
+    /* a directory we did not make: refuse unless it is empty (but for our lock) */
+    if (dir_entries(dir) - 1 > 0) { /* -1: the lock file */
+      if (!lock_existed) unlink(lock);
+      return ts_error_set(TS_ECONFIG, "RUN_DIR_NOT_EMPTY", "%s exists, is not empty and holds no tessera ledger: choose another run.dir (tessera never writes into a directory it did not make)", dir);
+    }
+  }
   remove_stale_tmp(dir, 3); /* we hold the lock: nobody else is writing here */
   TS_CALL(ts_io_join(dir, "config.yaml", path, sizeof path));
   if (ts_io_exists(path)) {
     char *old = NULL;
     TS_CALL(ts_io_read_all(path, &old, NULL));
     bool same = !strcmp(old, cfg->text);
-    free(old);
-    if (!same && !reconfigure)
+    if (!same && !reconfigure) {
+      char keys[600] = "";
+      int nk = ts_config_diff_keys(old, cfg->text, keys, sizeof keys);
+      free(old);
       return ts_error_set(TS_ECONFIG, "RUN_CONFIG_CHANGED",
-                          "%s was made with a different config (see %s): pass --reconfigure to redo the stages whose settings changed, or choose another run.dir",
-                          dir, path);
-  }
-  if (ts_io_exists(path)) {
-    char *cur = NULL;
-    TS_CALL(ts_io_read_all(path, &cur, NULL));
-    bool same = !strcmp(cur, cfg->text);
-    free(cur);
+                          "%s was made with a different config (%s; see %s): pass --reconfigure to redo the stages whose settings changed, or choose another run.dir",
+                          dir, nk > 0 ? keys : "its text differs", path);
+    }
+    free(old);
     if (same) return 0; /* nothing to rewrite */
   }
   return ts_io_write_atomic(path, cfg->text, strlen(cfg->text));
+}
+
+/* Undo what a failed setup made in a directory it created: the lock, the config, the ledger
+ * (only ours: the directory was new), then the directory itself. */
+static void unmake_dir(const char *dir) {
+  static const char *const ours[] = {".lock", "config.yaml", "ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", NULL};
+  for (int i = 0; ours[i]; i++) {
+    char p[TS_PATH_MAX];
+    if (ts_io_join(dir, ours[i], p, sizeof p) >= 0) unlink(p);
+  }
+  rmdir(dir); /* fails, harmlessly, if anything else is there */
+}
+
+/* --stages a,b / --until STAGE → which registry positions run. Summary stages (the report)
+ * always run. Unknown names: RUN_BAD_STAGE (TS_ECONFIG). */
+static int select_stages(const char *list, const char *until, bool *on) {
+  int n = 0;
+  while (ts_stages[n]) n++;
+  for (int i = 0; i < n; i++) on[i] = !list && !until;
+  char names[512] = "";
+  for (int i = 0, k = 0; i < n; i++) k += snprintf(names + k, sizeof names - (size_t)k, "%s%s", i ? ", " : "", ts_stages[i]->name);
+  if (until) {
+    int at = -1;
+    for (int i = 0; i < n; i++)
+      if (!strcmp(ts_stages[i]->name, until)) at = i;
+    if (at < 0) return ts_error_set(TS_ECONFIG, "RUN_BAD_STAGE", "--until %s: no such stage (stages: %s)", until, names);
+    for (int i = 0; i <= at; i++) on[i] = true;
+  }
+  if (list) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+      while (*t == ' ') t++;
+      int at = -1;
+      for (int i = 0; i < n; i++)
+        if (!strcmp(ts_stages[i]->name, t)) at = i;
+      if (at < 0) return ts_error_set(TS_ECONFIG, "RUN_BAD_STAGE", "--stages: no stage '%s' (stages: %s)", t, names);
+      on[at] = true;
+    }
+  }
+  for (int i = 0; i < n; i++)
+    if (ts_stages[i]->flags & TS_STAGE_SUMMARY) on[i] = true;
+  return 0;
 }
 
 static void join_argv(int argc, char **argv, char *buf, size_t n) {
@@ -180,12 +261,122 @@ static void join_argv(int argc, char **argv, char *buf, size_t n) {
   for (int i = 0; i < argc && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%s", i ? " " : "tessera ", argv[i]);
 }
 
+/* Rank 0: "extract: 2 of 3 slides to do (as 4 shards and 2 merges)". Units named "<u>#..." are
+ * parts of unit <u> (api/ts_stage.h); the stage's unit_noun names the whole ones. */
+static void say_plan(const struct ts_stage *st, const ts_units *units, const int64_t *todo_idx, int64_t n_todo) {
+  const char *noun = st->unit_noun ? st->unit_noun : "unit";
+  int64_t whole = 0, whole_todo = 0, parts_todo = 0;
+  for (int64_t u = 0; u < units->n; u++) whole += !strchr(units->ids[u], '#');
+  for (int64_t p = 0; p < n_todo; p++) {
+    if (strchr(units->ids[todo_idx[p]], '#')) parts_todo++;
+    else whole_todo++;
+  }
+  if (n_todo == 0) {
+    fprintf(stderr, "%s: all %lld %s%s already done or failed upstream: nothing to do\n", st->name, (long long)whole, noun,
+            whole == 1 ? "" : "s");
+  } else if (parts_todo) {
+    fprintf(stderr, "%s: %lld of %lld %s%s to do (as %lld %s%s and %lld merge%s)\n", st->name, (long long)whole_todo, (long long)whole,
+            noun, whole == 1 ? "" : "s", (long long)parts_todo, st->part_noun ? st->part_noun : "part", parts_todo == 1 ? "" : "s",
+            (long long)whole_todo, whole_todo == 1 ? "" : "s");
+  } else {
+    fprintf(stderr, "%s: %lld of %lld %s%s to do\n", st->name, (long long)whole_todo, (long long)whole, noun, whole == 1 ? "" : "s");
+  }
+}
+
+typedef struct ckpt_pick {
+  const ts_run *run;
+  int64_t step;
+  char path[1024];
+} ckpt_pick;
+
+/* Latest first: the first checkpoint whose file still has its recorded checksum. */
+static int ckpt_try(void *ctx, int64_t step, const char *path, const char *checksum) {
+  ckpt_pick *k = ctx;
+  char abs[TS_PATH_MAX], sum[65];
+  int64_t bytes;
+  if (ts_run_path(k->run, path, abs, sizeof abs) < 0 || ts_io_sha256_file(abs, sum, &bytes) < 0 || strcmp(sum, checksum)) {
+    fprintf(stderr, "%s: checkpoint of step %lld (%s) is gone or changed: trying an earlier one\n", k->run->stage_name, (long long)step, path);
+    ts_error_clear();
+    return 0;
+  }
+  k->step = step;
+  snprintf(k->path, sizeof k->path, "%s", path);
+  return 1;
+}
+
+/* Checksums of a collective unit's outputs (rank 0 wrote them). */
+static int checksum_outputs(const ts_run *run, ts_unit_record *rec) {
+  char abs[TS_PATH_MAX];
+  if (rec->output[0]) {
+    TS_CALL(ts_run_path(run, rec->output, abs, sizeof abs));
+    TS_CALL(ts_io_sha256_file(abs, rec->checksum, &rec->bytes));
+  }
+  for (int k = 0; k < rec->n_more && k < TS_UNIT_MAX_OUTPUTS - 1; k++) {
+    TS_CALL(ts_run_path(run, rec->more[k].path, abs, sizeof abs));
+    TS_CALL(ts_io_sha256_file(abs, rec->more[k].checksum, &rec->more[k].bytes));
+  }
+  return 0;
+}
+
+/* Every rank: run a collective stage's one unit (when rank 0 says it is to do). Returns <0
+ * only when the run cannot go on (ledger); a failed unit is recorded and counted. */
+static int run_collective(run_state *s, bool todo_here, int64_t resume_step, char *resume_path) {
+  const struct ts_stage *st = s->stage;
+  int rank = s->run.rank;
+  int todo = todo_here;
+  MPI_Bcast(&todo, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (!todo) return 0;
+  long long rs = (long long)resume_step;
+  MPI_Bcast(&rs, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+  MPI_Bcast(resume_path, 1024, MPI_CHAR, 0, MPI_COMM_WORLD);
+  s->run.resume_step = rs;
+  s->run.resume_checkpoint = rs >= 0 ? resume_path : NULL;
+  if (rank == 0 && !s->quiet) {
+    if (rs >= 0) fprintf(stderr, "%s: resuming from the checkpoint of step %lld (%s) on %d rank(s)\n", st->name, rs, resume_path, s->run.nranks);
+    else fprintf(stderr, "%s: training on %d rank(s) together\n", st->name, s->run.nranks);
+  }
+  ts_comm *comm = NULL;
+  ts_unit_record rec;
+  memset(&rec, 0, sizeof rec);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ts_error_clear();
+  int rc = ts_comm_world(&comm);
+  if (rc >= 0) rc = st->collective(&s->run, comm, &rec);
+  if (rc >= 0 && rank == 0) rc = checksum_outputs(&s->run, &rec);
+  rc = comm ? ts_comm_agree(comm, rc) : rc;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  rec.seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  ts_comm_free(&comm);
+  free(rec.bad);
+  rec.bad = NULL;
+  rec.n_bad = 0;
+  if (rank != 0) return 0;
+  if (rc == TS_ESTOP) {
+    ts_stop_request(ts_stop_signal() ? ts_stop_signal() : 15);
+    fprintf(stderr, "%s: stopped: the last recorded checkpoint is where the next run resumes\n", st->name);
+    return 0;
+  }
+  if (rc >= 0) {
+    TS_CALL(ts_ledger_unit_done(s->ledger, st->name, st->name, 0, 1, s->run.run_id, &rec));
+    if (rec.note[0]) fprintf(stderr, "%s: warning: %s\n", st->name, rec.note);
+    return 0;
+  }
+  s->n_failed_now++;
+  fprintf(stderr, "%s: failed: %s\n", st->name, ts_error_message());
+  return ts_ledger_unit_failed(s->ledger, st->name, st->name, 0, 1, s->run.run_id, rec.seconds, ts_error_token(), ts_error_message());
+}
+
 int ts_cmd_run(int argc, char **argv) {
   if (ts_cli_wants_help(argc, argv)) {
     run_usage(stdout);
     return 0;
   }
-  const char *config_path = NULL;
+  if (argc < 2) { /* no arguments: the short usage, not the 50-line key table */
+    run_usage_short(stderr);
+    return TS_EXIT_USAGE;
+  }
+  const char *config_path = NULL, *stages_list = NULL, *until = NULL;
   const char **sets = calloc((size_t)argc, sizeof *sets);
   int n_sets = 0;
   bool reconfigure = false, quiet = false;
@@ -193,6 +384,10 @@ int ts_cmd_run(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--set") && i + 1 < argc) sets[n_sets++] = argv[++i];
     else if (!strncmp(argv[i], "--set=", 6)) sets[n_sets++] = argv[i] + 6;
+    else if (!strcmp(argv[i], "--stages") && i + 1 < argc) stages_list = argv[++i];
+    else if (!strncmp(argv[i], "--stages=", 9)) stages_list = argv[i] + 9;
+    else if (!strcmp(argv[i], "--until") && i + 1 < argc) until = argv[++i];
+    else if (!strncmp(argv[i], "--until=", 8)) until = argv[i] + 8;
     else if (!strcmp(argv[i], "--reconfigure")) reconfigure = true;
     else if (!strcmp(argv[i], "--quiet")) quiet = true;
     else if (argv[i][0] == '-' || config_path) usage_err = i;
@@ -200,6 +395,8 @@ int ts_cmd_run(int argc, char **argv) {
   }
 
   int provided = 0;
+  /* FUNNELED: only the main thread of a rank calls MPI (the scheduler's and the collective
+   * stages' communication both run there; worker threads never do). */
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   ts_stop_install(); /* after MPI_Init: SIGTERM stops us cleanly, not the MPI library's default */
   int rank = 0, nranks = 1;
@@ -214,36 +411,51 @@ int ts_cmd_run(int argc, char **argv) {
   char *cfg_text = NULL, *cohort_text = NULL, *cohort_path = NULL;
   int lock_fd = -1, exit_code = TS_EXIT_OK, rc = 0;
   ts_ledger *ledger = NULL;
+  bool created = false;
+  int n_stages = 0;
+  while (ts_stages[n_stages]) n_stages++;
+  bool *selected = calloc((size_t)n_stages + 1, sizeof *selected);
 
-  /* ---- rank 0: config, run directory, ledger ---- */
+  /* ---- rank 0: everything that can be wrong with the invocation, config or cohort is found
+   * before the run directory is touched; then the directory, its lock and the ledger ---- */
   int setup = 0;
   if (rank == 0) {
+    size_t len = 0;
     if (usage_err || !config_path) {
       fprintf(stderr, "USAGE: %s\n", usage_err ? "unexpected argument" : "missing CONFIG");
       if (usage_err) fprintf(stderr, "  at '%s'\n", argv[usage_err]);
-      run_usage(stderr);
+      run_usage_short(stderr);
       setup = TS_EXIT_USAGE;
-    } else if ((rc = ts_stages_check()) < 0 || (rc = ts_config_load(config_path, sets, n_sets, &cfg)) < 0 ||
-               (rc = prepare_dir(cfg, reconfigure, &lock_fd)) < 0) {
-      fprintf(stderr, "%s\n", ts_error_message());
+    } else if (!selected || (rc = ts_stages_check()) < 0 || (rc = select_stages(stages_list, until, selected)) < 0 ||
+               (rc = ts_config_load(config_path, sets, n_sets, &cfg)) < 0) {
+      fprintf(stderr, "%s\n", selected ? ts_error_message() : "NO_MEMORY");
       setup = TS_EXIT_USAGE;
-    } else {
-      size_t len = 0;
-      if (ts_io_read_all(cfg->cohort.csv, &cohort_text, &len) < 0) {
-        fprintf(stderr, "COHORT_MISSING_FILE: %s: cannot read the cohort CSV named by cohort.csv (%s)\n", cfg->cohort.csv, ts_error_detail());
-        setup = TS_EXIT_USAGE;
-      } else if (ts_cohort_parse(cfg->cohort.csv, cohort_text, &cohort) < 0) {
+    }
+    for (int i = 0; !setup && ts_stages[i]; i++) /* every stage checks its own keys, run or not */
+      if (ts_stages[i]->check && (rc = ts_stages[i]->check(cfg)) < 0) {
         fprintf(stderr, "%s\n", ts_error_message());
         setup = TS_EXIT_USAGE;
-      } else {
-        char lp[TS_PATH_MAX];
-        ts_io_join(cfg->run.dir, "ledger.sqlite", lp, sizeof lp);
-        if (ts_ledger_open(lp, false, &ledger) < 0) {
-          fprintf(stderr, "%s\n", ts_error_message());
-          setup = TS_EXIT_USAGE;
-        }
+      }
+    if (!setup && ts_io_read_all(cfg->cohort.csv, &cohort_text, &len) < 0) {
+      fprintf(stderr, "COHORT_MISSING_FILE: %s: cannot read the cohort CSV named by cohort.csv (%s)\n", cfg->cohort.csv, ts_error_detail());
+      setup = TS_EXIT_USAGE;
+    } else if (!setup && ts_cohort_parse(cfg->cohort.csv, cohort_text, &cohort) < 0) {
+      fprintf(stderr, "%s\n", ts_error_message());
+      setup = TS_EXIT_USAGE;
+    }
+    if (!setup && (rc = prepare_dir(cfg, reconfigure, &lock_fd, &created)) < 0) {
+      fprintf(stderr, "%s\n", ts_error_message());
+      setup = TS_EXIT_USAGE;
+    }
+    if (!setup) {
+      char lp[TS_PATH_MAX];
+      ts_io_join(cfg->run.dir, "ledger.sqlite", lp, sizeof lp);
+      if (ts_ledger_open(lp, false, &ledger) < 0) {
+        fprintf(stderr, "%s\n", ts_error_message());
+        setup = TS_EXIT_USAGE;
       }
     }
+    if (setup && created && cfg) unmake_dir(cfg->run.dir);
     if (!setup) {
       cfg_text = strdup(cfg->text);
       cohort_path = strdup(cfg->cohort.csv);
@@ -254,6 +466,7 @@ int ts_cmd_run(int argc, char **argv) {
     exit_code = setup;
     goto out;
   }
+  MPI_Bcast(selected, n_stages, MPI_C_BOOL, 0, MPI_COMM_WORLD);
   bcast_text(&cfg_text, rank);
   bcast_text(&cohort_text, rank);
   bcast_text(&cohort_path, rank);
@@ -276,8 +489,10 @@ int ts_cmd_run(int argc, char **argv) {
   s.run.cohort = &cohort;
   s.run.rank = rank;
   s.run.nranks = nranks;
+  s.run.resume_step = -1;
+  s.record.ledger = ledger;
   s.run.ops = rank == 0 ? &ts_run_ledger_ops : NULL;
-  s.run.impl = ledger;
+  s.run.impl = rank == 0 ? &s.record : NULL;
   s.ledger = ledger;
   s.quiet = quiet;
 
@@ -295,6 +510,7 @@ int ts_cmd_run(int argc, char **argv) {
       fprintf(stderr, "%s\n", ts_error_message());
       rc = -1;
     }
+    s.record.run_id = s.run.run_id;
     if (!quiet)
       fprintf(stderr, "tessera %s: run %s, %d rank(s) on %s, config %.12s\n", TS_VERSION, cfg->run.dir, nranks, hostlist, cfg->hash);
   }
@@ -302,7 +518,7 @@ int ts_cmd_run(int argc, char **argv) {
 
   char hashes[64][65];
   memset(hashes, 0, sizeof hashes);
-  bool stopped = false;
+  bool stopped = false, run_end_recorded = false;
   for (int i = 0; ts_stages[i]; i++) {
     const struct ts_stage *st = ts_stages[i];
     s.stage = st;
@@ -310,18 +526,58 @@ int ts_cmd_run(int argc, char **argv) {
     ts_units units;
     memset(&units, 0, sizeof units);
     char **todo_ids = NULL;
-    int64_t *todo_idx = NULL, *todo_then = NULL, n_todo = 0, n_total = 0;
+    int64_t *todo_idx = NULL, *todo_then = NULL, n_todo = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     char started[32];
     ts_now_iso(started);
-    if (rank == 0 && rc >= 0) {
+    bool collective = st->kind == TS_COLLECTIVE;
+    int64_t resume_step = -1;
+    char resume_path[1024] = "";
+    /* 1 run, 0 not selected or skipped: a stage left out still has its hash (later stages chain it) */
+    int go = 1;
+    if (rank == 0 && rc >= 0) stage_hash(&s.run, st, hashes, hashes[i]);
+    if (rank == 0 && rc >= 0 && !selected[i]) {
+      go = 0;
+      if (!quiet) fprintf(stderr, "%s: not selected (%s%s)\n", st->name, stages_list ? "--stages " : "--until ", stages_list ? stages_list : until);
+    }
+    if (rank == 0 && rc >= 0 && go && st->skip) {
+      char why[512] = "";
+      s.run.stage_hash = hashes[i];
+      int k = st->skip(&s.run, why, sizeof why);
+      if (k < 0) rc = k;
+      else if (k > 0) {
+        go = 0;
+        fprintf(stderr, "%s: skipped: %s\n", st->name, why);
+        bool reset = false;
+        rc = ts_ledger_stage_prepare(ledger, st->name, i, hashes[i], &reset);
+        if (rc >= 0) rc = ts_ledger_stage_note(ledger, st->name, why);
+      }
+    }
+    if (rank == 0 && rc >= 0 && go && (st->flags & TS_STAGE_SUMMARY) && !run_end_recorded) {
+      /* the summary (the report) describes a finished run: record the outcome first */
+      ts_stage_counts *counts = NULL;
+      int nc = 0;
+      int64_t failed = 0, pending = 0;
+      if (ts_ledger_counts(ledger, &counts, &nc) >= 0) {
+        for (int c = 0; c < nc; c++)
+          for (int j = 0; ts_stages[j]; j++)
+            if (selected[j] && !(ts_stages[j]->flags & TS_STAGE_SUMMARY) && !strcmp(ts_stages[j]->name, counts[c].name)) {
+              failed += counts[c].failed;
+              pending += counts[c].pending;
+            }
+        free(counts);
+      }
+      exit_code = (failed || pending) ? TS_EXIT_FAILED_UNITS : TS_EXIT_OK;
+      if (ts_ledger_run_end(ledger, s.run.run_id, exit_code) >= 0) run_end_recorded = true;
+    }
+    if (rank == 0 && rc >= 0 && go) {
       bool reset = false;
-      stage_hash(&s.run, st, hashes, hashes[i]);
       rc = ts_ledger_stage_prepare(ledger, st->name, i, hashes[i], &reset);
+      if (rc >= 0) rc = ts_ledger_stage_note(ledger, st->name, NULL);
       if (rc >= 0 && reset && !quiet) fprintf(stderr, "%s: settings changed since the last run: redoing every unit\n", st->name);
-      if (rc >= 0) rc = st->plan(&s.run, &units);
-      n_total = units.n;
+      s.run.stage_hash = hashes[i];
+      if (rc >= 0) rc = collective ? ts_units_add(&units, st->name) : st->plan(&s.run, &units);
       todo_ids = calloc((size_t)(units.n + 1), sizeof *todo_ids);
       todo_idx = calloc((size_t)(units.n + 1), sizeof *todo_idx);
       todo_then = calloc((size_t)(units.n + 1), sizeof *todo_then);
@@ -339,14 +595,18 @@ int ts_cmd_run(int argc, char **argv) {
           units.fail_message[d] = strdup(msg);
         }
       }
+      int64_t n_changed = 0;
       if (rc >= 0) rc = ts_ledger_begin(ledger); /* the whole plan: one transaction */
       if (rc >= 0) rc = ts_ledger_units_mark_stale(ledger, st->name);
       for (int64_t u = 0; rc >= 0 && u < units.n; u++) {
         char state[16];
+        bool redo = false;
         pos_of[u] = -1;
         rc = ts_ledger_unit_add(ledger, st->name, units.ids[u], u);
+        if (rc >= 0 && units.key[u]) rc = ts_ledger_unit_key(ledger, st->name, units.ids[u], units.key[u], &redo);
         if (rc >= 0) rc = ts_ledger_unit_state(ledger, st->name, units.ids[u], state);
         if (rc < 0) break;
+        n_changed += redo;
         if (!strcmp(state, "done") && !(st->flags & TS_STAGE_ALWAYS)) continue;
         if (units.fail_token[u]) {
           s.n_failed_now++;
@@ -367,26 +627,44 @@ int ts_cmd_run(int argc, char **argv) {
         todo_then[p] = d >= 0 ? pos_of[d] : -1;
       }
       free(pos_of);
+      if (rc >= 0 && collective && n_todo > 0) {
+        ckpt_pick pick = {.run = &s.run, .step = -1};
+        rc = ts_ledger_checkpoints(ledger, st->name, hashes[i], ckpt_try, &pick);
+        resume_step = pick.step;
+        snprintf(resume_path, sizeof resume_path, "%s", pick.path);
+      }
       if (rc < 0) fprintf(stderr, "%s\n", ts_error_message());
       else if (!quiet) {
         if (n_stale > 0) fprintf(stderr, "%s: forgot %lld unit(s) the plan no longer has\n", st->name, (long long)n_stale);
-        if (n_todo == 0) fprintf(stderr, "%s: all %lld units already done or failed upstream: nothing to do\n", st->name, (long long)n_total);
-        else fprintf(stderr, "%s: %lld of %lld units to do\n", st->name, (long long)n_todo, (long long)n_total);
+        if (n_changed > 0) fprintf(stderr, "%s: %lld unit(s) whose inputs changed since they were done: redoing them\n", st->name, (long long)n_changed);
+        say_plan(st, &units, todo_idx, n_todo);
       }
     }
-    int go = rc >= 0;
-    MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (!go) {
+    int flags[2] = {rc >= 0, go};
+    MPI_Bcast(flags, 2, MPI_INT, 0, MPI_COMM_WORLD);
+    if (!flags[0]) {
       free(todo_ids); free(todo_idx); free(todo_then); ts_units_clear(&units);
       break;
+    }
+    if (!flags[1]) {
+      free(todo_ids); free(todo_idx); free(todo_then); ts_units_clear(&units);
+      continue;
     }
     MPI_Bcast(hashes[i], 65, MPI_CHAR, 0, MPI_COMM_WORLD); /* workers write it into outputs */
     s.run.stage_hash = hashes[i];
     long long n_bcast = (long long)n_todo;
     MPI_Bcast(&n_bcast, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
-    if (n_bcast > 0) {
-      ts_sched_cb cb = {.ctx = &s, .work = cb_work, .on_result = cb_result, .output_path = cb_output,
-                        .stage = st->name, .max_attempts = (int)cfg->scheduler.max_attempts, .progress = !quiet};
+    if (collective) {
+      int crc = run_collective(&s, n_todo > 0, resume_step, resume_path);
+      if (crc < 0 && rank == 0) {
+        fprintf(stderr, "%s\n", ts_error_message());
+        rc = crc;
+      }
+      s.run.resume_step = -1;
+      s.run.resume_checkpoint = NULL;
+    } else if (n_bcast > 0) {
+      ts_sched_cb cb = {.ctx = &s, .work = cb_work, .on_result = cb_result, .output_path = cb_output, .stage = st->name,
+                        .items_unit = st->items_unit, .max_attempts = (int)cfg->scheduler.max_attempts, .progress = !quiet};
       int src = ts_sched_stage(&cb, (const char *const *)todo_ids, todo_idx, todo_then, rank == 0 ? n_todo : 0);
       if (src < 0 && rank == 0) {
         fprintf(stderr, "%s\n", ts_error_message());
@@ -429,10 +707,14 @@ int ts_cmd_run(int argc, char **argv) {
     int nc = 0;
     int64_t failed = 0, pending = 0;
     if (rc >= 0 && ts_ledger_counts(ledger, &counts, &nc) >= 0) {
-      for (int i = 0; i < nc; i++) {
-        failed += counts[i].failed;
-        pending += counts[i].pending;
-        if (!quiet) fprintf(stderr, "  %-10s %6lld done %6lld failed %6lld pending\n", counts[i].name, (long long)counts[i].done, (long long)counts[i].failed, (long long)counts[i].pending);
+      for (int c = 0; c < nc; c++) {
+        int j = -1;
+        for (int q = 0; ts_stages[q]; q++)
+          if (!strcmp(ts_stages[q]->name, counts[c].name)) j = q;
+        if (j < 0 || !selected[j]) continue; /* the exit code is about what this run was asked to do */
+        failed += counts[c].failed;
+        pending += counts[c].pending;
+        if (!quiet) fprintf(stderr, "  %-10s %6lld done %6lld failed %6lld pending\n", counts[c].name, (long long)counts[c].done, (long long)counts[c].failed, (long long)counts[c].pending);
       }
       free(counts);
     }
@@ -453,6 +735,7 @@ out:
   free(cohort_text);
   free(cohort_path);
   free(sets);
+  free(selected);
   MPI_Finalize();
   return exit_code;
 }

@@ -57,6 +57,22 @@ int ts_ledger_unit_done(ts_ledger *l, const char *stage, const char *unit, int r
                         int attempts, int64_t run_id, const ts_unit_record *r);
 /* Make a unit pending again (its output is gone: a consumed intermediate lost before use). */
 int ts_ledger_unit_reset(ts_ledger *l, const char *stage, const char *unit);
+/* The key of a unit's own inputs (ts_units_add_keyed): a unit recorded done under another key
+ * is made pending again (*redo_out true); the key is recorded either way. */
+int ts_ledger_unit_key(ts_ledger *l, const char *stage, const char *unit, const char *key, bool *redo_out);
+/* The key recorded for a unit ("" none). */
+int ts_ledger_unit_key_get(ts_ledger *l, const char *stage, const char *unit, char key_out[80]);
+/* The note (warning) recorded with a done unit ("" none). */
+int ts_ledger_unit_note(ts_ledger *l, const char *stage, const char *unit, char *note, size_t n);
+/* Why the stage was left out of the last run (NULL: it ran). */
+int ts_ledger_stage_note(ts_ledger *l, const char *stage, const char *note);
+/* Checkpoints of collective stages (schemas/ledger.sql). */
+int ts_ledger_checkpoint_record(ts_ledger *l, const char *stage, const char *stage_hash, int64_t step, const char *path,
+                                const char *checksum, int64_t bytes, int64_t run_id);
+/* Call fn for each checkpoint of (stage, stage_hash), latest step first, until it returns
+ * non-zero (a positive return stops without error). */
+int ts_ledger_checkpoints(ts_ledger *l, const char *stage, const char *stage_hash,
+                          int (*fn)(void *ctx, int64_t step, const char *path, const char *checksum), void *ctx);
 /* Plan bookkeeping: mark every unit of the stage stale (idx -1); ts_ledger_unit_add() of a
  * planned unit makes it current again; drop_stale forgets the stale units that are not done
  * (pending or failed: they would hold the run's exit code forever). Done ones stay, as the

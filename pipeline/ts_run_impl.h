@@ -2,9 +2,15 @@
 #ifndef TS_RUN_IMPL_H
 #define TS_RUN_IMPL_H
 
+#include "ts_ledger.h"
 #include "ts_stage.h"
 
-/* impl is the rank-0 ts_ledger *. */
+/* What ts_run.impl points to on rank 0. */
+typedef struct ts_run_record {
+  ts_ledger *ledger;
+  int64_t run_id;
+} ts_run_record;
+
 extern const struct ts_run_ops ts_run_ledger_ops;
 
 #endif

@@ -54,6 +54,36 @@ CREATE TABLE IF NOT EXISTS units (
   PRIMARY KEY (stage, unit)
 );
 CREATE INDEX IF NOT EXISTS units_state ON units(stage, state);
+-- Schema 2 adds, by ALTER TABLE in ledger.c (old ledgers gain them on their next open):
+--   units.unit_key  SHA-256 of the unit's own inputs (CSV row, slide file, upstream checksums):
+--                   a unit recorded done under another key is redone
+--   units.note      a warning the unit completed with ("no tissue: 0 tiles")
+--   stages.note     why the stage was left out of the last run ("no label column"), or NULL
+
+-- Every output of a done unit (the main one is also units.output), with its checksum.
+CREATE TABLE IF NOT EXISTS outputs (
+  stage    TEXT NOT NULL,
+  unit     TEXT NOT NULL,
+  path     TEXT NOT NULL,
+  checksum TEXT NOT NULL,
+  bytes    INTEGER,
+  PRIMARY KEY (stage, unit, path),
+  FOREIGN KEY (stage, unit) REFERENCES units(stage, unit) ON DELETE CASCADE
+);
+
+-- Checkpoints of collective stages: a stage resumes from the last step recorded under its
+-- current stage hash whose file still has this checksum.
+CREATE TABLE IF NOT EXISTS checkpoints (
+  stage      TEXT NOT NULL,
+  stage_hash TEXT NOT NULL,
+  step       INTEGER NOT NULL,
+  path       TEXT NOT NULL,
+  checksum   TEXT NOT NULL,
+  bytes      INTEGER,
+  run_id     INTEGER,
+  at         TEXT,
+  PRIMARY KEY (stage, stage_hash, step)
+);
 
 -- Items that could not be processed while their unit completed (a tile whose JPEG does not
 -- decode: the slide still gets features for its other tiles). Written with the unit's "done",

@@ -154,16 +154,23 @@ static int64_t shard_size(const ts_config *c, int64_t n) {
 
 /* Units are handed out in plan order, so the largest slides go first (longest-processing-time
  * first): the run does not end waiting on one big slide started last. */
-static int plan(const ts_run *run, ts_units *units) {
-  const ts_config *c = run->cfg;
+/* Before anything runs: the normalisation constants parse, and shards start at batch boundaries. */
+static int check(const ts_config *c) {
   double v[3];
   TS_CALL(parse3(c->extract.mean, v, "mean"));
   TS_CALL(parse3(c->extract.std, v, "std"));
+  for (int i = 0; i < 3; i++)
+    if (!(v[i] > 0)) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "extract.std must be three positive numbers, got '%s'", c->extract.std);
   if (c->extract.shard_tiles > 0 && c->extract.shard_tiles % c->extract.batch)
     return ts_error_set(TS_ECONFIG, "CONFIG_RANGE",
                         "extract.shard_tiles (%lld) must be a multiple of extract.batch (%lld), or 0 for one unit per slide: "
                         "a shard then meets the encoder in the same batches as the whole slide, so the features do not depend on it",
                         (long long)c->extract.shard_tiles, (long long)c->extract.batch);
+  return 0;
+}
+
+static int plan(const ts_run *run, ts_units *units) {
+  const ts_config *c = run->cfg;
   int n = run->cohort->n;
   sized *order = calloc((size_t)(n > 0 ? n : 1), sizeof *order);
   int *rows = malloc(sizeof *rows * (size_t)(n > 0 ? n : 1));
@@ -185,10 +192,13 @@ static int plan(const ts_run *run, ts_units *units) {
       TS_TRY(ts_units_add_failed(units, id, slides.fail_token[k], slides.fail_message[k]));
       continue;
     }
-    char state[16];
-    TS_TRY(ts_run_unit_state(run, "extract", id, state));
+    /* every unit of the slide is keyed by its slide row, file and tile file (slides.key[k] is
+     * that key's hash): a slide whose inputs changed is re-encoded */
+    const char *key = slides.key[k];
+    bool merged = false;
+    TS_TRY(ts_run_unit_is_done(run, id, key, &merged));
     int64_t first_shard = units->n;
-    if (strcmp(state, "done")) { /* a merged slide needs no shards (done ones of a past run stay on record) */
+    if (!merged) { /* a merged slide needs no shards (done ones of a past run stay on record) */
       int64_t nt = order[k].tiles, step = shard_size(c, nt);
       for (int64_t f = 0; f < nt; f += step) {
         char sid[300], rel[TS_PATH_MAX], path[TS_PATH_MAX], st[16];
@@ -200,11 +210,11 @@ static int plan(const ts_run *run, ts_units *units) {
         shard_rel(id, f, e, rel, sizeof rel);
         TS_TRY(ts_run_path(run, rel, path, sizeof path));
         if (!strcmp(st, "done") && !ts_io_exists(path)) TS_TRY(ts_run_unit_redo(run, sid));
-        TS_TRY(ts_units_add(units, sid));
+        TS_TRY(ts_units_add_keyed(units, sid, key));
       }
     }
     int64_t merge = units->n;
-    TS_TRY(ts_units_add(units, id));
+    TS_TRY(ts_units_add_keyed(units, id, key));
     for (int64_t sh = first_shard; sh < merge; sh++) TS_TRY(ts_units_wait(units, merge, sh));
   }
 out:
@@ -591,4 +601,8 @@ const struct ts_stage ts_stage_extract = {
     .work = work,
     .finish = finish,
     .unit_done = unit_done,
+    .check = check,
+    .items_unit = "tiles",
+    .unit_noun = "slide",
+    .part_noun = "shard",
 };

@@ -111,6 +111,9 @@ static int plan_table(const ts_run *run, const table_def *d, ts_units *units) {
     goto out;
   }
   nb = n_blocks(t, B);
+  char fsum[65] = "";
+  int64_t fbytes = 0;
+  TS_TRY(ts_io_sha256_file(d->path, fsum, &fbytes)); /* a block's key: the table's bytes (a changed CSV redoes it) */
   /* duplicate ids: sort (id, row), flag the block of every repeat */
   TS_TRY(row_ids(t, &ids));
   pairs = calloc((size_t)(t->nrows ? t->nrows : 1), sizeof *pairs);
@@ -133,7 +136,11 @@ static int plan_table(const ts_run *run, const table_def *d, ts_units *units) {
   for (int64_t b = 0; b < nb; b++) {
     snprintf(uid, sizeof uid, "%s:%lld", d->name, (long long)b);
     if (dup_msg[b]) TS_TRY(ts_units_add_failed(units, uid, "RECORDS_DUPLICATE_ID", dup_msg[b]));
-    else TS_TRY(ts_units_add(units, uid));
+    else {
+      char key[1400];
+      snprintf(key, sizeof key, "table=%s\nsha256=%s\nblock_rows=%lld\n", d->path, fsum, (long long)B);
+      TS_TRY(ts_units_add_keyed(units, uid, key));
+    }
   }
 out:
   for (int64_t b = 0; dup_msg && b < nb; b++) free(dup_msg[b]);
@@ -363,4 +370,6 @@ const struct ts_stage ts_stage_records = {
     .plan = plan,
     .work = work,
     .finish = finish,
+    .items_unit = "rows",
+    .unit_noun = "row block",
 };

@@ -45,5 +45,6 @@ const struct ts_stage ts_stage_report = {
     .plan = plan,
     .work = work,
     .finish = finish,
-    .flags = TS_STAGE_ALWAYS,
+    .flags = TS_STAGE_ALWAYS | TS_STAGE_SUMMARY,
+    .unit_noun = "report",
 };

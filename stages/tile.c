@@ -16,6 +16,14 @@
 static const char *const needs[] = {"tissue", NULL};
 static const char *const keys[] = {"cohort.csv", "cohort.mpp", "tile", NULL};
 
+/* Before anything runs: a grid whose tiles overlap by their whole size would never advance. */
+static int check(const ts_config *c) {
+  if (c->tile.overlap >= c->tile.size)
+    return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "tile.overlap (%lld) must be smaller than tile.size (%lld)", (long long)c->tile.overlap,
+                        (long long)c->tile.size);
+  return 0;
+}
+
 static int plan(const ts_run *run, ts_units *units) { return ts_units_for_slides(run, "tissue", NULL, units); }
 
 static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
@@ -35,8 +43,6 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   TS_TRY(ts_mask_load_h5(mask_path, &m));
   ts_grid_params gp = {.size = (int)run->cfg->tile.size, .mpp = run->cfg->tile.mpp,
                        .overlap = (int)run->cfg->tile.overlap, .min_tissue = run->cfg->tile.min_tissue};
-  if (gp.overlap >= gp.size)
-    TS_FAIL(TS_ECONFIG, "CONFIG_RANGE", "tile.overlap (%d) must be smaller than tile.size (%d)", gp.overlap, gp.size);
   int64_t w0, h0;
   ts_slide_level_dims(s, 0, &w0, &h0);
   TS_TRY(ts_grid_build(w0, h0, ts_slide_mpp(s), &m, &gp, &g));
@@ -56,7 +62,12 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   snprintf(png, sizeof png, "%s/%s.png", dir, u->id);
   TS_TRY(ts_qc_png(&m, g.coords, g.n, g.tile_l0, png));
   TS_TRY(ts_tiles_write_h5(h5, &g, &gp, &meta));
+  snprintf(rel, sizeof rel, "tiles/%s.png", u->id);
+  TS_TRY(ts_unit_add_output(rec, rel));
   rec->items = g.n;
+  if (g.n == 0)
+    ts_unit_note(rec, "SLIDE_NO_TILES: slide %s: no tile of %d px at %g um/px has tissue >= tile.min_tissue (%g): a blank slide, or "
+                 "a tissue mask that missed the tissue (see tiles/%s.png)", u->id, gp.size, gp.mpp, gp.min_tissue, u->id);
 out:
   ts_grid_clear(&g);
   ts_mask_clear(&m);
@@ -73,4 +84,7 @@ const struct ts_stage ts_stage_tile = {
     .plan = plan,
     .work = work,
     .finish = NULL,
+    .check = check,
+    .items_unit = "tiles",
+    .unit_noun = "slide",
 };

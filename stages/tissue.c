@@ -14,6 +14,12 @@
 static const char *const needs[] = {NULL};
 static const char *const keys[] = {"cohort.csv", "cohort.mpp", "tissue", NULL};
 
+static int check(const ts_config *c) {
+  if (c->tissue.min_hole_um2 < 0 || c->tissue.min_area_um2 < 0)
+    return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "tissue.min_area_um2 and tissue.min_hole_um2 must be >= 0");
+  return 0;
+}
+
 static int plan(const ts_run *run, ts_units *units) { return ts_units_for_slides(run, NULL, NULL, units); }
 
 static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
@@ -23,7 +29,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   ts_mask m;
   memset(&m, 0, sizeof m);
   int rc = 0;
-  char dir[TS_PATH_MAX], h5[TS_PATH_MAX], png[TS_PATH_MAX + 256];
+  char dir[TS_PATH_MAX], h5[TS_PATH_MAX], png[TS_PATH_MAX + 256], rel[512];
   TS_TRY(ts_slide_open(row->path, row->slide_id, &s));
   TS_TRY(ts_slide_resolve_mpp(s, row->mpp, run->cfg->cohort.mpp));
   ts_tissue_params p;
@@ -42,9 +48,9 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   snprintf(png, sizeof png, "%s/%s.png", dir, u->id);
   TS_TRY(ts_qc_png(&m, NULL, 0, 0, png));
   TS_TRY(ts_mask_save_h5(&m, h5));
-  int64_t on = 0;
-  for (int64_t i = 0; i < (int64_t)m.w * m.h; i++) on += m.data[i] != 0;
-  rec->items = on; /* tissue pixels of the mask */
+  snprintf(rel, sizeof rel, "tissue/%s.png", u->id);
+  TS_TRY(ts_unit_add_output(rec, rel));
+  rec->items = 1; /* slides */
 out:
   ts_mask_clear(&m);
   ts_slide_free(&s);
@@ -60,4 +66,7 @@ const struct ts_stage ts_stage_tissue = {
     .plan = plan,
     .work = work,
     .finish = NULL,
+    .check = check,
+    .items_unit = "slides",
+    .unit_noun = "slide",
 };
