@@ -6,9 +6,11 @@
  *     /                         attrs tessera_format="nn_checkpoint", tessera_format_version=1,
  *                                     arch (optional), n_tensors
  *     /state_dict/<name>        one dataset per tensor, name exactly as in state_dict()
- *                               ("layer1.0.conv1.weight"), float32 for floating tensors, int64
- *                               for integer ones (num_batches_tracked), 0-d tensors as scalars;
- *                               attr torch_dtype = the tensor's dtype before conversion.
+ *                               ("layer1.0.conv1.weight"), float32 for floating tensors, float64
+ *                               for float64 ones (optimiser hyper-parameters that a resume checks
+ *                               exactly), int64 for integer ones (num_batches_tracked, step
+ *                               counts), 0-d tensors as scalars; attr torch_dtype = the tensor's
+ *                               dtype before conversion.
  *
  * The group tracks link creation order, so a load returns the entries in the order they were
  * saved (the state_dict order); files written elsewhere (h5py) load in name order.
@@ -130,8 +132,10 @@ static const char *dtype_name(int dtype) {
 static int write_one(hid_t g, const char *name, const ts_tensor *t) {
   int rc = 0;
   int dtype = ts_tensor_dtype(t);
-  bool fl = is_floating(dtype);
-  int mdtype = fl ? TS_NN_F32 : TS_NN_I64;
+  bool fl = is_floating(dtype), f64 = dtype == TS_NN_F64;
+  int mdtype = f64 ? TS_NN_F64 : fl ? TS_NN_F32 : TS_NN_I64;
+  hid_t ftype = f64 ? H5T_IEEE_F64LE : fl ? H5T_IEEE_F32LE : H5T_STD_I64LE;
+  hid_t mtype = f64 ? H5T_NATIVE_DOUBLE : fl ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64;
   int64_t shape[TS_NN_MAX_DIMS];
   int nd = ts_tensor_shape(t, shape, TS_NN_MAX_DIMS);
   int64_t numel = ts_tensor_numel(t);
@@ -150,13 +154,12 @@ static int write_one(hid_t g, const char *name, const ts_tensor *t) {
     rc = ts__h5_fail(TS_EIO, "H5_WRITE", "tensor '%s': dataspace", name);
     goto out;
   }
-  d = H5Dcreate2(g, name, fl ? H5T_IEEE_F32LE : H5T_STD_I64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  d = H5Dcreate2(g, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   if (d < 0) {
     rc = ts__h5_fail(TS_EIO, "H5_WRITE", "tensor '%s': create dataset", name);
     goto out;
   }
-  if (numel > 0 &&
-      H5Dwrite(d, fl ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+  if (numel > 0 && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
     rc = ts__h5_fail(TS_EIO, "H5_WRITE", "tensor '%s': write", name);
     goto out;
   }
@@ -255,11 +258,14 @@ static herr_t load_one(hid_t g, const char *name, const H5L_info_t *info, void *
     shape[i] = (int64_t)dims[i];
     numel *= (size_t)dims[i];
   }
-  int dtype = cls == H5T_FLOAT ? TS_NN_F32 : TS_NN_I64;
+  /* float64 datasets stay float64 (hyper-parameters must come back exactly); other floats
+   * are read as float32, integers as int64. */
+  bool f64 = cls == H5T_FLOAT && H5Tget_size(type) == 8;
+  int dtype = f64 ? TS_NN_F64 : cls == H5T_FLOAT ? TS_NN_F32 : TS_NN_I64;
+  hid_t mtype = f64 ? H5T_NATIVE_DOUBLE : cls == H5T_FLOAT ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64;
   buf = malloc(numel * 8 + 1);
   if (!buf) TS_FAIL(TS_ENOMEM, "NN_OOM", "%s: /state_dict/%s: out of memory", c->path, name);
-  if (numel > 0 && H5Dread(d, cls == H5T_FLOAT ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
-                           H5P_DEFAULT, buf) < 0) {
+  if (numel > 0 && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
     rc = ts__h5_fail(TS_EIO, "H5_READ", "%s: /state_dict/%s: read", c->path, name);
     goto out;
   }

@@ -16,10 +16,14 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <sys/stat.h>
 #include <vector>
@@ -60,6 +64,16 @@ struct ts_fail {
   throw ts_fail{code, token, msg};
 }
 
+/* A C function of tessera (nn/state.c) failed and already set the status and message: guard()
+ * passes them through unchanged. */
+struct ts_passed {
+  int code;
+};
+
+void ccall(int rc) {
+  if (rc < 0) throw ts_passed{rc};
+}
+
 std::string first_line(const char *s) {
   std::string m = s ? s : "";
   size_t nl = m.find('\n');
@@ -81,6 +95,8 @@ template <class F> int guard(const char *fn, F &&body) {
     return body();
   } catch (const ts_fail &e) {
     return ts_error_set(e.code, e.token, "%s: %s", fn, e.msg.c_str());
+  } catch (const ts_passed &e) {
+    return e.code;
   } catch (const c10::Error &e) {
     std::string m = first_line(e.what_without_backtrace());
     return ts_error_set(looks_like_shape(m) ? TS_EINVAL : TS_EINTERNAL,
@@ -849,6 +865,299 @@ void ts_optim_free(ts_optim **o) {
   if (!o || !*o) return;
   delete *o;
   *o = nullptr;
+}
+
+/* ---- Optimiser state and RNG state (checkpoints for resumed training) ----
+ *
+ * Names follow torch.optim.Optimizer.state_dict() flattened with '.', so that a reader who knows
+ * PyTorch knows them: "state.<i>.<field>" per parameter i of the optimiser (its order at
+ * construction), "param_groups.0.<hyper-parameter>". LibTorch's optimisers key their per-
+ * parameter state by the parameter's TensorImpl address (c10::guts::to_string, as
+ * torch/optim/serialize.h does), which means nothing in another process; the index is what
+ * carries over. Exported tensors are copies: later steps do not change a state already taken. */
+
+namespace {
+
+std::string param_key(const at::Tensor &p) {
+  return c10::guts::to_string(p.unsafeGetTensorImpl());
+}
+
+void put(ts_nn_state *s, const std::string &name, const at::Tensor &t) {
+  ts_tensor h{t};
+  ccall(ts_nn_state_add(s, name.c_str(), &h));
+}
+
+void put_f64(ts_nn_state *s, const std::string &name, double v) {
+  put(s, name, at::scalar_tensor(v, at::TensorOptions().dtype(at::kDouble)));
+}
+
+void put_i64(ts_nn_state *s, const std::string &name, int64_t v) {
+  put(s, name, at::scalar_tensor(v, at::TensorOptions().dtype(at::kLong)));
+}
+
+/* Shortest text that reads back as the same double. */
+std::string num(double v) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
+at::Tensor snapshot(const at::Tensor &t) {
+  return t.detach().clone(at::MemoryFormat::Contiguous);
+}
+
+/* Reads entries of a state being loaded and remembers which were used, so that entries nobody
+ * asked for (a parameter the optimiser does not have, a field of another optimiser) are an
+ * error too. */
+struct reader {
+  const ts_nn_state *s;
+  std::set<std::string> used;
+
+  const at::Tensor *find(const std::string &name) {
+    const ts_tensor *t = ts_nn_state_find(s, name.c_str());
+    if (!t || !t->t.defined()) return nullptr;
+    used.insert(name);
+    return &t->t;
+  }
+  const at::Tensor &need(const std::string &name) {
+    const at::Tensor *t = find(name);
+    if (!t) fail(TS_EINPUT, "NN_CHECKPOINT", "optimiser state lacks '" + name + "'");
+    return *t;
+  }
+  double scalar(const std::string &name) {
+    const at::Tensor &t = need(name);
+    if (t.numel() != 1 || !(at::isFloatingType(t.scalar_type()) || at::isIntegralType(t.scalar_type(), true)))
+      fail(TS_EINPUT, "NN_CHECKPOINT",
+           "'" + name + "' is not a number (shape " + c10::str(t.sizes()) + ", " +
+               c10::toString(t.scalar_type()) + ")");
+    return t.detach().to(at::kCPU).to(at::kDouble).item<double>();
+  }
+  /* Hyper-parameters are stored as float64 and must match the optimiser's exactly: a resume
+   * with another weight decay is another training. */
+  void check(const std::string &name, double want) {
+    double got = scalar(name);
+    if (!(got == want))
+      fail(TS_EINPUT, "NN_CHECKPOINT",
+           "'" + name + "' is " + num(got) + " in the checkpoint but " + num(want) + " in this optimiser");
+  }
+  int64_t step(const std::string &name) {
+    double v = scalar(name);
+    if (!(v >= 0.0 && v <= 9007199254740992.0 && v == std::floor(v)))
+      fail(TS_EINPUT, "NN_CHECKPOINT", "'" + name + "' = " + num(v) + " is not a step count");
+    const at::Tensor &t = need(name);
+    return t.scalar_type() == at::kLong ? t.item<int64_t>() : static_cast<int64_t>(v);
+  }
+  /* A moment tensor for parameter p: same shape, floating; a private copy in p's dtype/device. */
+  at::Tensor moment(const std::string &name, const at::Tensor &p) {
+    const at::Tensor &t = need(name);
+    if (t.sizes() != p.sizes())
+      fail(TS_EINPUT, "NN_CHECKPOINT",
+           "'" + name + "' has shape " + c10::str(t.sizes()) + " but the parameter has " +
+               c10::str(p.sizes()));
+    if (!at::isFloatingType(t.scalar_type()))
+      fail(TS_EINPUT, "NN_CHECKPOINT",
+           "'" + name + "' is " + c10::toString(t.scalar_type()) + ", not floating");
+    return t.detach().to(p.device(), p.scalar_type(), false, true).contiguous();
+  }
+  void no_leftovers() {
+    for (int i = 0; i < ts_nn_state_count(s); i++) {
+      std::string n = ts_nn_state_name(s, i);
+      if (!used.count(n))
+        fail(TS_EINPUT, "NN_CHECKPOINT", "unexpected entry '" + n + "' in the optimiser state");
+    }
+  }
+};
+
+const char *optim_kind(const torch::optim::Optimizer *o) {
+  if (dynamic_cast<const torch::optim::AdamW *>(o)) return "AdamW";
+  if (dynamic_cast<const torch::optim::SGD *>(o)) return "SGD";
+  fail(TS_EINTERNAL, "NN_ERROR", "optimiser of unknown kind");
+}
+
+/* Each kind's hyper-parameter that the other kind lacks: it names the kind of a state. */
+const char *kind_marker(const char *kind) {
+  return std::strcmp(kind, "AdamW") == 0 ? "param_groups.0.betas" : "param_groups.0.momentum";
+}
+
+} // namespace
+
+int ts_optim_state(const ts_optim *o, ts_nn_state **out) {
+  if (!out) return ts_error_set(TS_EINVAL, "NN_ARG", "%s: out is NULL", __func__);
+  *out = nullptr;
+  ts_nn_state *s = nullptr;
+  int rc = guard(__func__, [&]() {
+    if (!o) fail(TS_EINVAL, "NN_ARG", "optimiser is NULL");
+    ccall(ts_nn_state_new(&s));
+    const torch::optim::Optimizer &opt = *o->o;
+    const auto &group = opt.param_groups().at(0);
+    const std::vector<at::Tensor> &params = group.params();
+    const auto &st = opt.state();
+    const std::string pg = "param_groups.0.";
+    int64_t n = static_cast<int64_t>(params.size());
+    if (std::strcmp(optim_kind(&opt), "AdamW") == 0) {
+      for (int64_t i = 0; i < n; i++) {
+        auto it = st.find(param_key(params[static_cast<size_t>(i)]));
+        if (it == st.end()) continue; /* no step yet: no state, as in PyTorch */
+        const auto &ps = static_cast<const torch::optim::AdamWParamState &>(*it->second);
+        std::string pre = "state." + std::to_string(i) + ".";
+        put_i64(s, pre + "step", ps.step());
+        put(s, pre + "exp_avg", snapshot(ps.exp_avg()));
+        put(s, pre + "exp_avg_sq", snapshot(ps.exp_avg_sq()));
+        if (ps.max_exp_avg_sq().defined()) put(s, pre + "max_exp_avg_sq", snapshot(ps.max_exp_avg_sq()));
+      }
+      const auto &op = static_cast<const torch::optim::AdamWOptions &>(group.options());
+      put_f64(s, pg + "lr", op.lr());
+      double b[2] = {std::get<0>(op.betas()), std::get<1>(op.betas())};
+      put(s, pg + "betas", at::tensor(at::ArrayRef<double>(b, 2), at::TensorOptions().dtype(at::kDouble)));
+      put_f64(s, pg + "eps", op.eps());
+      put_f64(s, pg + "weight_decay", op.weight_decay());
+      put_i64(s, pg + "amsgrad", op.amsgrad() ? 1 : 0);
+    } else {
+      for (int64_t i = 0; i < n; i++) {
+        auto it = st.find(param_key(params[static_cast<size_t>(i)]));
+        if (it == st.end()) continue; /* momentum 0, or no step yet */
+        const auto &ps = static_cast<const torch::optim::SGDParamState &>(*it->second);
+        if (ps.momentum_buffer().defined())
+          put(s, "state." + std::to_string(i) + ".momentum_buffer", snapshot(ps.momentum_buffer()));
+      }
+      const auto &op = static_cast<const torch::optim::SGDOptions &>(group.options());
+      put_f64(s, pg + "lr", op.lr());
+      put_f64(s, pg + "momentum", op.momentum());
+      put_f64(s, pg + "dampening", op.dampening());
+      put_f64(s, pg + "weight_decay", op.weight_decay());
+      put_i64(s, pg + "nesterov", op.nesterov() ? 1 : 0);
+    }
+    put(s, pg + "params", at::arange(n, at::TensorOptions().dtype(at::kLong)));
+    return 0;
+  });
+  if (rc < 0) {
+    ts_nn_state_free(&s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+int ts_optim_load_state(ts_optim *o, const ts_nn_state *s) {
+  return guard(__func__, [&]() {
+    if (!o || !s) fail(TS_EINVAL, "NN_ARG", "optimiser or state is NULL");
+    torch::optim::Optimizer &opt = *o->o;
+    auto &group = opt.param_groups().at(0);
+    const std::vector<at::Tensor> &params = group.params();
+    const char *kind = optim_kind(&opt);
+    bool adamw = std::strcmp(kind, "AdamW") == 0;
+    const char *other = adamw ? "SGD" : "AdamW";
+    if (ts_nn_state_find(s, kind_marker(other)))
+      fail(TS_EINPUT, "NN_CHECKPOINT",
+           std::string("'") + kind_marker(other) + "' says this is an " + other +
+               " state; the optimiser is " + kind);
+    reader r{s, {}};
+    const std::string pg = "param_groups.0.";
+    int64_t n = static_cast<int64_t>(params.size());
+    const at::Tensor &plist = r.need(pg + "params");
+    if (plist.dim() != 1 || plist.numel() != n)
+      fail(TS_EINPUT, "NN_CHECKPOINT",
+           "'" + pg + "params' lists " + std::to_string(plist.numel()) + " parameters; the optimiser has " +
+               std::to_string(n));
+    double lr = r.scalar(pg + "lr");
+    if (!(lr >= 0.0)) fail(TS_EINPUT, "NN_CHECKPOINT", "'" + pg + "lr' = " + num(lr) + " < 0");
+    /* Validate and build everything first: a failed load leaves the optimiser as it was. */
+    std::vector<std::unique_ptr<torch::optim::OptimizerParamState>> next(params.size());
+    if (adamw) {
+      const auto &op = static_cast<const torch::optim::AdamWOptions &>(group.options());
+      const at::Tensor &b = r.need(pg + "betas");
+      if (b.numel() != 2)
+        fail(TS_EINPUT, "NN_CHECKPOINT",
+             "'" + pg + "betas' has " + std::to_string(b.numel()) + " values, not 2");
+      at::Tensor bd = b.detach().to(at::kCPU).to(at::kDouble).reshape({2});
+      double b0 = bd[0].item<double>(), b1 = bd[1].item<double>();
+      if (!(b0 == std::get<0>(op.betas()) && b1 == std::get<1>(op.betas())))
+        fail(TS_EINPUT, "NN_CHECKPOINT",
+             "'" + pg + "betas' is (" + num(b0) + ", " + num(b1) + ") in the checkpoint but (" +
+                 num(std::get<0>(op.betas())) + ", " + num(std::get<1>(op.betas())) + ") in this optimiser");
+      r.check(pg + "eps", op.eps());
+      r.check(pg + "weight_decay", op.weight_decay());
+      r.check(pg + "amsgrad", op.amsgrad() ? 1.0 : 0.0);
+      for (int64_t i = 0; i < n; i++) {
+        const at::Tensor &p = params[static_cast<size_t>(i)];
+        std::string pre = "state." + std::to_string(i) + ".";
+        if (!ts_nn_state_find(s, (pre + "step").c_str()) && !ts_nn_state_find(s, (pre + "exp_avg").c_str()) &&
+            !ts_nn_state_find(s, (pre + "exp_avg_sq").c_str()))
+          continue; /* not stepped yet */
+        std::unique_ptr<torch::optim::AdamWParamState> ps(new torch::optim::AdamWParamState);
+        ps->step(r.step(pre + "step"));
+        ps->exp_avg(r.moment(pre + "exp_avg", p));
+        ps->exp_avg_sq(r.moment(pre + "exp_avg_sq", p));
+        if (op.amsgrad()) ps->max_exp_avg_sq(r.moment(pre + "max_exp_avg_sq", p));
+        next[static_cast<size_t>(i)] = std::move(ps);
+      }
+    } else {
+      const auto &op = static_cast<const torch::optim::SGDOptions &>(group.options());
+      r.check(pg + "momentum", op.momentum());
+      r.check(pg + "dampening", op.dampening());
+      r.check(pg + "weight_decay", op.weight_decay());
+      r.check(pg + "nesterov", op.nesterov() ? 1.0 : 0.0);
+      for (int64_t i = 0; i < n; i++) {
+        std::string name = "state." + std::to_string(i) + ".momentum_buffer";
+        if (!ts_nn_state_find(s, name.c_str())) continue; /* no momentum, or no step yet */
+        std::unique_ptr<torch::optim::SGDParamState> ps(new torch::optim::SGDParamState);
+        ps->momentum_buffer(r.moment(name, params[static_cast<size_t>(i)]));
+        next[static_cast<size_t>(i)] = std::move(ps);
+      }
+    }
+    r.no_leftovers();
+    /* Apply (nothing below throws but bad_alloc). */
+    auto &st = opt.state();
+    for (size_t i = 0; i < params.size(); i++) {
+      std::string key = param_key(params[i]);
+      st.erase(key);
+      if (next[i]) st[key] = std::move(next[i]);
+    }
+    group.options().set_lr(lr);
+    o->lr = lr;
+    return 0;
+  });
+}
+
+/* The global CPU generator: the one ts_nn_manual_seed seeds and dropout, bernoulli and
+ * ts_tensor_rand* with seed 0 draw from. Its state (CPUGeneratorImpl::get_state) is a uint8
+ * tensor: the mt19937 state plus the cached second normal sample of Box-Muller. */
+int ts_nn_rng_state(ts_tensor **out) {
+  return produce(__func__, out, [&]() {
+    at::Generator g = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(g.mutex());
+    return g.get_state(); /* a new tensor, a copy */
+  });
+}
+
+int ts_nn_rng_set_state(const ts_tensor *state) {
+  return guard(__func__, [&]() {
+    const at::Tensor &x = T(state, "state");
+    at::Generator g = at::detail::getDefaultCPUGenerator();
+    int64_t want = 0;
+    {
+      std::lock_guard<std::mutex> lock(g.mutex());
+      want = g.get_state().numel();
+    }
+    if (x.dim() != 1 || x.numel() != want)
+      fail(TS_EINPUT, "NN_CHECKPOINT",
+           "RNG state has shape " + c10::str(x.sizes()) + "; the CPU generator's is [" +
+               std::to_string(want) + "]");
+    at::ScalarType st = x.scalar_type();
+    if (st != at::kByte) {
+      /* an HDF5 checkpoint gives it back as int64 */
+      if (!at::isIntegralType(st, false))
+        fail(TS_EINPUT, "NN_CHECKPOINT",
+             std::string("RNG state is ") + c10::toString(st) + ", not uint8 or int64");
+      at::Tensor c = x.detach().to(at::kCPU);
+      if (c.min().item<int64_t>() < 0 || c.max().item<int64_t>() > 255)
+        fail(TS_EINPUT, "NN_CHECKPOINT", "RNG state has values outside 0..255");
+    }
+    at::Tensor b = x.detach().to(at::kCPU).to(at::kByte).contiguous();
+    std::lock_guard<std::mutex> lock(g.mutex());
+    g.set_state(b);
+    return 0;
+  });
 }
 
 /* ---- TorchScript ---- */

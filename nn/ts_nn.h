@@ -108,6 +108,19 @@ int ts_nn_set_deterministic(bool on);
 bool ts_nn_get_deterministic(void);
 /* Seed LibTorch's global generators (dropout, ts_tensor_rand* with seed 0 use it). */
 int ts_nn_manual_seed(uint64_t seed);
+/* The global CPU generator's state (at::CPUGeneratorImpl::get_state: the mt19937 state and the
+ * cached Box-Muller sample), as a NEW 1-D uint8 tensor (a copy; ~5 kB) in *out: checkpoint it
+ * with the weights (ts_nn_state_add + ts_nn_state_save_h5, which stores it as int64) so that the
+ * dropout masks of a resumed training are those of an uninterrupted one. CUDA generators are not
+ * included (Debian's LibTorch has none). Thread-safe (the generator's mutex). */
+int ts_nn_rng_state(ts_tensor **out);
+/* Restore a state from ts_nn_rng_state: a 1-D tensor of the same length, uint8, or integer with
+ * values in 0..255 (what ts_nn_state_load_h5 gives back). The global generator then draws exactly
+ * what it drew after the state was taken. NN_ARG (NULL), NN_CHECKPOINT (wrong length, dtype or
+ * values; the generator is left unchanged). Process-wide; thread-safe.
+ * Private generators need nothing of this: ts_tensor_randn/ts_tensor_rand with seed != 0 build a
+ * fresh one per call, so their values depend on the seed alone. */
+int ts_nn_rng_set_state(const ts_tensor *state);
 /* Whether this LibTorch build has CUDA and a device is present (Debian's: never). */
 bool ts_nn_cuda_available(void);
 int ts_nn_cuda_device_count(void);
@@ -293,6 +306,34 @@ int ts_optim_set_lr(ts_optim *o, double lr);
 double ts_optim_get_lr(const ts_optim *o);
 void ts_optim_free(ts_optim **o);
 
+/* Optimiser state for checkpoints: a NEW state in *out (the caller frees it with
+ * ts_nn_state_free) holding COPIES (later steps do not change it) named as PyTorch's
+ * optimizer.state_dict() flattened with '.', <i> being the parameter's index in the array the
+ * optimiser was built with:
+ *   AdamW: "state.<i>.step" (int64 scalar; Python's 1.13 keeps a float32 one),
+ *          "state.<i>.exp_avg", "state.<i>.exp_avg_sq" (the parameter's shape and dtype),
+ *          "param_groups.0.lr", ".eps", ".weight_decay" (float64 scalars), ".betas" (float64 [2]),
+ *          ".amsgrad" (int64 0/1);
+ *   SGD:   "state.<i>.momentum_buffer" (only once a step with momentum > 0 has made it),
+ *          "param_groups.0.lr", ".momentum", ".dampening", ".weight_decay" (float64 scalars),
+ *          ".nesterov" (int64 0/1);
+ *   both:  "param_groups.0.params" (int64 [n]: 0..n-1, the parameter count).
+ * A parameter that has not been stepped has no "state.<i>.*" entries, as in PyTorch. The state
+ * survives ts_nn_state_save_h5/ts_nn_state_load_h5 exactly (float64 stays float64; the moments
+ * are float32 like the parameters). Layout: schemas/nn_checkpoint.md. NN_ARG on NULL. */
+int ts_optim_state(const ts_optim *o, ts_nn_state **out);
+/* Restore a state from ts_optim_state (or its HDF5 round trip) into an optimiser of the same kind
+ * built over parameters of the same count and shapes (the same model, e.g. a fresh process
+ * resuming): per-parameter state by index (copied into the parameter's dtype and device), and
+ * the learning rate (a schedule may have moved it; ts_optim_get_lr then returns it). The other
+ * hyper-parameters are not taken over but checked: they must equal the optimiser's exactly.
+ * Entries the optimiser does not know are an error. Steps may be int64 or integral floats (a
+ * state converted from PyTorch). Errors: NN_ARG (NULL); NN_CHECKPOINT (TS_EINPUT) naming the
+ * first offending entry: the other optimiser kind's ("'param_groups.0.betas' says this is an
+ * AdamW state; the optimiser is SGD"), a missing one, a parameter count or shape that differs, a
+ * hyper-parameter that differs, an unexpected entry. On failure the optimiser is unchanged. */
+int ts_optim_load_state(ts_optim *o, const ts_nn_state *s);
+
 /* Learning-rate schedules: plain functions of the step (0-based), no state.
  * Cosine with linear warmup: lr rises linearly from base/warmup to base over `warmup` steps, then
  * follows min + (base-min)(1+cos(pi*t))/2, t = (step-warmup)/(total-warmup), clamped to [0,1]. */
@@ -326,11 +367,12 @@ ts_tensor *ts_nn_state_tensor(const ts_nn_state *s, int i);
 /* Borrowed tensor by name, NULL when absent. */
 ts_tensor *ts_nn_state_find(const ts_nn_state *s, const char *name);
 /* Write every entry to `path` (durably: temporary name, fsync, rename) as /state_dict/<name>;
- * floating tensors as float32, integer ones as int64. `arch` (may be NULL) is stored as a root
- * attribute. Token NN_CHECKPOINT / H5_WRITE. */
+ * float64 tensors as float64, other floating tensors as float32, integer and bool ones as int64.
+ * `arch` (may be NULL) is stored as a root attribute. Token NN_CHECKPOINT / H5_WRITE. */
 int ts_nn_state_save_h5(const ts_nn_state *s, const char *path, const char *arch);
-/* Read every dataset of /state_dict into a new state (CPU tensors, float32 or int64), in
- * creation order when the file tracks it, else in name order. */
+/* Read every dataset of /state_dict into a new state (CPU tensors: float64 for 8-byte float
+ * datasets, float32 for other floats, int64 for integers), in creation order when the file
+ * tracks it, else in name order. */
 int ts_nn_state_load_h5(const char *path, ts_nn_state **out);
 /* Copy values from src into the same-named tensors of dst (ts_tensor_copy_). Every dst entry must
  * be in src with the same shape (NN_CHECKPOINT names the first that is not); entries of src that
