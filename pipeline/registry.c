@@ -1,8 +1,6 @@
-/* registry.c — the stages of a run, in order (NULL-terminated), checked at start-up. */
-#include <stdbool.h>
-#include <string.h>
-
-#include "ts_error.h"
+/* registry.c — the stages of a run, in order (NULL-terminated), checked at start-up
+ * (pipeline/stage_table.c). Only the table is here, so that a test binary can link the whole
+ * pipeline with a registry of its own (tests/toy_collective.c). */
 #include "ts_stage.h"
 
 extern const struct ts_stage ts_stage_tissue;
@@ -19,29 +17,3 @@ const struct ts_stage *const ts_stages[] = {
     &ts_stage_report, /* last: the report of the run itself */
     NULL,
 };
-
-int ts_stages_check(void) {
-  for (int i = 0; ts_stages[i]; i++) {
-    const struct ts_stage *s = ts_stages[i];
-    bool sharded = s->kind == TS_SHARDED, coll = s->kind == TS_COLLECTIVE;
-    if (s->abi != TS_STAGE_ABI || !s->name || !s->config_keys || !(sharded || coll) || (sharded && (!s->plan || !s->work)) ||
-        (coll && !s->collective))
-      return ts_error_set(TS_EINTERNAL, "STAGE_REGISTRY", "stage %d (%s) is incomplete or of another ABI", i, s->name ? s->name : "?");
-    for (int j = 0; j < i; j++)
-      if (!strcmp(ts_stages[j]->name, s->name))
-        return ts_error_set(TS_EINTERNAL, "STAGE_REGISTRY", "stage name '%s' used twice", s->name);
-    for (int k = 0; s->needs && s->needs[k]; k++) {
-      bool found = false;
-      for (int j = 0; j < i; j++) found |= !strcmp(ts_stages[j]->name, s->needs[k]);
-      if (!found)
-        return ts_error_set(TS_EINTERNAL, "STAGE_REGISTRY", "stage '%s' needs '%s', which does not run before it", s->name, s->needs[k]);
-    }
-  }
-  return 0;
-}
-
-const struct ts_stage *ts_stage_find(const char *name) {
-  for (int i = 0; ts_stages[i]; i++)
-    if (!strcmp(ts_stages[i]->name, name)) return ts_stages[i];
-  return NULL;
-}
