@@ -159,6 +159,14 @@ static int plan(const ts_run *run, ts_units *units) {
   return 0;
 }
 
+/* A cohort without clinical and genomic tables has nothing for this stage: leave it out. */
+static int skip(const ts_run *run, char *why, size_t n) {
+  const ts_config *c = run->cfg;
+  if ((c->cohort.clinical && c->cohort.clinical[0]) || (c->cohort.genomic && c->cohort.genomic[0])) return 0;
+  snprintf(why, n, "no clinical or genomic table in this cohort (config cohort.clinical and cohort.genomic are empty)");
+  return 1;
+}
+
 static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   table_def d[2];
   tables_of(run->cfg, d);
@@ -370,6 +378,7 @@ const struct ts_stage ts_stage_records = {
     .plan = plan,
     .work = work,
     .finish = finish,
+    .skip = skip,
     .items_unit = "rows",
     .unit_noun = "row block",
 };
