@@ -344,36 +344,89 @@ int ts_ledger_unit_output(ts_ledger *l, const char *stage, const char *unit, cha
   return query_text(l, "SELECT checksum FROM units WHERE stage=? AND unit=? AND state='done'", stage, unit, checksum_out, 65);
 }
 
+/* Notes of a stage's done units into c->notes (whole lines, as many as fit) and c->n_notes. */
+static int counts_notes(ts_ledger *l, ts_stage_counts *c) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(l->db, "SELECT unit, note FROM units WHERE stage=? AND state='done' AND note IS NOT NULL AND note<>'' "
+                                "ORDER BY idx, unit", -1, &st, NULL) != SQLITE_OK)
+    return sql_err(l, "prepare");
+  sqlite3_bind_text(st, 1, c->name, -1, SQLITE_TRANSIENT);
+  size_t k = 0;
+  int s;
+  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *unit = (const char *)sqlite3_column_text(st, 0), *note = (const char *)sqlite3_column_text(st, 1);
+    char line[1200];
+    int m = snprintf(line, sizeof line, "%s\t%s", unit ? unit : "", note ? note : "");
+    for (char *p = line; *p; p++)
+      if (*p == '\n') *p = ' '; /* one line per note */
+    if (m > 0 && (size_t)m >= sizeof line) m = (int)sizeof line - 1;
+    if (m > 0 && k + (size_t)m + 2 <= sizeof c->notes) {
+      memcpy(c->notes + k, line, (size_t)m);
+      k += (size_t)m;
+      c->notes[k++] = '\n';
+      c->notes[k] = '\0';
+    }
+    c->n_notes++;
+  }
+  sqlite3_finalize(st);
+  if (s != SQLITE_DONE) return sql_err(l, "notes");
+  return 0;
+}
+
 int ts_ledger_counts(ts_ledger *l, ts_stage_counts **out, int *n_out) {
   *out = NULL;
   *n_out = 0;
   sqlite3_stmt *st = NULL;
-  const char *sql =
-      "SELECT s.name, "
-      " (SELECT count(*) FROM units u WHERE u.stage=s.name AND u.state='done'),"
-      " (SELECT count(*) FROM units u WHERE u.stage=s.name AND u.state='failed'),"
-      " (SELECT count(*) FROM units u WHERE u.stage=s.name AND u.state='pending'),"
-      " (SELECT coalesce(sum(items),0) FROM units u WHERE u.stage=s.name AND u.state='done')"
-      " FROM stages s ORDER BY s.position";
+  /* a unit "<u>#..." is a part of unit <u>: counted apart. A ledger older than schema 2 opened
+   * read-only (tessera status) has no note columns: no notes then. */
+  bool notes = has_column(l, "units", "note"), stage_note = has_column(l, "stages", "note");
+  char sql[1400];
+  snprintf(sql, sizeof sql,
+           "SELECT s.name, "
+           " (SELECT count(*) FROM units u WHERE u.stage=s.name AND u.state='done' AND instr(u.unit,'#')=0),"
+           " (SELECT count(*) FROM units u WHERE u.stage=s.name AND u.state='failed' AND instr(u.unit,'#')=0),"
+           " (SELECT count(*) FROM units u WHERE u.stage=s.name AND u.state='pending' AND instr(u.unit,'#')=0),"
+           " (SELECT coalesce(sum(items),0) FROM units u WHERE u.stage=s.name AND u.state='done'),"
+           " (SELECT count(*) FROM units u WHERE u.stage=s.name AND u.state='done' AND instr(u.unit,'#')>0),"
+           " (SELECT count(*) FROM units u WHERE u.stage=s.name AND u.state='failed' AND instr(u.unit,'#')>0),"
+           " (SELECT count(*) FROM units u WHERE u.stage=s.name AND u.state='pending' AND instr(u.unit,'#')>0),"
+           " %s"
+           " FROM stages s ORDER BY s.position",
+           stage_note ? "coalesce(s.note,'')" : "''");
   if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK) return sql_err(l, "prepare");
   int cap = 8, n = 0;
   ts_stage_counts *v = calloc((size_t)cap, sizeof *v);
-  int s;
+  int s = SQLITE_DONE;
   while (v && (s = sqlite3_step(st)) == SQLITE_ROW) {
     if (n == cap) {
       ts_stage_counts *nv = realloc(v, sizeof *v * (size_t)(cap *= 2));
       if (!nv) { free(v); v = NULL; break; }
       v = nv;
     }
+    memset(&v[n], 0, sizeof v[n]);
     snprintf(v[n].name, sizeof v[n].name, "%s", (const char *)sqlite3_column_text(st, 0));
     v[n].done = sqlite3_column_int64(st, 1);
     v[n].failed = sqlite3_column_int64(st, 2);
     v[n].pending = sqlite3_column_int64(st, 3);
     v[n].items = sqlite3_column_int64(st, 4);
+    v[n].parts_done = sqlite3_column_int64(st, 5);
+    v[n].parts_failed = sqlite3_column_int64(st, 6);
+    v[n].parts_pending = sqlite3_column_int64(st, 7);
+    const unsigned char *why = sqlite3_column_text(st, 8);
+    snprintf(v[n].note, sizeof v[n].note, "%s", why ? (const char *)why : "");
     n++;
   }
   sqlite3_finalize(st);
   if (!v) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "ledger counts");
+  if (s != SQLITE_DONE) {
+    free(v);
+    return sql_err(l, "counts");
+  }
+  for (int i = 0; notes && i < n; i++)
+    if (counts_notes(l, &v[i]) < 0) {
+      free(v);
+      return ts_error_code();
+    }
   *out = v;
   *n_out = n;
   return 0;

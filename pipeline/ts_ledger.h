@@ -22,9 +22,16 @@
 
 typedef struct ts_ledger ts_ledger;
 
+/* Per-stage counts of whole units; a unit named "<u>#<anything>" is a part of unit <u> (a shard
+ * of a slide, api/ts_stage.h) and is counted apart, in parts_*. items sums every done unit,
+ * parts included (the shards count a slide's tiles, its merge none). */
 typedef struct ts_stage_counts {
   char name[64];
   int64_t done, failed, pending, items;
+  int64_t parts_done, parts_failed, parts_pending;
+  char note[512];   /* why the stage was left out of its last run (stages.note), "" none */
+  int64_t n_notes;  /* done units (parts included) recorded with a note (a warning: SLIDE_NO_TILES) */
+  char notes[4096]; /* the first of them, "unit\tnote\n" each, in unit order; whole lines only */
 } ts_stage_counts;
 
 int ts_ledger_open(const char *path, bool readonly, ts_ledger **out);
@@ -95,7 +102,8 @@ int ts_ledger_unit_error_message(ts_ledger *l, const char *stage, const char *un
 int ts_ledger_unit_output(ts_ledger *l, const char *stage, const char *unit, char *output,
                           size_t n, char checksum_out[65]);
 
-/* Per-stage counts in stage position order; *out is malloc'd. */
+/* Per-stage counts (whole units and parts apart, see ts_stage_counts) in stage position order;
+ * *out is malloc'd. */
 int ts_ledger_counts(ts_ledger *l, ts_stage_counts **out, int *n_out);
 /* Call fn for each failed unit of stage (in unit order). */
 int ts_ledger_failures(ts_ledger *l, const char *stage,
