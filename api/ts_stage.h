@@ -78,6 +78,7 @@ typedef struct ts_run {
   const ts_config *cfg;
   const char *dir;          /* absolute run directory */
   const ts_cohort *cohort;
+  const struct ts_stage *const *stages; /* the registry, in run order */
   int rank, nranks;
   int64_t run_id;           /* rank 0 only */
   const char *stage_hash;   /* hash of the running stage: its config keys and upstream stages */

@@ -35,6 +35,7 @@
 #include "ts_io.h"
 #include "ts_report.h"
 #include "ts_slide.h"
+#include "ts_stage.h"
 
 /* ===================================================================== report */
 
@@ -67,7 +68,7 @@ int ts_cmd_report(int argc, char **argv) {
     return TS_EXIT_USAGE;
   }
   ts_report_opts o = {.peak_rss_kb = 0, .quiet = true};
-  if (ts_report_write(dir, &o) < 0) {
+  if (ts_report_write(dir, ts_stages, &o) < 0) {
     fprintf(stderr, "%s\n", ts_error_message());
     return TS_EXIT_USAGE;
   }
@@ -84,7 +85,7 @@ static int load_side(const char *arg, ts_json *out) {
   struct stat sb;
   char *text = NULL;
   if (stat(arg, &sb) < 0) return ts_error_set(TS_EINPUT, "COMPARE_MISSING", "%s: no such run directory or report.json", arg);
-  if (S_ISDIR(sb.st_mode)) TS_CALL(ts_report_build_json(arg, &text));
+  if (S_ISDIR(sb.st_mode)) TS_CALL(ts_report_build_json(arg, ts_stages, &text));
   else TS_CALL(ts_io_read_all(arg, &text, NULL));
   int rc = ts_json_parse(text, out);
   free(text);

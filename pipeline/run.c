@@ -487,6 +487,7 @@ int ts_cmd_run(int argc, char **argv) {
   s.run.cfg = cfg;
   s.run.dir = cfg->run.dir;
   s.run.cohort = &cohort;
+  s.run.stages = ts_stages;
   s.run.rank = rank;
   s.run.nranks = nranks;
   s.run.resume_step = -1;

@@ -1,13 +1,15 @@
 /* report_util.c — what the report, `tessera compare` and `tessera rerun` share: the machine
- * and library versions, the content hash of HDF5 outputs, the portable config hash, the
- * facts read back from tiles/tissue HDF5 files, and a minimal JSON reader for report.json.
+ * and library versions, the content hash of HDF5 outputs, the portable config hash and
+ * the attributes of HDF5 outputs.
  *
  * Why a content hash for HDF5: CLAM and TRIDENT expect `save_path`/`savetodir` attributes
  * that name the directory the file was written to, and the `config_hash` attribute covers
  * run.dir; so two runs of one config in two directories write files that differ in exactly
  * those bytes. The content hash walks the file's objects in name order and hashes names,
  * types, shapes, data and attributes except those (TS_REPORT_H5_RUN_ATTRS); equal content
- * hashes mean equal results. The file SHA-256 (the ledger's checksum) is kept as well. */
+ * hashes mean equal results. The file SHA-256 (the ledger's checksum) is kept as well.
+ * The attribute readers (ts_report_h5_*) let a stage's section read back what its stage
+ * wrote without knowing HDF5's error handling. */
 #include <glib.h>
 #include <hdf5.h>
 #include <math.h>
@@ -23,7 +25,6 @@
 #include "ts_error.h"
 #include "ts_io.h"
 #include "ts_report.h"
-#include "ts_report_internal.h"
 
 /* LibTorch hook: nn/ts_nn.h declares ts_nn_version() (LibTorch's version). Weak here, so that the
  * report never depends on nn/: "not linked" unless the binary links tessera_nn and pulls in
@@ -291,39 +292,53 @@ static double attr_f64(hid_t loc, const char *name) {
   return v;
 }
 
-int ts__report_tiles_facts(const char *path, ts__tiles_facts *out) {
-  memset(out, 0, sizeof *out);
-  out->n = -1;
-  out->mpp0 = out->target_mpp = NAN;
+int ts_report_h5_open(const char *path, const char *dataset, ts_report_h5 *h) {
+  memset(h, 0, sizeof *h);
+  h->file = h->dset = -1;
+  h->rows = h->cols = -1;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) return -1;
-  hid_t d = H5Dopen2(f, "coords", H5P_DEFAULT);
-  if (d >= 0) {
-    hid_t sp = H5Dget_space(d);
-    hsize_t dims[2] = {0, 0};
-    if (H5Sget_simple_extent_ndims(sp) == 2 && H5Sget_simple_extent_dims(sp, dims, NULL) == 2) out->n = (int64_t)dims[0];
-    H5Sclose(sp);
-    out->mpp0 = attr_f64(d, "mpp_level0");
-    out->target_mpp = attr_f64(d, "target_mpp");
-    attr_string(d, "mpp_source", out->mpp_source, sizeof out->mpp_source);
-    attr_string(d, "slide_quickhash", out->quickhash, sizeof out->quickhash);
-    H5Dclose(d);
+  hid_t d = H5Dopen2(f, dataset, H5P_DEFAULT);
+  if (d < 0) {
+    H5Fclose(f);
+    return -1;
   }
-  H5Fclose(f);
-  return out->n >= 0 ? 0 : -1;
+  hid_t sp = H5Dget_space(d);
+  hsize_t dims[2] = {0, 0};
+  int nd = H5Sget_simple_extent_ndims(sp);
+  if (nd >= 1 && nd <= 2 && H5Sget_simple_extent_dims(sp, dims, NULL) == nd) {
+    h->rows = (int64_t)dims[0];
+    h->cols = nd == 2 ? (int64_t)dims[1] : 1;
+  }
+  H5Sclose(sp);
+  h->file = f;
+  h->dset = d;
+  return 0;
 }
 
-double ts__report_tissue_mpp(const char *path) {
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0) return NAN;
-  double v = NAN;
-  hid_t d = H5Dopen2(f, "mask", H5P_DEFAULT);
-  if (d >= 0) {
-    v = attr_f64(d, "mpp");
-    H5Dclose(d);
-  }
-  H5Fclose(f);
-  return v;
+bool ts_report_h5_str(const ts_report_h5 *h, const char *attr, char *buf, size_t n) {
+  if (n) buf[0] = '\0';
+  return h->dset >= 0 && attr_string(h->dset, attr, buf, n) == 0;
+}
+
+double ts_report_h5_f64(const ts_report_h5 *h, const char *attr) { return h->dset >= 0 ? attr_f64(h->dset, attr) : NAN; }
+
+bool ts_report_h5_i64(const ts_report_h5 *h, const char *attr, int64_t *out) {
+  long long v = 0;
+  if (h->dset < 0 || H5Aexists(h->dset, attr) <= 0) return false;
+  hid_t a = H5Aopen(h->dset, attr, H5P_DEFAULT);
+  if (a < 0) return false;
+  hid_t t = H5Aget_type(a);
+  bool ok = H5Tget_class(t) == H5T_INTEGER && H5Aread(a, H5T_NATIVE_LLONG, &v) >= 0;
+  H5Tclose(t);
+  H5Aclose(a);
+  if (ok) *out = (int64_t)v;
+  return ok;
+}
+
+void ts_report_h5_close(ts_report_h5 *h) {
+  if (h->dset >= 0) H5Dclose(h->dset);
+  if (h->file >= 0) H5Fclose(h->file);
+  h->dset = h->file = -1;
 }

@@ -591,6 +591,8 @@ static int finish(const ts_run *run) {
   return rc < 0 ? rc : cc;
 }
 
+extern const struct ts_report_section ts_report_section_features; /* stages/report_features.c */
+
 const struct ts_stage ts_stage_extract = {
     .abi = TS_STAGE_ABI,
     .name = "extract",
@@ -605,4 +607,5 @@ const struct ts_stage ts_stage_extract = {
     .items_unit = "tiles",
     .unit_noun = "slide",
     .part_noun = "shard",
+    .report = (const struct ts_report_section *const[]){&ts_report_section_features, NULL},
 };

@@ -6,7 +6,10 @@
  * is empty and the report is written in finish(), on rank 0: the report reads the ledger,
  * which lives on rank 0's host (SQLite WAL needs readers on the writer's host), and a sharded
  * unit may be handed to any rank. finish() also knows rank 0's peak RSS for the whole run.
- * The report depends on no config key: the stage hash only chains the extract stage's. */
+ * The report depends on no config key: the stage hash only chains the extract stage's.
+ * TS_STAGE_SUMMARY: the driver records the run's end (exit code, finish time) before this
+ * stage runs, so the report says how the run ended. run->stages (the registry) tells the
+ * report core which stages bring which sections. */
 #include <stdio.h>
 #include <sys/resource.h>
 
@@ -33,7 +36,7 @@ static int finish(const ts_run *run) {
   struct rusage ru;
   ts_report_opts o = {.peak_rss_kb = 0, .quiet = false};
   if (getrusage(RUSAGE_SELF, &ru) == 0) o.peak_rss_kb = ru.ru_maxrss; /* kB on Linux */
-  return ts_report_write(run->dir, &o);
+  return ts_report_write(run->dir, run->stages, &o); /* every stage's sections, in run order */
 }
 
 const struct ts_stage ts_stage_report = {

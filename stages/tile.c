@@ -75,6 +75,8 @@ out:
   return rc;
 }
 
+extern const struct ts_report_section ts_report_section_slides; /* stages/report_slides.c */
+
 const struct ts_stage ts_stage_tile = {
     .abi = TS_STAGE_ABI,
     .name = "tile",
@@ -87,4 +89,5 @@ const struct ts_stage ts_stage_tile = {
     .check = check,
     .items_unit = "tiles",
     .unit_noun = "slide",
+    .report = (const struct ts_report_section *const[]){&ts_report_section_slides, NULL},
 };
