@@ -262,7 +262,7 @@ static void slide_card(const ts_report *r, ts_report_out *o, const slide_info *s
   char buf[128];
   if (s->tiles >= 0) snprintf(buf, sizeof buf, "%lld", (long long)s->tiles);
   else snprintf(buf, sizeof buf, "–");
-  ts_report_html(o, "<tr><th>tiles</th><td class=\"tiles%s\">%s</td></tr>", s->tiles == 0 ? " warn" : "", buf);
+  ts_report_html(o, "<tr><th>tiles</th><td class=\"tiles\">%s</td></tr>", buf);
   if (isfinite(s->mpp0)) snprintf(buf, sizeof buf, "%.4g µm/px (from %s)", s->mpp0, s->mpp_source[0] ? s->mpp_source : "?");
   else snprintf(buf, sizeof buf, "–");
   ts_report_html(o, "<tr><th>level-0 mpp</th><td>%s</td></tr>", buf);

@@ -4,7 +4,11 @@
 # `tessera report` rewrites them; the page renders in headless Chromium with no console error
 # and the key facts (slide ids, tile counts, config hash) in its DOM; report.json validates
 # against schemas/report.schema.json; a second run of the same config (other run dir, 2 ranks)
-# and a `tessera rerun` compare identical, a changed tile size compares different.
+# and a `tessera rerun` compare identical, a changed tile size compares different. The report
+# written by the run's last stage says the run finished with exit 0 (not "running"); the blank
+# slide (synth makes one of 3) is marked with SLIDE_NO_TILES; images are small JPEG thumbnails
+# linking the full-size QC PNGs (no base64); the extract stage's "features" section matches
+# the feature files.
 # Needs Debian's chromium and python3-jsonschema (scripts/setup.sh).
 . "$(dirname "$0")/lib.sh"
 cd "$WORK"
@@ -17,6 +21,18 @@ expect_rc 0 "$TESSERA" run cohort/config.yaml --set run.dir="$WORK/a" --quiet
 check "the run wrote report/index.html" test -s a/report/index.html
 check "the run wrote report/report.json" test -s a/report/report.json
 check "the run printed the report's path" grep -q "report: $WORK/a/report/index.html" "$WORK/out"
+# the report stage runs after the driver recorded the run's end: it says so (issue 10, bug 6)
+expect_rc 0 "$PY" - a/report/report.json a/ledger.sqlite <<'PY'
+import json, sys, sqlite3
+r = json.load(open(sys.argv[1]))['run']
+assert r['in_progress'] is False, r['in_progress']
+assert r['finished'] is not None and r['exit_code'] == 0, (r['finished'], r['exit_code'])
+assert r['invocations'][-1]['exit_code'] == 0 and r['invocations'][-1]['finished'] == r['finished']
+db = sqlite3.connect(sys.argv[2])
+assert db.execute("select finished is not null, exit_code from runs order by id desc limit 1").fetchone() == (1, 0)
+PY
+check "the run's own report does not say running" test -z "$(grep -io 'running' a/report/index.html || true)"
+check "the run's own report says exit code 0" grep -q 'id="run-state">finished [^<]*, exit code 0' a/report/index.html
 
 # --- tessera report on a finished run ---
 expect_rc 0 "$TESSERA" report a
@@ -64,8 +80,34 @@ assert all(x['mpp_source'] == 'file' and abs(x['mpp_level0'] - 0.25) < 1e-9 for 
 st = {x['name']: x for x in r['stages']['stages']}
 assert st['tile']['units']['done'] == 3 and st['tile']['items'] == sum(map(int, facts.values()))
 assert r['run']['environment']['libraries']['hdf5'].startswith('1.')
-assert len(r['reproducibility']['outputs']) == 11  # tissue, tile, extract x 3 slides + 2 record blocks
+# tissue (h5, png), tile (h5, png), extract (h5) x 3 slides + 2 record blocks
+assert len(r['reproducibility']['outputs']) == 17, len(r['reproducibility']['outputs'])
 assert all(len(x['quickhash']) == 64 for x in r['reproducibility']['inputs']['slides'])
+# the quickhash comes from the tile file (the report opens no slide)
+import h5py
+for x in r['reproducibility']['inputs']['slides']:
+    f = h5py.File('a/tiles/%s.h5' % x['slide_id'], 'r')
+    assert f['coords'].attrs['slide_quickhash'] == x['quickhash'], x
+# the blank slide: 0 tiles, marked (not green and silent), in slides and in failures.warnings
+blank = [k for k, v in facts.items() if v == '0']
+assert len(blank) == 1, facts
+b = s[blank[0]]
+assert [w['token'] for w in b['warnings']] == ['SLIDE_NO_TILES'] and b['warnings'][0]['stage'] == 'tile', b
+assert r['slides']['warned'] == 1
+assert [(w['unit'], w['token']) for w in r['failures']['warnings']] == [(blank[0], 'SLIDE_NO_TILES')]
+assert all(not v['warnings'] for k, v in s.items() if k != blank[0])
+assert st['tile']['warnings'] == 1
+# features: what the feature files say
+fe = r['features']
+assert r['sections'][-2:] == ['slides', 'features'], r['sections']
+enc = fe['encoder']
+for x in fe['slides']:
+    f = h5py.File('a/features/%s/%s.h5' % (enc, x['slide_id']), 'r')['features']
+    assert x['status'] == 'done' and x['tiles'] == f.shape[0] and x['feature_dim'] == f.shape[1], x
+    assert x['bad_tiles'] == f.attrs['n_bad_tiles'] and f.attrs['encoder'] == enc
+    assert fe['weights_hash'] == f.attrs['weights_hash'] and fe['feature_dim'] == f.shape[1]
+assert sorted(x['slide_id'] for x in fe['slides']) == sorted(facts)
+assert r['reproducibility']['encoders'] == [{'name': enc, 'sha256': fe['weights_hash'], 'stage': 'extract'}]
 PY
 
 # --- the page in headless Chromium ---
@@ -86,7 +128,23 @@ while read -r id n; do
 done < facts.txt
 check "DOM has the config hash" grep -q "id=\"config-hash\">$hash<" dom.html
 check "DOM has the total tile count" grep -q "id=\"tiles-total\">$(awk '{s+=$2} END {print s}' facts.txt)<" dom.html
-check "DOM has embedded QC images" test "$(grep -o 'src="data:image/png;base64,' dom.html | wc -l)" -ge 4
+check "no image is embedded as base64" test -z "$(grep -o 'src="data:image' dom.html || true)"
+for id in $ids; do
+  check "DOM has the thumbnail of $id linking the full-size tile grid" grep -q "<a href=\"../tiles/$id.png\"><img loading=\"lazy\" alt=\"tiles/$id.png\" src=\"thumbs/$id.tiles.jpg\"></a>" dom.html
+done
+check "the blank slide is marked in the DOM" grep -qE 'class="slide warned" id="slide-[^"]*".*SLIDE_NO_TILES' dom.html
+expect_rc 0 "$PY" - a/report/thumbs $ids <<'PY'
+import sys, os
+from PIL import Image
+d = sys.argv[1]
+for id in sys.argv[2:]:
+    for k in ('tissue', 'tiles'):
+        p = os.path.join(d, '%s.%s.jpg' % (id, k))
+        im = Image.open(p)
+        assert im.format == 'JPEG' and max(im.size) <= 256 and max(im.size) >= 64, (p, im.format, im.size)
+        assert os.path.getsize(p) < 64 * 1024, p
+PY
+check "index.html is small (no embedded images)" test "$(stat -c %s a/report/index.html)" -lt 200000
 check "DOM has the load-balance chart" grep -q '<svg class="chart"' dom.html
 check "the page references nothing outside itself" test -z "$(grep -oE '(src|href)="(https?:)?//[^"]*' dom.html)"
 chrome --screenshot="$WORK/shot.png" --window-size=1280,2000 --hide-scrollbars "$url" > shot.log 2>&1 || true
@@ -103,7 +161,7 @@ if [ -n "${TS_REPORT_SHOT:-}" ]; then cp shot.png "$TS_REPORT_SHOT"; fi
 expect_rc 0 mpirun -np 2 "$TESSERA" run cohort/config.yaml --set run.dir="$WORK/b" --quiet
 expect_rc 0 "$TESSERA" compare a b
 check "compare says IDENTICAL" grep -q 'verdict      IDENTICAL' "$WORK/out"
-check "compare saw the 11 outputs identical" grep -q 'outputs      11 identical, 0 differ' "$WORK/out"
+check "compare saw the 17 outputs identical" grep -q 'outputs      17 identical, 0 differ' "$WORK/out"
 expect_rc 0 "$TESSERA" compare a/report/report.json b/report/report.json --verbose
 check "--verbose shows performance ratios" grep -q 'perf .*wall_seconds' "$WORK/out"
 # tile files really differ in their bytes (save_path, config_hash) but not in content
