@@ -16,14 +16,14 @@ sum_tissue=$(cat cohort/run/tissue/*.h5 | sha256sum)
 sum_tiles=$(cat cohort/run/tiles/*.h5 | sha256sum)
 
 expect_rc 0 mpirun -np 2 "$TESSERA" run cohort/config.yaml
-check "rerun says there is nothing to do" grep -q 'tile: all 3 units already done' "$WORK/out"
+check "rerun says there is nothing to do" grep -q 'tile: all 3 slides already done' "$WORK/out"
 check "rerun changed no unit" test "$before" = "$(q "select stage, unit, run_id, checksum from units where stage<>'report' order by stage, unit")"
 check "rerun left outputs alone" test "$sum_tiles" = "$(cat cohort/run/tiles/*.h5 | sha256sum)"
 
 expect_rc 2 "$TESSERA" run cohort/config.yaml --set tile.size=128
 check "a changed config needs --reconfigure" grep -q 'RUN_CONFIG_CHANGED' "$WORK/out"
 expect_rc 0 mpirun -np 2 "$TESSERA" run cohort/config.yaml --set tile.size=128 --reconfigure
-check "tissue stage not rerun" grep -q 'tissue: all 3 units already done' "$WORK/out"
+check "tissue stage not rerun" grep -q 'tissue: all 3 slides already done' "$WORK/out"
 check "tile stage rerun" grep -q 'tile: settings changed' "$WORK/out"
 check "tissue outputs untouched" test "$sum_tissue" = "$(cat cohort/run/tissue/*.h5 | sha256sum)"
 last=$(q "select max(id) from runs")
