@@ -18,7 +18,8 @@ PKGS=(
   python3-opencv
   chromium python3-jsonschema
   slurm-wlm munge
-  r-base-core r-cran-survival
+  r-base-core r-cran-survival r-cran-proc
+  python3-sklearn
 )
 
 missing=()
