@@ -109,27 +109,43 @@ check "--until nosuch: RUN_BAD_STAGE" grep -q "^RUN_BAD_STAGE: .*nosuch" "$WORK/
 check "--until nosuch: no run directory made" test ! -e c/nope
 
 # ---- c. two runs started at once on a new directory: the loser gets RUN_LOCKED ----
+# Each repetition starts two runs at once and three more a few milliseconds apart: the old
+# driver checked emptiness before taking the lock, so a run arriving after the winner had
+# made the directory and its lock, but before its ledger, got RUN_DIR_NOT_EMPTY. A large
+# cohort CSV (an extra 20 MB column, as a cohort of many slides is large) widens that window:
+# the old driver read the cohort between the two; the new one reads it before the directory.
 "$TESSERA" synth one --slides 1 --size 1500 --seed 5 --quiet >/dev/null
-reps=${TS_RACE_REPS:-16}
+$PY - one/cohort.csv one/big.csv <<'PY'
+import sys
+rows = [l.rstrip("\n") for l in open(sys.argv[1])]
+with open(sys.argv[2], "w") as f:
+    f.write(rows[0] + ",note\n")
+    for r in rows[1:]:
+        f.write(r + "," + "x" * 20_000_000 + "\n")
+PY
+sed 's#^  csv: .*#  csv: big.csv#' one/config.yaml >one/big.yaml
+reps=${TS_RACE_REPS:-8}
+delays=(0 0 0.02 0.05 0.1)
 bad=0 locked=0
 for r in $(seq 1 "$reps"); do
-  "$TESSERA" run one/config.yaml --set extract.encoder=resnet_tiny --set run.dir=race$r --quiet >race$r.a 2>&1 &
-  pa=$!
-  "$TESSERA" run one/config.yaml --set extract.encoder=resnet_tiny --set run.dir=race$r --quiet >race$r.b 2>&1 &
-  pb=$!
-  set +e; wait $pa; ra=$?; wait $pb; rb=$?; set -e
-  for x in "a $ra" "b $rb"; do
-    set -- $x
-    if grep -q RUN_DIR_NOT_EMPTY race$r.$1; then bad=$((bad + 1)); echo "    rep $r ($1): $(head -1 race$r.$1)"
-    elif [ "$2" = 2 ]; then
-      if grep -q '^RUN_LOCKED: ' race$r.$1; then locked=$((locked + 1)); else bad=$((bad + 1)); echo "    rep $r ($1) exit 2: $(head -1 race$r.$1)"; fi
-    elif [ "$2" != 0 ]; then bad=$((bad + 1)); echo "    rep $r ($1) exit $2: $(tail -1 race$r.$1)"; fi
+  pids=()
+  for k in "${!delays[@]}"; do
+    (sleep "${delays[$k]}"; exec "$TESSERA" run one/big.yaml --set extract.encoder=resnet_tiny --set run.dir=race$r --quiet >race$r.$k 2>&1) &
+    pids+=($!)
+  done
+  for k in "${!delays[@]}"; do
+    set +e; wait "${pids[$k]}"; rc=$?; set -e
+    if grep -q RUN_DIR_NOT_EMPTY race$r.$k; then bad=$((bad + 1)); echo "    rep $r (run $k): $(head -1 race$r.$k)"
+    elif [ "$rc" = 2 ]; then
+      if grep -q '^RUN_LOCKED: ' race$r.$k; then locked=$((locked + 1)); else bad=$((bad + 1)); echo "    rep $r (run $k) exit 2: $(head -1 race$r.$k)"; fi
+    elif [ "$rc" != 0 ]; then bad=$((bad + 1)); echo "    rep $r (run $k) exit $rc: $(tail -1 race$r.$k)"; fi
   done
   # whoever won, the directory holds a finished run
-  [ "$(q one/race$r/ledger.sqlite "select count(*) from units where stage='tile' and state='done'" 2>/dev/null)" = 1 ] ||
+  [ "$(q one/race$r/ledger.sqlite "select count(*) from units where stage='tile' and state='done'")" = 1 ] ||
     { bad=$((bad + 1)); echo "    rep $r: no finished run in race$r"; }
-  rm -rf one/race$r
+  rm -rf one/race$r race$r.*
 done
-echo "    $reps races: $locked lost with RUN_LOCKED"
-check "two runs at once: never RUN_DIR_NOT_EMPTY, an exit 2 is always RUN_LOCKED ($bad bad)" test "$bad" = 0
+echo "    $reps repetitions of ${#delays[@]} runs: $locked lost with RUN_LOCKED"
+check "runs at once on a new directory: never RUN_DIR_NOT_EMPTY, an exit 2 is always RUN_LOCKED ($bad bad)" test "$bad" = 0
+check "runs at once: the losers did lose (RUN_LOCKED seen)" test "$locked" -gt 0
 finish
