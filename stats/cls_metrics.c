@@ -36,23 +36,29 @@ static int cmp_vi(const void *a, const void *b) {
 int ts_midranks(const double *x, size_t n, double *rank_out) {
   vi *a = malloc((n ? n : 1) * sizeof *a);
   if (!a) return ts_error_set(TS_ENOMEM, "METRIC_NOMEM", "out of memory ranking %zu values", n);
-  for (size_t i = 0; i < n; i++) a[i] = (vi){x[i], i};
+  for (size_t i = 0; i < n; i++)
+    a[i] = (vi){x[i], i};
   qsort(a, n, sizeof *a, cmp_vi);
   for (size_t i = 0; i < n;) {
     size_t j = i + 1;
-    while (j < n && a[j].v == a[i].v) j++;
+    while (j < n && a[j].v == a[i].v)
+      j++;
     double r = 0.5 * (double)(i + 1 + j); /* mean of ranks i+1 .. j */
-    for (size_t k = i; k < j; k++) rank_out[a[k].i] = r;
+    for (size_t k = i; k < j; k++)
+      rank_out[a[k].i] = r;
     i = j;
   }
   free(a);
   return 0;
 }
 
-static double pnorm_lower(double x) { return 0.5 * erfc(-x / M_SQRT2); }
+static double pnorm_lower(double x) {
+  return 0.5 * erfc(-x / M_SQRT2);
+}
 
 double ts_qnorm(double p) {
   if (!(p > 0 && p < 1)) return p == 0 ? -INFINITY : p == 1 ? INFINITY : NAN;
+  if (p == 0.5) return 0;
   if (p > 0.5) return -ts_qnorm(1 - p);
   double t = sqrt(-2 * log(p));
   double x = -(t - (2.515517 + 0.802853 * t + 0.010328 * t * t) /
@@ -121,14 +127,16 @@ static int check_binary(const int *y, const double *score, size_t n, size_t *m_o
     if (y[i] != 0 && y[i] != 1)
       return ts_error_set(TS_EINPUT, "METRIC_BAD_LABEL", "label %d at index %zu is not 0 or 1", y[i], i);
     if (!isfinite(score[i]))
-      return ts_error_set(TS_EINPUT, "METRIC_BAD_SCORE", "score %g at index %zu is not finite",
-                          score[i], i);
-    if (y[i]) m++;
-    else k++;
+      return ts_error_set(TS_EINPUT, "METRIC_BAD_SCORE", "score %g at index %zu is not finite", score[i], i);
+    if (y[i])
+      m++;
+    else
+      k++;
   }
   if (m == 0 || k == 0)
     return ts_error_set(TS_EINPUT, "METRIC_ONE_CLASS",
-                        "the AUC needs cases and controls: %zu cases (label 1), %zu controls (label 0)", m, k);
+                        "the AUC needs cases and controls: %zu cases (label 1), %zu controls (label 0)", m,
+                        k);
   *m_out = m;
   *n_out = k;
   return 0;
@@ -147,8 +155,10 @@ static int auc_core(const int *y, const double *score, size_t n, size_t m, size_
   TS_TRY(ts_midranks(score, n, tz));
   size_t a = 0, b = 0;
   for (size_t i = 0; i < n; i++) {
-    if (y[i]) xs[a++] = score[i];
-    else ys[b++] = score[i];
+    if (y[i])
+      xs[a++] = score[i];
+    else
+      ys[b++] = score[i];
   }
   TS_TRY(ts_midranks(xs, m, tx));
   TS_TRY(ts_midranks(ys, k, ty));
@@ -166,10 +176,13 @@ static int auc_core(const int *y, const double *score, size_t n, size_t m, size_
   }
   auc /= (double)m;
   if (var_out) {
-    if (m < 2 || k < 2) *var_out = NAN;
+    if (m < 2 || k < 2)
+      *var_out = NAN;
     else {
-      for (size_t i = 0; i < m; i++) s10 += (xs[i] - auc) * (xs[i] - auc);
-      for (size_t j = 0; j < k; j++) s01 += (ys[j] - auc) * (ys[j] - auc);
+      for (size_t i = 0; i < m; i++)
+        s10 += (xs[i] - auc) * (xs[i] - auc);
+      for (size_t j = 0; j < k; j++)
+        s01 += (ys[j] - auc) * (ys[j] - auc);
       *var_out = s10 / (double)(m - 1) / (double)m + s01 / (double)(k - 1) / (double)k;
     }
   }
@@ -225,7 +238,8 @@ int ts_roc_curve_new(const int *y, const double *score, size_t n, ts_roc_curve *
   ts_roc_curve *c = calloc(1, sizeof *c);
   vi *a = malloc(n * sizeof *a);
   if (!c || !a) goto nomem;
-  for (size_t i = 0; i < n; i++) a[i] = (vi){score[i], i};
+  for (size_t i = 0; i < n; i++)
+    a[i] = (vi){score[i], i};
   qsort(a, n, sizeof *a, cmp_vi);
   size_t nu = 0;
   for (size_t i = 0; i < n; i++)
@@ -242,13 +256,15 @@ int ts_roc_curve_new(const int *y, const double *score, size_t n, ts_roc_curve *
   double prev = -INFINITY;
   while (j <= nu) {
     double t;
-    if (j == 0) t = -INFINITY;
-    else if (j == nu) t = INFINITY;
+    if (j == 0)
+      t = -INFINITY;
+    else if (j == nu)
+      t = INFINITY;
     else {
       double u = a[i].v; /* the j-th distinct value (0-based), the one above the threshold */
       t = (prev + u) / 2;
       if (fabs(t) > 1e100) t = prev / 2 + u / 2; /* pROC's overflow guard */
-      if (t == prev) t = u; /* pROC's near-tie fix for direction "<" */
+      if (t == prev) t = u;                      /* pROC's near-tie fix for direction "<" */
     }
     c->threshold[j] = t;
     c->tpr[j] = (double)pos_above / (double)m;
@@ -256,8 +272,10 @@ int ts_roc_curve_new(const int *y, const double *score, size_t n, ts_roc_curve *
     if (j < nu) { /* move the group of value a[i].v below the next threshold */
       double u = a[i].v;
       while (i < n && a[i].v == u) {
-        if (y[a[i].i]) pos_above--;
-        else neg_above--;
+        if (y[a[i].i])
+          pos_above--;
+        else
+          neg_above--;
         i++;
       }
       prev = u;
@@ -287,13 +305,13 @@ void ts_class_argmax(const double *prob, size_t n, int nclass, int *pred_out) {
   }
 }
 
-int ts_class_metrics_compute(const int *y, const int *pred, size_t n, int nclass,
-                             ts_class_metrics *out, size_t *confusion) {
+int ts_class_metrics_compute(const int *y, const int *pred, size_t n, int nclass, ts_class_metrics *out,
+                             size_t *confusion) {
   if (!out || !y || !pred) return ts_error_set(TS_EINVAL, "METRIC_BAD_ARG", "NULL argument");
   memset(out, 0, sizeof *out);
   if (n == 0 || nclass < 2 || nclass > 100000)
-    return ts_error_set(TS_EINVAL, "METRIC_BAD_ARG", "need n > 0 and nclass >= 2 (n %zu, nclass %d)",
-                        n, nclass);
+    return ts_error_set(TS_EINVAL, "METRIC_BAD_ARG", "need n > 0 and nclass >= 2 (n %zu, nclass %d)", n,
+                        nclass);
   for (size_t i = 0; i < n; i++)
     if (y[i] < 0 || y[i] >= nclass || pred[i] < 0 || pred[i] >= nclass)
       return ts_error_set(TS_EINPUT, "METRIC_BAD_LABEL", "index %zu: %s %d is not a class 0..%d", i,
@@ -345,12 +363,12 @@ int ts_auc_ovr(const int *y, const double *prob, size_t n, int nclass, double *a
   *macro_out = NAN;
   for (size_t i = 0; i < n; i++) {
     if (y[i] < 0 || y[i] >= nclass)
-      return ts_error_set(TS_EINPUT, "METRIC_BAD_LABEL", "label %d at index %zu is not a class 0..%d",
-                          y[i], i, nclass - 1);
+      return ts_error_set(TS_EINPUT, "METRIC_BAD_LABEL", "label %d at index %zu is not a class 0..%d", y[i],
+                          i, nclass - 1);
     for (int c = 0; c < nclass; c++)
       if (!isfinite(prob[i * (size_t)nclass + (size_t)c]))
-        return ts_error_set(TS_EINPUT, "METRIC_BAD_SCORE", "score of class %d at index %zu is not finite",
-                            c, i);
+        return ts_error_set(TS_EINPUT, "METRIC_BAD_SCORE", "score of class %d at index %zu is not finite", c,
+                            i);
   }
   int rc = 0;
   int *yb = malloc((n ? n : 1) * sizeof *yb);
@@ -377,7 +395,8 @@ int ts_auc_ovr(const int *y, const double *prob, size_t n, int nclass, double *a
     }
   }
   if (count == 0) {
-    rc = ts_error_set(TS_EINPUT, "METRIC_ONE_CLASS", "no class has both members and non-members among %zu labels", n);
+    rc = ts_error_set(TS_EINPUT, "METRIC_ONE_CLASS",
+                      "no class has both members and non-members among %zu labels", n);
     goto out;
   }
   *macro_out = sum / count;
@@ -429,8 +448,8 @@ static int corr_check(const double *x, const double *y, size_t n, double conf, t
   if (!x || !y || !out) return ts_error_set(TS_EINVAL, "METRIC_BAD_ARG", "NULL argument");
   memset(out, 0, sizeof *out);
   if (n < 3 || !(conf > 0 && conf < 1))
-    return ts_error_set(TS_EINVAL, "METRIC_BAD_ARG", "a correlation test needs n >= 3 and conf in (0, 1) (n %zu, conf %g)",
-                        n, conf);
+    return ts_error_set(TS_EINVAL, "METRIC_BAD_ARG",
+                        "a correlation test needs n >= 3 and conf in (0, 1) (n %zu, conf %g)", n, conf);
   for (size_t i = 0; i < n; i++)
     if (!isfinite(x[i]) || !isfinite(y[i]))
       return ts_error_set(TS_EINPUT, "METRIC_BAD_SCORE", "index %zu: %s %g is not finite", i,

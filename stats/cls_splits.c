@@ -39,7 +39,9 @@ static uint64_t splitmix64(uint64_t *x) {
   return z ^ (z >> 31);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 static uint64_t rng_next(rng *r) {
   uint64_t *s = r->s;
@@ -63,7 +65,8 @@ static void rng_init(rng *r, uint64_t seed, uint64_t purpose, uint64_t fold, uin
   k ^= fold * 0xaef17502108ef2d9ULL;
   k = splitmix64(&k);
   k ^= stratum * 0xf58c2d9e8e1b3a4fULL;
-  for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&k);
+  for (int i = 0; i < 4; i++)
+    r->s[i] = splitmix64(&k);
 }
 
 static uint64_t rng_below(rng *r, uint64_t bound) { /* uniform in [0, bound), bound >= 1 */
@@ -87,7 +90,9 @@ static void shuffle(size_t *a, size_t n, rng *r) {
 
 static const char *const SET_NAMES[] = {"train", "val", "test"};
 
-const char *ts_split_set_name(int set) { return set >= 0 && set <= 2 ? SET_NAMES[set] : NULL; }
+const char *ts_split_set_name(int set) {
+  return set >= 0 && set <= 2 ? SET_NAMES[set] : NULL;
+}
 
 int ts_split_set_parse(const char *name) {
   for (int i = 0; name && i < 3; i++)
@@ -125,7 +130,8 @@ void ts_splits_free(ts_splits **sp) {
 
 size_t ts_splits_count(const ts_splits *sp, int fold, int set) {
   size_t c = 0;
-  for (size_t i = 0; sp && i < sp->nrow; i++) c += sp->rows[i].fold == fold && sp->rows[i].set == set;
+  for (size_t i = 0; sp && i < sp->nrow; i++)
+    c += sp->rows[i].fold == fold && sp->rows[i].set == set;
   return c;
 }
 
@@ -137,7 +143,9 @@ static size_t test_block(size_t n, size_t t, int folds, bool disjoint, int f) {
   return n / (size_t)folds + ((size_t)f < n % (size_t)folds);
 }
 
-static size_t round_even(double x) { return (size_t)nearbyint(x); } /* FE_TONEAREST: np.round */
+static size_t round_even(double x) {
+  return (size_t)nearbyint(x);
+} /* FE_TONEAREST: np.round */
 
 /* Can a stratum of N patients give every fold >= 1 test, >= 1 val and >= 1 train patient? */
 static bool feasible(size_t n, const ts_split_options *o, bool disjoint) {
@@ -194,11 +202,12 @@ static char *dupstr(const char *s) {
   return d;
 }
 
-int ts_splits_make(const ts_split_slide *s, size_t n, const ts_split_options *o_in,
-                   ts_splits **splits_out) {
+int ts_splits_make(const ts_split_slide *s, size_t n, const ts_split_options *o_in, ts_splits **splits_out) {
   ts_split_options o;
-  if (o_in) o = *o_in;
-  else ts_split_options_default(&o);
+  if (o_in)
+    o = *o_in;
+  else
+    ts_split_options_default(&o);
   if (!splits_out || (!s && n))
     return ts_error_set(TS_EINVAL, "SPLIT_BAD_ARG", "NULL slides or output pointer");
   *splits_out = NULL;
@@ -207,8 +216,8 @@ int ts_splits_make(const ts_split_slide *s, size_t n, const ts_split_options *o_
   if (!(o.val_frac > 0 && o.val_frac < 1) || !(o.test_frac > 0 && o.test_frac < 1) ||
       !(o.val_frac + o.test_frac < 1))
     return ts_error_set(TS_EINVAL, "SPLIT_BAD_ARG",
-                        "val_frac (%g) and test_frac (%g) must be in (0, 1) and sum below 1",
-                        o.val_frac, o.test_frac);
+                        "val_frac (%g) and test_frac (%g) must be in (0, 1) and sum below 1", o.val_frac,
+                        o.test_frac);
   if (o.task != TS_SPLIT_CLASSIFY && o.task != TS_SPLIT_REGRESSION)
     return ts_error_set(TS_EINVAL, "SPLIT_BAD_ARG", "unknown task %d", o.task);
   if (o.task == TS_SPLIT_REGRESSION && (o.nbins < 1 || o.nbins > 1000))
@@ -240,15 +249,13 @@ int ts_splits_make(const ts_split_slide *s, size_t n, const ts_split_options *o_
       goto out;
     }
     double y = s[i].label;
-    if (!isfinite(y) ||
-        (o.task == TS_SPLIT_CLASSIFY &&
-         (y < 0 || y != floor(y) || y > 100000 || (o.nclass > 0 && y >= o.nclass)))) {
+    if (!isfinite(y) || (o.task == TS_SPLIT_CLASSIFY &&
+                         (y < 0 || y != floor(y) || y > 100000 || (o.nclass > 0 && y >= o.nclass)))) {
       if (o.task == TS_SPLIT_CLASSIFY && o.nclass > 0)
-        rc = ts_error_set(TS_EINPUT, "SPLIT_BAD_LABEL",
-                          "slide '%s': label %g is not a class 0..%d", s[i].slide_id, y, o.nclass - 1);
+        rc = ts_error_set(TS_EINPUT, "SPLIT_BAD_LABEL", "slide '%s': label %g is not a class 0..%d",
+                          s[i].slide_id, y, o.nclass - 1);
       else
-        rc = ts_error_set(TS_EINPUT, "SPLIT_BAD_LABEL", "slide '%s': label %g is not %s",
-                          s[i].slide_id, y,
+        rc = ts_error_set(TS_EINPUT, "SPLIT_BAD_LABEL", "slide '%s': label %g is not %s", s[i].slide_id, y,
                           o.task == TS_SPLIT_CLASSIFY ? "a class (an integer >= 0)" : "finite");
       goto out;
     }
@@ -295,9 +302,11 @@ int ts_splits_make(const ts_split_slide *s, size_t n, const ts_split_options *o_
     nstrata = o.nbins;
     pl = malloc(np * sizeof *pl);
     if (!pl) goto nomem;
-    for (size_t p = 0; p < np; p++) pl[p] = (plab){pt[p].label, p};
+    for (size_t p = 0; p < np; p++)
+      pl[p] = (plab){pt[p].label, p};
     qsort(pl, np, sizeof *pl, cmp_plab);
-    for (size_t i = 0; i < np; i++) pt[pl[i].p].stratum = (int)((i * (size_t)nstrata) / np);
+    for (size_t i = 0; i < np; i++)
+      pt[pl[i].p].stratum = (int)((i * (size_t)nstrata) / np);
   }
 
   sp = calloc(1, sizeof *sp);
@@ -313,10 +322,13 @@ int ts_splits_make(const ts_split_slide *s, size_t n, const ts_split_options *o_
   if (o.task == TS_SPLIT_REGRESSION) {
     sp->bin_upper = malloc((size_t)nstrata * sizeof(double));
     if (!sp->bin_upper) goto nomem;
-    for (int c = 0; c < nstrata; c++) sp->bin_upper[c] = NAN;
-    for (size_t i = 0; i < np; i++) sp->bin_upper[pt[pl[i].p].stratum] = pl[i].label;
+    for (int c = 0; c < nstrata; c++)
+      sp->bin_upper[c] = NAN;
+    for (size_t i = 0; i < np; i++)
+      sp->bin_upper[pt[pl[i].p].stratum] = pl[i].label;
   }
-  for (size_t p = 0; p < np; p++) sp->stratum_patients[pt[p].stratum]++;
+  for (size_t p = 0; p < np; p++)
+    sp->stratum_patients[pt[p].stratum]++;
   for (int c = 0; c < nstrata; c++) {
     size_t nc = sp->stratum_patients[c];
     sp->val_num[c] = round_even((double)nc * o.val_frac);
@@ -324,14 +336,16 @@ int ts_splits_make(const ts_split_slide *s, size_t n, const ts_split_options *o_
     if (!feasible(nc, &o, disjoint)) {
       size_t need = min_feasible(&o, disjoint);
       char what[128];
-      if (o.task == TS_SPLIT_CLASSIFY) snprintf(what, sizeof what, "class %d", c);
-      else snprintf(what, sizeof what, "label bin %d of %d (quantile bin up to %g)", c + 1, nstrata,
-                    sp->bin_upper[c]);
+      if (o.task == TS_SPLIT_CLASSIFY)
+        snprintf(what, sizeof what, "class %d", c);
+      else
+        snprintf(what, sizeof what, "label bin %d of %d (quantile bin up to %g)", c + 1, nstrata,
+                 sp->bin_upper[c]);
       rc = ts_error_set(TS_EINPUT, "SPLIT_CLASS_TOO_SMALL",
                         "%s has %zu patients: %d folds with val %g and test %g (%zu val, %zu test "
                         "patients per fold) need at least %zu patients in every %s",
-                        what, nc, o.folds, o.val_frac, o.test_frac, sp->val_num[c], sp->test_num[c],
-                        need, o.task == TS_SPLIT_CLASSIFY ? "class" : "bin");
+                        what, nc, o.folds, o.val_frac, o.test_frac, sp->val_num[c], sp->test_num[c], need,
+                        o.task == TS_SPLIT_CLASSIFY ? "class" : "bin");
       goto out;
     }
   }
@@ -359,20 +373,23 @@ int ts_splits_make(const ts_split_slide *s, size_t n, const ts_split_options *o_
       signed char *sf = set + (size_t)f * np;
       size_t tb = test_block(nc, t, o.folds, disjoint, f);
       if (disjoint) {
-        for (size_t k = 0; k < tb; k++) sf[order[off + k]] = TS_SET_TEST;
+        for (size_t k = 0; k < tb; k++)
+          sf[order[off + k]] = TS_SET_TEST;
         off += tb;
       } else {
         memcpy(order, members, nc * sizeof *order);
         rng_init(&g, o.seed, PURPOSE_TEST, (uint64_t)f + 1, (uint64_t)c);
         shuffle(order, nc, &g);
-        for (size_t k = 0; k < tb; k++) sf[order[k]] = TS_SET_TEST;
+        for (size_t k = 0; k < tb; k++)
+          sf[order[k]] = TS_SET_TEST;
       }
       size_t nrest = 0;
       for (size_t k = 0; k < nc; k++)
         if (sf[members[k]] != TS_SET_TEST) tmp[nrest++] = members[k];
       rng_init(&g, o.seed, PURPOSE_VAL, (uint64_t)f, (uint64_t)c);
       shuffle(tmp, nrest, &g);
-      for (size_t k = 0; k < v; k++) sf[tmp[k]] = TS_SET_VAL;
+      for (size_t k = 0; k < v; k++)
+        sf[tmp[k]] = TS_SET_VAL;
     }
   }
 
@@ -381,7 +398,8 @@ int ts_splits_make(const ts_split_slide *s, size_t n, const ts_split_options *o_
   patient_of = malloc(n * sizeof *patient_of); /* by input index */
   if (!patient_of) goto nomem;
   for (size_t p = 0; p < np; p++)
-    for (size_t k = pt[p].first; k < pt[p].first + pt[p].count; k++) patient_of[r[k].i] = p;
+    for (size_t k = pt[p].first; k < pt[p].first + pt[p].count; k++)
+      patient_of[r[k].i] = p;
   qsort(r, n, sizeof *r, cmp_slide);
   {
     sp->nrow = (size_t)o.folds * n;
@@ -427,9 +445,12 @@ out:
 /* ------------------------------------------------------------ checks ------ */
 
 static void where(const ts_splits *sp, const ts_split_row *w, char *buf, size_t n) {
-  if (w->line && sp->path) snprintf(buf, n, "%s:%zu", sp->path, w->line);
-  else if (w->line) snprintf(buf, n, "line %zu", w->line);
-  else snprintf(buf, n, "row %zu", (size_t)(w - sp->rows));
+  if (w->line && sp->path)
+    snprintf(buf, n, "%s:%zu", sp->path, w->line);
+  else if (w->line)
+    snprintf(buf, n, "line %zu", w->line);
+  else
+    snprintf(buf, n, "row %zu", (size_t)(w - sp->rows));
 }
 
 static int cmp_fold_slide(const void *a, const void *b) {
@@ -484,7 +505,8 @@ int ts_splits_check(const ts_splits *sp, bool require_disjoint_test) {
     const ts_split_row *w = &sp->rows[i];
     if (w->fold < 0 || w->fold >= sp->folds || !ts_split_set_name(w->set)) {
       where(sp, w, wa, sizeof wa);
-      return ts_error_set(TS_EINPUT, w->fold < 0 || w->fold >= sp->folds ? "SPLITS_BAD_FOLD" : "SPLITS_UNKNOWN_SET",
+      return ts_error_set(TS_EINPUT,
+                          w->fold < 0 || w->fold >= sp->folds ? "SPLITS_BAD_FOLD" : "SPLITS_UNKNOWN_SET",
                           "%s: fold %d set %d out of range", wa, w->fold, w->set);
     }
   }
@@ -502,7 +524,8 @@ int ts_splits_check(const ts_splits *sp, bool require_disjoint_test) {
   int rc = 0;
   const ts_split_row **v = malloc((sp->nrow ? sp->nrow : 1) * sizeof *v);
   if (!v) return ts_error_set(TS_ENOMEM, "SPLIT_NOMEM", "out of memory checking splits");
-  for (size_t i = 0; i < sp->nrow; i++) v[i] = &sp->rows[i];
+  for (size_t i = 0; i < sp->nrow; i++)
+    v[i] = &sp->rows[i];
   /* one slide once per fold */
   qsort(v, sp->nrow, sizeof *v, cmp_fold_slide);
   for (size_t i = 1; i < sp->nrow; i++)
@@ -511,8 +534,7 @@ int ts_splits_check(const ts_splits *sp, bool require_disjoint_test) {
       where(sp, v[i], wb, sizeof wb);
       rc = ts_error_set(TS_EINPUT, "SPLITS_DUPLICATE_SLIDE",
                         "%s: slide '%s' is in fold %d twice (%s in %s, %s in %s)", wb, v[i]->slide_id,
-                        v[i]->fold, wa, ts_split_set_name(v[i - 1]->set), wb,
-                        ts_split_set_name(v[i]->set));
+                        v[i]->fold, wa, ts_split_set_name(v[i - 1]->set), wb, ts_split_set_name(v[i]->set));
       goto out;
     }
   /* one patient in one set per fold */
@@ -522,12 +544,12 @@ int ts_splits_check(const ts_splits *sp, bool require_disjoint_test) {
         v[i]->set != v[i - 1]->set) {
       where(sp, v[i - 1], wa, sizeof wa);
       where(sp, v[i], wb, sizeof wb);
-      rc = ts_error_set(TS_EINPUT, "SPLITS_PATIENT_SPLIT",
-                        "%s: patient '%s' is in two sets of fold %d: slide '%s' in %s (%s), slide "
-                        "'%s' in %s (%s)",
-                        wb, v[i]->patient_id, v[i]->fold, v[i - 1]->slide_id,
-                        ts_split_set_name(v[i - 1]->set), wa, v[i]->slide_id,
-                        ts_split_set_name(v[i]->set), wb);
+      rc =
+          ts_error_set(TS_EINPUT, "SPLITS_PATIENT_SPLIT",
+                       "%s: patient '%s' is in two sets of fold %d: slide '%s' in %s (%s), slide "
+                       "'%s' in %s (%s)",
+                       wb, v[i]->patient_id, v[i]->fold, v[i - 1]->slide_id, ts_split_set_name(v[i - 1]->set),
+                       wa, v[i]->slide_id, ts_split_set_name(v[i]->set), wb);
       goto out;
     }
   /* labels: per slide across folds, per patient */
@@ -538,9 +560,9 @@ int ts_splits_check(const ts_splits *sp, bool require_disjoint_test) {
       where(sp, v[i - 1], wa, sizeof wa);
       where(sp, v[i], wb, sizeof wb);
       rc = ts_error_set(TS_EINPUT, "SPLITS_LABEL_CONFLICT",
-                        "%s: slide '%s' has patient '%s' label %g here but patient '%s' label %g at %s",
-                        wb, v[i]->slide_id, v[i]->patient_id, v[i]->label, v[i - 1]->patient_id,
-                        v[i - 1]->label, wa);
+                        "%s: slide '%s' has patient '%s' label %g here but patient '%s' label %g at %s", wb,
+                        v[i]->slide_id, v[i]->patient_id, v[i]->label, v[i - 1]->patient_id, v[i - 1]->label,
+                        wa);
       goto out;
     }
   qsort(v, sp->nrow, sizeof *v, cmp_patient_row);
@@ -549,9 +571,9 @@ int ts_splits_check(const ts_splits *sp, bool require_disjoint_test) {
       where(sp, v[i - 1], wa, sizeof wa);
       where(sp, v[i], wb, sizeof wb);
       rc = ts_error_set(TS_EINPUT, "SPLITS_LABEL_CONFLICT",
-                        "%s: patient '%s': slide '%s' has label %g but slide '%s' has label %g (%s)",
-                        wb, v[i]->patient_id, v[i]->slide_id, v[i]->label, v[i - 1]->slide_id,
-                        v[i - 1]->label, wa);
+                        "%s: patient '%s': slide '%s' has label %g but slide '%s' has label %g (%s)", wb,
+                        v[i]->patient_id, v[i]->slide_id, v[i]->label, v[i - 1]->slide_id, v[i - 1]->label,
+                        wa);
       goto out;
     }
   if (require_disjoint_test) {
@@ -645,7 +667,8 @@ static int split_cells(char *s, char **cell, int maxc) {
       }
       if (*s && *s != ',') return -1;
     } else {
-      while (*s && *s != ',') *out++ = *s++;
+      while (*s && *s != ',')
+        *out++ = *s++;
     }
     char sep = *s;
     *out = 0;
@@ -683,7 +706,8 @@ int ts_splits_read_csv(const char *path, ts_splits **splits_out) {
       e++;
     }
     size_t extra_lines = 0;
-    for (char *c = s; c < e; c++) extra_lines += *c == '\n';
+    for (char *c = s; c < e; c++)
+      extra_lines += *c == '\n';
     next = e < data + len ? e + 1 : NULL;
     *e = 0;
     if (e > s && e[-1] == '\r') e[-1] = 0;
@@ -695,8 +719,8 @@ int ts_splits_read_csv(const char *path, ts_splits **splits_out) {
     if (!header) {
       if (nc != 5 || strcmp(cell[0], "fold") || strcmp(cell[1], "set") || strcmp(cell[2], "slide_id") ||
           strcmp(cell[3], "patient_id") || strcmp(cell[4], "label")) {
-        rc = ts_error_set(TS_EINPUT, "SPLITS_BAD_HEADER", "%s:%zu: the header must be exactly '%s'",
-                          path, line, HEADER);
+        rc = ts_error_set(TS_EINPUT, "SPLITS_BAD_HEADER", "%s:%zu: the header must be exactly '%s'", path,
+                          line, HEADER);
         goto out;
       }
       header = true;
@@ -717,8 +741,8 @@ int ts_splits_read_csv(const char *path, ts_splits **splits_out) {
     }
     int st = ts_split_set_parse(cell[1]);
     if (st < 0) {
-      rc = ts_error_set(TS_EINPUT, "SPLITS_UNKNOWN_SET",
-                        "%s:%zu: set '%s' is not one of train, val, test", path, line, cell[1]);
+      rc = ts_error_set(TS_EINPUT, "SPLITS_UNKNOWN_SET", "%s:%zu: set '%s' is not one of train, val, test",
+                        path, line, cell[1]);
       goto out;
     }
     if (!*cell[2] || !*cell[3]) {
@@ -728,8 +752,8 @@ int ts_splits_read_csv(const char *path, ts_splits **splits_out) {
     }
     double lab = strtod(cell[4], &end);
     if (!*cell[4] || *end || !isfinite(lab)) {
-      rc = ts_error_set(TS_EINPUT, "SPLITS_BAD_LABEL", "%s:%zu: label '%s' is not a finite number",
-                        path, line, cell[4]);
+      rc = ts_error_set(TS_EINPUT, "SPLITS_BAD_LABEL", "%s:%zu: label '%s' is not a finite number", path,
+                        line, cell[4]);
       goto out;
     }
     if (lab != floor(lab)) sp->task = TS_SPLIT_REGRESSION;
@@ -760,11 +784,12 @@ int ts_splits_read_csv(const char *path, ts_splits **splits_out) {
   sp->folds = maxfold + 1;
   for (int f = 0; f < sp->folds; f++) {
     bool seen = false;
-    for (size_t i = 0; i < sp->nrow && !seen; i++) seen = sp->rows[i].fold == f;
+    for (size_t i = 0; i < sp->nrow && !seen; i++)
+      seen = sp->rows[i].fold == f;
     if (!seen) {
-      rc = ts_error_set(TS_EINPUT, "SPLITS_FOLD_GAP",
-                        "%s: folds must be numbered 0..%d without gaps: fold %d has no row", path,
-                        maxfold, f);
+      rc =
+          ts_error_set(TS_EINPUT, "SPLITS_FOLD_GAP",
+                       "%s: folds must be numbered 0..%d without gaps: fold %d has no row", path, maxfold, f);
       goto out;
     }
   }

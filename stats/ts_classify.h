@@ -102,23 +102,23 @@ typedef struct ts_split_row {
   char *slide_id;   /* owned by the ts_splits */
   char *patient_id; /* owned by the ts_splits */
   double label;
-  size_t line;      /* 1-based line of the CSV file it was read from; 0 when generated */
+  size_t line; /* 1-based line of the CSV file it was read from; 0 when generated */
 } ts_split_row;
 
 typedef struct ts_splits {
   int folds;
-  int task;             /* enum ts_split_task (read files: TS_SPLIT_CLASSIFY unless a label is
-                           not an integer) */
-  size_t nrow;          /* folds x slides when generated */
-  ts_split_row *rows;   /* generated: ordered by fold, set (train, val, test), slide_id */
-  bool test_disjoint;   /* generated: the promise (folds * test_frac <= 1); read: what the file
-                           holds (no patient in the test sets of two folds) */
+  int task;           /* enum ts_split_task (read files: TS_SPLIT_CLASSIFY unless a label is
+                         not an integer) */
+  size_t nrow;        /* folds x slides when generated */
+  ts_split_row *rows; /* generated: ordered by fold, set (train, val, test), slide_id */
+  bool test_disjoint; /* generated: the promise (folds * test_frac <= 1); read: what the file
+                         holds (no patient in the test sets of two folds) */
   /* Generated only (0 / NULL after ts_splits_read_csv): per stratum, the patient count and the
    * requested per-fold validation and test counts (v_c, t_c above). */
   int nstrata;
   size_t *stratum_patients, *val_num, *test_num;
-  double *bin_upper;    /* regression: the largest label of each bin (NULL for classification) */
-  char *path;           /* the file it was read from, or NULL */
+  double *bin_upper; /* regression: the largest label of each bin (NULL for classification) */
+  char *path;        /* the file it was read from, or NULL */
 } ts_splits;
 
 /* Make the splits of N slides S under O (NULL: defaults). Errors:
@@ -128,8 +128,7 @@ typedef struct ts_splits {
  *     SPLIT_PATIENT_LABEL_CONFLICT (a patient whose slides disagree, naming the patient and two
  *     of its slides with their labels); SPLIT_CLASS_TOO_SMALL (above);
  *   TS_ENOMEM. */
-int ts_splits_make(const ts_split_slide *s, size_t n, const ts_split_options *o,
-                   ts_splits **splits_out);
+int ts_splits_make(const ts_split_slide *s, size_t n, const ts_split_options *o, ts_splits **splits_out);
 void ts_splits_free(ts_splits **splits);
 
 /* The invariants every split must hold: folds >= 1 and rows' folds in 0..folds-1; sets known;
@@ -171,7 +170,7 @@ int ts_splits_read_csv(const char *path, ts_splits **splits_out);
  * NA); the AUC is still given. */
 typedef struct ts_auc {
   double auc;
-  double var, se;     /* DeLong variance of the AUC and its square root */
+  double var, se; /* DeLong variance of the AUC and its square root */
   double lower, upper;
   double conf_level;
   size_t n_pos, n_neg;
@@ -211,8 +210,8 @@ typedef struct ts_class_metrics {
   double accuracy, balanced_accuracy, f1;
 } ts_class_metrics;
 
-int ts_class_metrics_compute(const int *y, const int *pred, size_t n, int nclass,
-                             ts_class_metrics *out, size_t *confusion);
+int ts_class_metrics_compute(const int *y, const int *pred, size_t n, int nclass, ts_class_metrics *out,
+                             size_t *confusion);
 
 /* Predicted class = argmax of each row of PROB (n x nclass, row-major); ties go to the lowest
  * class, as numpy's argmax (CLAM's Y_hat = topk(1)). */
