@@ -65,6 +65,9 @@ extern "C" {
  * Every stratum must give every fold at least one test, one validation and one training
  * patient, else SPLIT_CLASS_TOO_SMALL names the class (or bin), its patient count and the
  * smallest count the folds asked for would need.
+ * Regression bins: patients sorted by (label, patient_id) and cut by rank into nbins
+ * near-equal groups (bin of the i-th of m: floor(i * nbins / m)), so equal labels may straddle
+ * a bin edge; bin_upper[b] is the largest label of bin b.
  * Patients are ordered by patient_id before shuffling, so the splits do not depend on the order
  * of the input rows. */
 

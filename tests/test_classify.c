@@ -25,7 +25,10 @@
 #include <sys/wait.h>
 
 #include "ts_classify.h"
+#include "ts_io.h"
 #include "ts_test_util.h"
+
+#define GOLDEN_SHA256 "206149a95cd0be3e4182aece01970b2d80e69e6d639c1aaa5ff1bc8b49980c03"
 
 /* ------------------------------------------------------------ data -------- */
 
@@ -865,6 +868,26 @@ static void test_classify_splits_csv_roundtrip(void) {
   ts_splits_free(&sp);
 }
 
+/* The rule is frozen: a fixed cohort and seed give these exact bytes (a change of the PRNG, the
+ * rounding or the order of draws changes every published split, so it must be deliberate). */
+static void test_classify_splits_golden(void) {
+  size_t npc[] = {25, 15};
+  make_cohort(&CO, npc, 2, false, 1);
+  ts_split_options o;
+  ts_split_options_default(&o); /* 10 folds, 0.1 / 0.1, seed 1 */
+  o.folds = 5;
+  o.test_frac = 0.2;
+  ts_splits *sp = NULL;
+  CU_ASSERT_EQUAL_FATAL(ts_splits_make(CO.s, CO.n, &o, &sp), 0);
+  char p[512], hex[65];
+  ts_test_path(p, sizeof p, "golden.csv");
+  CU_ASSERT_EQUAL_FATAL(ts_splits_write_csv(sp, p), 0);
+  CU_ASSERT_EQUAL_FATAL(ts_io_sha256_file(p, hex, NULL), 0);
+  if (strcmp(hex, GOLDEN_SHA256)) fprintf(stderr, "\n  golden splits changed: sha256 %s\n", hex);
+  CU_ASSERT_STRING_EQUAL(hex, GOLDEN_SHA256);
+  ts_splits_free(&sp);
+}
+
 /* A user's file with one mistake: TOKEN and "file:LINE" in the message. */
 static void expect_read_error(const char *text, const char *token, int line, const char *also) {
   char p[512], want[600];
@@ -953,6 +976,7 @@ int ts_test_register(void) {
       !CU_add_test(s, "test_classify_splits_regression", test_classify_splits_regression) ||
       !CU_add_test(s, "test_classify_splits_input_errors", test_classify_splits_input_errors) ||
       !CU_add_test(s, "test_classify_splits_csv_roundtrip", test_classify_splits_csv_roundtrip) ||
+      !CU_add_test(s, "test_classify_splits_golden", test_classify_splits_golden) ||
       !CU_add_test(s, "test_classify_splits_reader_errors", test_classify_splits_reader_errors))
     return -1;
   return 0;
