@@ -236,7 +236,7 @@ static int stages_html(const ts_report *r, const void *data, ts_report_out *o) {
                     "<th>wall time</th><th>items</th><th>throughput</th><th>units/h</th><th>peak RSS</th></tr>\n");
   for (int i = 0; i < n; i++) {
     stage_row *s = &v[i];
-    char wall[32], peak[32] = "–", thr[64] = "–", uph[32] = "–";
+    char wall[32], peak[32] = "–", thr[128] = "–", uph[32] = "–";
     human_seconds(wall, sizeof wall, s->seconds);
     if (s->peak_kb > 0) human_bytes(peak, sizeof peak, 1024.0 * (double)s->peak_kb);
     double t = per_s((double)s->items, s->seconds), u = per_s(3600.0 * (double)s->done, s->seconds);

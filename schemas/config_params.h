@@ -58,3 +58,22 @@ TS_PARAM(records, clinical_schema, STR,
 TS_PARAM(records, genomic_schema, STR, "patient_id:id, GENE*:float", 0, 0, 0,
          "schema of cohort.genomic")
 TS_PARAM(records, block_rows, INT, "64", 1, 10000000, 0, "CSV rows per unit (row block)")
+/* mil: attention-MIL slide classifiers over the extract stage's features (stages/mil.c), trained
+ * per (model, fold) on patient-level splits written before any training (splits/splits.csv). */
+TS_PARAM(mil, models, STR, "", 0, 0, 0,
+         "MIL models to train, comma-separated: abmil, clam_sb, clam_mb, transmil (empty: the stage is skipped)")
+TS_PARAM(mil, folds, INT, "5", 2, 100, 0, "cross-validation folds (CLAM: 10)")
+TS_PARAM(mil, val_frac, FLOAT, "0.1", 0.01, 0.5, 0, "share of each class's patients in a fold's validation part")
+TS_PARAM(mil, test_frac, FLOAT, "0.2", 0.01, 0.5, 0, "share of each class's patients in a fold's test part")
+TS_PARAM(mil, splits, STR, "", 0, 0, 0,
+         "path: a splits CSV (fold,set,slide_id,patient_id,label) to use instead of making them")
+TS_PARAM(mil, epochs, INT, "20", 1, 100000, 0, "most training epochs per fold")
+TS_PARAM(mil, min_epochs, INT, "5", 0, 100000, 0, "epochs before early stopping may stop (CLAM's stop_epoch)")
+TS_PARAM(mil, patience, INT, "5", 1, 100000, 0, "epochs without a lower validation loss before stopping")
+TS_PARAM(mil, lr, FLOAT, "2e-4", 0, 10, 0, "learning rate (AdamW)")
+TS_PARAM(mil, weight_decay, FLOAT, "1e-5", 0, 10, 0, "weight decay (AdamW, decoupled)")
+TS_PARAM(mil, dropout, FLOAT, "0.25", 0, 0.95, 0, "dropout after the first layer and in the attention branches")
+TS_PARAM(mil, k_sample, INT, "8", 1, 4096, 0, "CLAM: tiles per side of the instance loss")
+TS_PARAM(mil, balanced, BOOL, "false", 0, 0, 0, "sample training bags inversely to their class frequency (CLAM's --weighted_sample)")
+TS_PARAM(mil, threads, INT, "1", 1, 256, 0,
+         "LibTorch threads per rank for training; models are bitwise reproducible for the same value")

@@ -1,0 +1,860 @@
+/* mil.c — stage "mil": attention-MIL slide classifiers (nn/ts_mil.h: ABMIL, CLAM-SB/MB, TransMIL)
+ * trained and evaluated across patient-level folds on the extract stage's features.
+ *
+ * Plan (rank 0): the cohort's labelled slides with features (a slide whose tile file has no tile
+ * is left out, said once), patient-level label-stratified splits with a validation and a test
+ * part per fold (stats/ts_classify.h: CLAM's counts, disjoint test sets) — or the user's
+ * mil.splits file, checked against the cohort — written to splits/splits.csv BEFORE any training;
+ * then one unit per (model, fold): "abmil:fold0", ... so 3 models × 10 folds are 30 independent
+ * units over the ranks. A unit's key covers the splits file and the checksums of every feature
+ * file it reads: new features redo exactly the folds that read them.
+ *
+ * Work (any rank): train on the fold's training set (AdamW, batch 1, bags streamed from their
+ * feature files one at a time: memory holds one bag), early stopping on the VALIDATION loss with
+ * patience and a minimum epoch count, the best epoch's weights kept; then the best weights
+ * evaluate the TEST set only (never the set it stopped on: MCAT#25). Outputs under
+ * mil/<model>/fold<k>/: model.h5 (state dict, PyTorch names), curve.csv (per epoch train/val
+ * loss and val AUC), predictions.csv (per test slide), attention.h5 (raw, pre-softmax attention
+ * of every tile of every test slide, with its coords), metrics.json.
+ * Finish (rank 0): mil/summary.csv and mil/summary.json: per model, per-fold test AUC (DeLong
+ * CI), accuracy, balanced accuracy, F1, their mean and sd over folds, and the pooled AUC of all
+ * test predictions with its DeLong 95% CI.
+ *
+ * Reproducible: the weights come from (run.seed, model, fold), the epoch order and dropout from
+ * (run.seed, fold, epoch), LibTorch runs mil.threads threads on the unit's worker thread: the
+ * same bytes whichever rank runs a unit, and when a killed unit is redone. */
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "h5util.h"
+#include "ts_classify.h"
+#include "ts_error.h"
+#include "ts_io.h"
+#include "ts_mil.h"
+#include "ts_stage.h"
+#include "ts_stop.h"
+
+static const char *const needs[] = {"extract", NULL};
+static const char *const keys[] = {"cohort.csv", "mil", NULL};
+static const char *const known_models[] = {"abmil", "clam_sb", "clam_mb", "transmil", NULL};
+
+#define MAX_MODELS 8
+
+/* "abmil, clam_sb" → names (into buf). */
+static int parse_models(const char *list, char buf[512], const char *names[MAX_MODELS], int *n_out) {
+  *n_out = 0;
+  snprintf(buf, 512, "%s", list ? list : "");
+  for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+    bool known = false;
+    for (int k = 0; known_models[k]; k++) known |= !strcmp(known_models[k], t);
+    if (!known)
+      return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "mil.models: unknown model '%s' (known: abmil, clam_sb, clam_mb, transmil)", t);
+    for (int j = 0; j < *n_out; j++)
+      if (!strcmp(names[j], t)) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "mil.models: '%s' listed twice", t);
+    if (*n_out == MAX_MODELS) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "mil.models: at most %d models", MAX_MODELS);
+    names[(*n_out)++] = t;
+  }
+  return 0;
+}
+
+static int check(const ts_config *c) {
+  char buf[512];
+  const char *names[MAX_MODELS];
+  int n = 0;
+  TS_CALL(parse_models(c->mil.models, buf, names, &n));
+  if (c->mil.val_frac + c->mil.test_frac >= 0.9)
+    return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "mil.val_frac + mil.test_frac (%g) leaves too little to train on", c->mil.val_frac + c->mil.test_frac);
+  return 0;
+}
+
+static int skip(const ts_run *run, char *why, size_t n) {
+  char buf[512];
+  const char *names[MAX_MODELS];
+  int nm = 0;
+  TS_CALL(parse_models(run->cfg->mil.models, buf, names, &nm));
+  if (nm == 0) {
+    snprintf(why, n, "mil.models is empty (set it, e.g. mil.models: abmil,clam_sb, to train slide classifiers)");
+    return 1;
+  }
+  int labelled = 0;
+  for (int i = 0; i < run->cohort->n; i++) labelled += run->cohort->rows[i].label >= 0;
+  if (labelled == 0) {
+    snprintf(why, n, "no slide of %s has a label (add a label column: integers 0..C-1)", run->cohort->csv_path);
+    return 1;
+  }
+  return 0;
+}
+
+/* ---- small deterministic generator (splitmix64): epoch orders, per-unit seeds ---- */
+static uint64_t mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+static uint64_t str_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static int splits_path(const ts_run *run, char *buf, size_t n) { return ts_run_path(run, "splits/splits.csv", buf, n); }
+
+/* ---- plan ---- */
+static int plan(const ts_run *run, ts_units *units) {
+  const ts_config *c = run->cfg;
+  char mbuf[512];
+  const char *models[MAX_MODELS];
+  int n_models = 0, rc = 0;
+  TS_CALL(parse_models(c->mil.models, mbuf, models, &n_models));
+  int n = run->cohort->n;
+  ts_split_slide *sl = calloc((size_t)(n ? n : 1), sizeof *sl);
+  char **sums = calloc((size_t)(n ? n : 1), sizeof *sums);
+  ts_splits *sp = NULL;
+  char *key = NULL;
+  size_t n_sl = 0;
+  if (!sl || !sums) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "mil plan");
+  int no_feat = 0, no_tiles = 0;
+  for (int i = 0; i < n; i++) {
+    const ts_cohort_row *r = &run->cohort->rows[i];
+    if (r->label < 0 || !ts_id_is_safe(r->slide_id)) continue;
+    char rel[1024], sum[65];
+    int64_t tiles = 0;
+    TS_TRY(ts_run_unit_output(run, "extract", r->slide_id, rel, sizeof rel, sum));
+    if (!rel[0]) {
+      no_feat++;
+      continue;
+    }
+    TS_TRY(ts_run_unit_items(run, "tile", r->slide_id, &tiles));
+    if (tiles == 0) { /* a blank slide has an empty bag: nothing to learn from or predict */
+      no_tiles++;
+      continue;
+    }
+    sl[n_sl].slide_id = r->slide_id;
+    sl[n_sl].patient_id = r->patient_id;
+    sl[n_sl].label = r->label;
+    sums[n_sl] = strdup(sum);
+    if (!sums[n_sl]) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "mil plan");
+    n_sl++;
+  }
+  if (no_feat || no_tiles)
+    fprintf(stderr, "mil: %d labelled slide(s) left out: %d without features (see the extract stage), %d with no tile (blank)\n",
+            no_feat + no_tiles, no_feat, no_tiles);
+  char path[TS_PATH_MAX];
+  TS_TRY(splits_path(run, path, sizeof path));
+  if (c->mil.splits && c->mil.splits[0]) {
+    if (ts_splits_read_csv(c->mil.splits, &sp) < 0) TS_FAIL(TS_ECONFIG, ts_error_token(), "mil.splits: %s", ts_error_detail());
+    for (size_t i = 0; i < sp->nrow; i++) { /* every slide it names must be one we can train on */
+      bool found = false;
+      for (size_t j = 0; j < n_sl && !found; j++) found = !strcmp(sl[j].slide_id, sp->rows[i].slide_id);
+      if (!found)
+        TS_FAIL(TS_ECONFIG, "MIL_SPLITS_UNKNOWN_SLIDE", "%s:%zu: slide '%s' is not a labelled slide of the cohort with features", c->mil.splits,
+                sp->rows[i].line, sp->rows[i].slide_id);
+    }
+  } else {
+    if (n_sl == 0) TS_FAIL(TS_EINPUT, "MIL_NO_SLIDES", "no labelled slide has features: nothing to train on");
+    ts_split_options o;
+    ts_split_options_default(&o);
+    o.folds = (int)c->mil.folds;
+    o.val_frac = c->mil.val_frac;
+    o.test_frac = c->mil.test_frac;
+    o.seed = (uint64_t)c->run.seed;
+    if (ts_splits_make(sl, n_sl, &o, &sp) < 0) { /* a class too small for the folds: stop before training */
+      rc = ts_error_set(TS_ECONFIG, ts_error_token(), "%s (lower mil.folds or mil.test_frac, or add patients)", ts_error_detail());
+      goto out;
+    }
+  }
+  char dir[TS_PATH_MAX];
+  TS_TRY(ts_run_path(run, "splits", dir, sizeof dir));
+  TS_TRY(ts_io_mkdirs(dir, 0755));
+  TS_TRY(ts_splits_write_csv(sp, path)); /* written before any training: readable, reusable, checkable */
+  char ssum[65];
+  int64_t sbytes = 0;
+  TS_TRY(ts_io_sha256_file(path, ssum, &sbytes));
+  size_t klen = 128 + n_sl * 80, k = 0;
+  if (!(key = malloc(klen))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "mil plan");
+  k += (size_t)snprintf(key, klen, "splits=%s\n", ssum);
+  for (size_t i = 0; i < n_sl; i++) k += (size_t)snprintf(key + k, klen - k, "%s=%s\n", sl[i].slide_id, sums[i]);
+  for (int m = 0; m < n_models; m++)
+    for (int f = 0; f < sp->folds; f++) {
+      char id[128];
+      snprintf(id, sizeof id, "%s:fold%d", models[m], f);
+      TS_TRY(ts_units_add_keyed(units, id, key));
+    }
+out:
+  for (size_t i = 0; sums && i < n_sl; i++) free(sums[i]);
+  free(sums);
+  free(sl);
+  free(key);
+  ts_splits_free(&sp);
+  return rc;
+}
+
+/* ---- bags ---- */
+
+typedef struct bag {
+  float *x;       /* N x D */
+  int64_t *xy;    /* N x 2 level-0 coords */
+  int64_t n, d;
+} bag;
+
+static void bag_clear(bag *b) {
+  free(b->x);
+  free(b->xy);
+  memset(b, 0, sizeof *b);
+}
+
+/* features/<encoder>/<slide>.h5 → its features (float16 files read as float32) and coords. */
+static int read_bag(const ts_run *run, const char *slide, bag *b) {
+  char rel[1024], sum[65], path[TS_PATH_MAX];
+  memset(b, 0, sizeof *b);
+  /* any rank: the feature file's name is the extract stage's; no ledger here */
+  snprintf(rel, sizeof rel, "features/%s/%s.h5", run->cfg->extract.encoder, slide);
+  (void)sum;
+  if (!strncmp(run->cfg->extract.encoder, "torchscript:", 12)) {
+    const char *base = strrchr(run->cfg->extract.encoder + 12, '/');
+    base = base ? base + 1 : run->cfg->extract.encoder + 12;
+    char tag[256];
+    snprintf(tag, sizeof tag, "torchscript-%s", base);
+    char *dot = strrchr(tag, '.');
+    if (dot && dot > tag + 12) *dot = '\0';
+    snprintf(rel, sizeof rel, "features/%s/%s.h5", tag, slide);
+  }
+  TS_CALL(ts_run_path(run, rel, path, sizeof path));
+  ts__h5_quiet();
+  int rc = 0;
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = -1, sp = -1;
+  if (f < 0) return ts_error_set(TS_EINPUT, "MIL_FEATURES_MISSING", "slide %s: cannot open %s", slide, path);
+  hsize_t dims[2] = {0, 0};
+  if ((d = H5Dopen2(f, "features", H5P_DEFAULT)) < 0 || (sp = H5Dget_space(d)) < 0 || H5Sget_simple_extent_ndims(sp) != 2 ||
+      H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
+    rc = ts_error_set(TS_EINPUT, "MIL_FEATURES_BAD", "slide %s: %s has no N x D 'features'", slide, path);
+    goto out;
+  }
+  b->n = (int64_t)dims[0];
+  b->d = (int64_t)dims[1];
+  b->x = malloc(sizeof *b->x * (size_t)(b->n * b->d + 1));
+  b->xy = malloc(sizeof *b->xy * (size_t)(b->n * 2 + 2));
+  if (!b->x || !b->xy) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "slide %s: %lld x %lld features", slide, (long long)b->n, (long long)b->d);
+  if (b->n && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, b->x) < 0) {
+    rc = ts_error_set(TS_EINPUT, "MIL_FEATURES_BAD", "slide %s: %s: features unreadable (truncated?)", slide, path);
+    goto out;
+  }
+  H5Sclose(sp);
+  sp = -1;
+  H5Dclose(d);
+  d = -1;
+  if ((d = H5Dopen2(f, "coords", H5P_DEFAULT)) < 0 || (b->n && H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, b->xy) < 0)) {
+    rc = ts_error_set(TS_EINPUT, "MIL_FEATURES_BAD", "slide %s: %s: coords unreadable", slide, path);
+    goto out;
+  }
+  if (b->n == 0) rc = ts_error_set(TS_EINPUT, "MIL_EMPTY_BAG", "slide %s: %s holds no tile", slide, path);
+out:
+  if (sp >= 0) H5Sclose(sp);
+  if (d >= 0) H5Dclose(d);
+  H5Fclose(f);
+  if (rc < 0) bag_clear(b);
+  return rc;
+}
+
+/* ---- work ---- */
+
+typedef struct fold_set {
+  const ts_split_row **rows;
+  size_t n;
+} fold_set;
+
+typedef struct eval_out {
+  double loss;      /* mean bag cross-entropy */
+  double *prob;     /* n x C */
+  int *y;
+  size_t n;
+} eval_out;
+
+static void eval_clear(eval_out *e) {
+  free(e->prob);
+  free(e->y);
+  memset(e, 0, sizeof *e);
+}
+
+/* Binary: AUC of P(class 1); multiclass: one-vs-rest macro AUC; NaN when undefined. */
+static double auc_of(const eval_out *e, int C) {
+  if (e->n < 2) return NAN;
+  if (C == 2) {
+    double *s = malloc(sizeof *s * e->n);
+    if (!s) return NAN;
+    for (size_t i = 0; i < e->n; i++) s[i] = e->prob[i * 2 + 1];
+    ts_auc a;
+    double v = ts_auc_delong(e->y, s, e->n, 0.95, &a) < 0 ? NAN : a.auc;
+    free(s);
+    ts_error_clear();
+    return v;
+  }
+  double macro = NAN, *per = malloc(sizeof *per * (size_t)C);
+  if (per && ts_auc_ovr(e->y, e->prob, e->n, C, per, &macro) < 0) macro = NAN;
+  free(per);
+  ts_error_clear();
+  return macro;
+}
+
+typedef struct trainer {
+  const ts_run *run;
+  const char *arch;
+  int fold, C;
+  int64_t dim;
+  ts_mil *m;
+  ts_optim *opt;
+  const char *unit;
+} trainer;
+
+static int bag_tensor(const bag *b, ts_tensor **out) {
+  int64_t shape[2] = {b->n, b->d};
+  return ts_tensor_from_data(b->x, TS_NN_F32, shape, 2, out);
+}
+
+/* Width check: every bag must be as wide as the first. */
+static int check_width(const trainer *t, const char *slide, const bag *b) {
+  if (b->d != t->dim)
+    return ts_error_set(TS_EINPUT, "MIL_WIDTH", "slide %s: features are %lld wide, the fold's other slides %lld (mixed encoders?)", slide,
+                        (long long)b->d, (long long)t->dim);
+  return 0;
+}
+
+static int train_epoch(trainer *t, const fold_set *tr, const size_t *order, double *loss_out) {
+  double sum = 0;
+  int rc = 0;
+  for (size_t i = 0; i < tr->n && rc >= 0; i++) {
+    const ts_split_row *r = tr->rows[order[i]];
+    bag b;
+    ts_tensor *x = NULL, *loss = NULL;
+    ts_mil_out o;
+    memset(&o, 0, sizeof o);
+    if (ts_stop_requested()) return ts_stop_error(t->unit);
+    int64_t label = (int64_t)r->label;
+    TS_CALL(read_bag(t->run, r->slide_id, &b));
+    double v = 0;
+    if ((rc = check_width(t, r->slide_id, &b)) >= 0 && (rc = bag_tensor(&b, &x)) >= 0 && (rc = ts_mil_forward(t->m, x, true, &label, &o)) >= 0 &&
+        (rc = ts_mil_loss(t->m, &o, (double)label, &loss)) >= 0 && (rc = ts_optim_zero_grad(t->opt)) >= 0 &&
+        (rc = ts_tensor_backward(loss)) >= 0 && (rc = ts_optim_step(t->opt)) >= 0 && (rc = ts_tensor_item(loss, &v)) >= 0)
+      sum += v;
+    ts_mil_out_free(&o);
+    ts_tensor_free(&loss);
+    ts_tensor_free(&x);
+    bag_clear(&b);
+  }
+  *loss_out = tr->n ? sum / (double)tr->n : NAN;
+  return rc;
+}
+
+/* Evaluation of a set: mean bag cross-entropy (the loss early stopping watches), class
+ * probabilities; attention and coords of every bag when att is not NULL (written per slide). */
+typedef int (*att_sink)(void *ctx, const ts_split_row *r, const bag *b, const float *att, int heads);
+
+static int evaluate(trainer *t, const fold_set *s, eval_out *e, att_sink sink, void *ctx) {
+  memset(e, 0, sizeof *e);
+  e->n = s->n;
+  e->prob = calloc(s->n * (size_t)t->C + 1, sizeof *e->prob);
+  e->y = calloc(s->n + 1, sizeof *e->y);
+  if (!e->prob || !e->y) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "evaluation");
+  ts_nn_guard *g = NULL;
+  TS_CALL(ts_nn_no_grad_begin(&g));
+  int rc = 0;
+  double sum = 0;
+  for (size_t i = 0; i < s->n && rc >= 0; i++) {
+    const ts_split_row *r = s->rows[i];
+    bag b;
+    ts_tensor *x = NULL, *ce = NULL, *p = NULL, *tgt = NULL;
+    ts_mil_out o;
+    memset(&o, 0, sizeof o);
+    float *att = NULL;
+    int64_t label = (int64_t)r->label, one = 1;
+    e->y[i] = (int)label;
+    if ((rc = read_bag(t->run, r->slide_id, &b)) < 0) break;
+    if ((rc = check_width(t, r->slide_id, &b)) >= 0 && (rc = bag_tensor(&b, &x)) >= 0 && (rc = ts_mil_forward(t->m, x, false, NULL, &o)) >= 0 &&
+        (rc = ts_tensor_from_data(&label, TS_NN_I64, &one, 1, &tgt)) >= 0 && (rc = ts_nn_cross_entropy(o.logits, tgt, &ce)) >= 0 &&
+        (rc = ts_nn_softmax(o.logits, 1, &p)) >= 0) {
+      double v = 0;
+      rc = ts_tensor_item(ce, &v);
+      sum += v;
+      if (rc >= 0) rc = ts_tensor_copy_to(p, e->prob + i * (size_t)t->C, sizeof(double) * (size_t)t->C, TS_NN_F64);
+      if (rc >= 0 && sink) {
+        int heads = ts_mil_attention_heads(t->m);
+        att = malloc(sizeof *att * (size_t)(heads * b.n));
+        if (!att) rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "attention");
+        if (rc >= 0) rc = ts_tensor_copy_to(o.a_raw, att, sizeof *att * (size_t)(heads * b.n), TS_NN_F32);
+        if (rc >= 0) rc = sink(ctx, r, &b, att, heads);
+      }
+    }
+    free(att);
+    ts_mil_out_free(&o);
+    ts_tensor_free(&ce);
+    ts_tensor_free(&p);
+    ts_tensor_free(&tgt);
+    ts_tensor_free(&x);
+    bag_clear(&b);
+  }
+  ts_nn_guard_end(&g);
+  e->loss = s->n ? sum / (double)s->n : NAN;
+  return rc;
+}
+
+/* A copy of the model's weights (the best epoch's). */
+static int snapshot(const ts_mil *m, ts_nn_state **out) {
+  *out = NULL;
+  ts_nn_state *src = ts_mil_state(m), *dst = NULL;
+  TS_CALL(ts_nn_state_new(&dst));
+  int rc = 0;
+  for (int i = 0; rc >= 0 && i < ts_nn_state_count(src); i++) {
+    ts_tensor *d = NULL, *c = NULL;
+    if ((rc = ts_tensor_detach(ts_nn_state_tensor(src, i), &d)) >= 0 && (rc = ts_tensor_clone(d, &c)) >= 0)
+      rc = ts_nn_state_add(dst, ts_nn_state_name(src, i), c);
+    ts_tensor_free(&d);
+    ts_tensor_free(&c);
+  }
+  if (rc < 0) ts_nn_state_free(&dst);
+  *out = dst;
+  return rc;
+}
+
+typedef struct att_writer {
+  hid_t f;
+  int rc;
+} att_writer;
+
+static int write_att(void *ctx, const ts_split_row *r, const bag *b, const float *att, int heads) {
+  att_writer *w = ctx;
+  hid_t g = H5Gcreate2(w->f, r->slide_id, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), sp = -1, d = -1, dc = -1;
+  int rc = 0;
+  hsize_t ad[2] = {(hsize_t)heads, (hsize_t)b->n}, cd[2] = {(hsize_t)b->n, 2};
+  if (g < 0 || (dc = ts__h5_dcpl(0, 0, 0, 0)) < 0 || (sp = H5Screate_simple(2, ad, NULL)) < 0 ||
+      (d = H5Dcreate2(g, "attention", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dc, H5P_DEFAULT)) < 0 ||
+      H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, att) < 0)
+    rc = ts__h5_fail(TS_EIO, "H5_WRITE", "attention of %s", r->slide_id);
+  if (d >= 0) H5Dclose(d);
+  if (sp >= 0) H5Sclose(sp);
+  d = sp = -1;
+  if (rc == 0 && ((sp = H5Screate_simple(2, cd, NULL)) < 0 || (d = H5Dcreate2(g, "coords", H5T_STD_I64LE, sp, H5P_DEFAULT, dc, H5P_DEFAULT)) < 0 ||
+                  H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, b->xy) < 0))
+    rc = ts__h5_fail(TS_EIO, "H5_WRITE", "coords of %s", r->slide_id);
+  if (rc == 0) rc = ts__h5_attr_i64(g, "label", (int64_t)r->label);
+  if (d >= 0) H5Dclose(d);
+  if (sp >= 0) H5Sclose(sp);
+  if (dc >= 0) H5Pclose(dc);
+  if (g >= 0) H5Gclose(g);
+  return rc;
+}
+
+static int write_text(const ts_run *run, const char *rel, const char *text, size_t len, ts_unit_record *rec) {
+  char path[TS_PATH_MAX];
+  TS_CALL(ts_run_path(run, rel, path, sizeof path));
+  TS_CALL(ts_io_write_atomic(path, text, len));
+  return ts_unit_add_output(rec, rel);
+}
+
+static void fold_sets(const ts_splits *sp, int fold, fold_set sets[3]) {
+  for (int s = 0; s < 3; s++) sets[s].n = 0;
+  for (size_t i = 0; i < sp->nrow; i++)
+    if (sp->rows[i].fold == fold) sets[sp->rows[i].set].rows[sets[sp->rows[i].set].n++] = &sp->rows[i];
+}
+
+static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
+  const ts_config *c = run->cfg;
+  char arch[64];
+  int fold = -1;
+  const char *colon = strchr(u->id, ':');
+  if (!colon || sscanf(colon + 1, "fold%d", &fold) != 1 || colon - u->id >= (long)sizeof arch)
+    return ts_error_set(TS_EINTERNAL, "UNIT_UNKNOWN", "mil unit '%s' is not MODEL:foldK", u->id);
+  snprintf(arch, sizeof arch, "%.*s", (int)(colon - u->id), u->id);
+  int rc = 0;
+  ts_splits *sp = NULL;
+  fold_set sets[3];
+  memset(sets, 0, sizeof sets);
+  trainer t = {.run = run, .arch = arch, .fold = fold, .unit = u->id};
+  ts_nn_state *best = NULL;
+  eval_out val, test;
+  memset(&val, 0, sizeof val);
+  memset(&test, 0, sizeof test);
+  size_t *order = NULL;
+  char *csv = NULL;
+  size_t csv_cap = 0;
+  FILE *mem = NULL;
+  att_writer aw = {.f = -1};
+  char path[TS_PATH_MAX], dir[TS_PATH_MAX], rel[512], tmp[TS_PATH_MAX];
+  TS_TRY(splits_path(run, path, sizeof path));
+  TS_TRY(ts_splits_read_csv(path, &sp));
+  for (int s = 0; s < 3; s++)
+    if (!(sets[s].rows = calloc(sp->nrow + 1, sizeof *sets[s].rows))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "folds");
+  fold_sets(sp, fold, sets);
+  if (!sets[TS_SET_TRAIN].n || !sets[TS_SET_VAL].n || !sets[TS_SET_TEST].n)
+    TS_FAIL(TS_EINPUT, "MIL_FOLD_EMPTY", "%s: fold %d lacks a train, validation or test part", path, fold);
+  int C = 2;
+  for (size_t i = 0; i < sp->nrow; i++)
+    if ((int)sp->rows[i].label + 1 > C) C = (int)sp->rows[i].label + 1;
+  t.C = C;
+  { /* width from the first training bag */
+    bag b;
+    TS_TRY(read_bag(run, sets[TS_SET_TRAIN].rows[0]->slide_id, &b));
+    t.dim = b.d;
+    bag_clear(&b);
+  }
+  ts_nn_set_num_threads((int)c->mil.threads);
+  ts_nn_set_deterministic(true);
+  uint64_t useed = mix64((uint64_t)c->run.seed ^ mix64(str_hash(arch)) ^ mix64((uint64_t)fold + 1));
+  ts_mil_opts mo;
+  ts_mil_opts_default(&mo);
+  mo.in_dim = t.dim;
+  mo.n_classes = C;
+  mo.dropout = c->mil.dropout;
+  mo.seed = useed;
+  mo.k_sample = (int)c->mil.k_sample;
+  TS_TRY(ts_mil_new(arch, &mo, &t.m));
+  const ts_tensor *const *params = NULL;
+  int np = 0;
+  TS_TRY(ts_mil_params(t.m, &params, &np));
+  TS_TRY(ts_optim_adamw_new(params, np, c->mil.lr, 0.9, 0.999, 1e-8, c->mil.weight_decay, &t.opt));
+
+  /* class weights for balanced sampling (CLAM's make_weights_for_balanced_classes_split) */
+  const fold_set *tr = &sets[TS_SET_TRAIN];
+  order = malloc(sizeof *order * (tr->n + 1));
+  double *cls_w = calloc((size_t)C, sizeof *cls_w);
+  if (!order || !cls_w) {
+    free(cls_w);
+    TS_FAIL(TS_ENOMEM, "NO_MEMORY", "mil");
+  }
+  for (size_t i = 0; i < tr->n; i++) cls_w[(int)tr->rows[i]->label] += 1;
+  mem = open_memstream(&csv, &csv_cap);
+  if (!mem) {
+    free(cls_w);
+    TS_FAIL(TS_ENOMEM, "NO_MEMORY", "curve");
+  }
+  fprintf(mem, "epoch,train_loss,val_loss,val_auc,best\n");
+  double best_loss = INFINITY;
+  int best_epoch = -1, since = 0, epochs_run = 0;
+  for (int ep = 0; ep < c->mil.epochs; ep++) {
+    uint64_t es = mix64(useed ^ mix64((uint64_t)ep + 0x5151));
+    if (c->mil.balanced) { /* draw N bags with replacement, P(bag) ∝ 1 / count(class) */
+      double tot = 0;
+      for (size_t i = 0; i < tr->n; i++) tot += 1.0 / cls_w[(int)tr->rows[i]->label];
+      for (size_t i = 0; i < tr->n; i++) {
+        es = mix64(es);
+        double x = (double)(es >> 11) / 9007199254740992.0 * tot, acc = 0;
+        size_t j = 0;
+        for (; j + 1 < tr->n; j++) {
+          acc += 1.0 / cls_w[(int)tr->rows[j]->label];
+          if (x < acc) break;
+        }
+        order[i] = j;
+      }
+    } else { /* a shuffle (Fisher–Yates) */
+      for (size_t i = 0; i < tr->n; i++) order[i] = i;
+      for (size_t i = tr->n; i > 1; i--) {
+        es = mix64(es);
+        size_t j = (size_t)(es % i);
+        size_t tmpi = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = tmpi;
+      }
+    }
+    ts_nn_manual_seed(mix64(es ^ 0xD5));
+    double tl = 0;
+    if ((rc = train_epoch(&t, tr, order, &tl)) < 0) {
+      free(cls_w);
+      goto out;
+    }
+    eval_clear(&val);
+    if ((rc = evaluate(&t, &sets[TS_SET_VAL], &val, NULL, NULL)) < 0) {
+      free(cls_w);
+      goto out;
+    }
+    double vauc = auc_of(&val, C);
+    epochs_run = ep + 1;
+    bool improved = val.loss < best_loss;
+    if (improved) { /* the best checkpoint (by validation loss) is the one evaluated */
+      best_loss = val.loss;
+      best_epoch = ep;
+      since = 0;
+      ts_nn_state_free(&best);
+      if ((rc = snapshot(t.m, &best)) < 0) {
+        free(cls_w);
+        goto out;
+      }
+    } else {
+      since++;
+    }
+    fprintf(mem, "%d,%.9g,%.9g,%.9g,%d\n", ep + 1, tl, val.loss, vauc, improved ? 1 : 0);
+    if (since >= c->mil.patience && ep + 1 >= c->mil.min_epochs) break; /* early stop (CLAM: patience, stop_epoch) */
+  }
+  free(cls_w);
+  fclose(mem);
+  mem = NULL;
+  if (best) {
+    int unused = 0;
+    TS_TRY(ts_nn_state_copy_into(ts_mil_state(t.m), best, &unused));
+  }
+
+  /* outputs */
+  snprintf(rel, sizeof rel, "mil/%s/fold%d", arch, fold);
+  TS_TRY(ts_run_path(run, rel, dir, sizeof dir));
+  TS_TRY(ts_io_mkdirs(dir, 0755));
+  snprintf(rel, sizeof rel, "mil/%s/fold%d/model.h5", arch, fold);
+  TS_TRY(ts_run_path(run, rel, path, sizeof path));
+  TS_TRY(ts_nn_state_save_h5(ts_mil_state(t.m), path, arch));
+  TS_TRY(ts_unit_add_output(rec, rel));
+  snprintf(rel, sizeof rel, "mil/%s/fold%d/curve.csv", arch, fold);
+  TS_TRY(write_text(run, rel, csv, strlen(csv), rec));
+  /* test set, with the attention of every tile of every test slide */
+  snprintf(rel, sizeof rel, "mil/%s/fold%d/attention.h5", arch, fold);
+  TS_TRY(ts_run_path(run, rel, path, sizeof path));
+  TS_TRY(ts_io_tmp_path(path, tmp, sizeof tmp));
+  if ((aw.f = ts__h5_create(tmp)) < 0) TS_FAIL(TS_EIO, "H5_WRITE", "cannot create %s", tmp);
+  TS_TRY(ts__h5_attr_str(aw.f, "model", arch));
+  TS_TRY(ts__h5_attr_i64(aw.f, "fold", fold));
+  TS_TRY(ts__h5_attr_str(aw.f, "attention", "raw (pre-softmax) attention score of every tile, heads x N, as CLAM's heatmaps use"));
+  TS_TRY(evaluate(&t, &sets[TS_SET_TEST], &test, write_att, &aw));
+  if (H5Fclose(aw.f) < 0) {
+    aw.f = -1;
+    TS_FAIL(TS_EIO, "H5_WRITE", "closing %s", tmp);
+  }
+  aw.f = -1;
+  TS_TRY(ts_io_commit(tmp, path));
+  TS_TRY(ts_unit_add_output(rec, rel));
+  /* predictions and metrics */
+  free(csv);
+  csv = NULL;
+  if (!(mem = open_memstream(&csv, &csv_cap))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "predictions");
+  fprintf(mem, "slide_id,patient_id,label");
+  for (int k = 0; k < C; k++) fprintf(mem, ",prob_%d", k);
+  fprintf(mem, ",pred\n");
+  int *pred = malloc(sizeof *pred * (test.n + 1));
+  if (!pred) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "predictions");
+  ts_class_argmax(test.prob, test.n, C, pred);
+  for (size_t i = 0; i < test.n; i++) {
+    const ts_split_row *r = sets[TS_SET_TEST].rows[i];
+    fprintf(mem, "%s,%s,%d", r->slide_id, r->patient_id, test.y[i]);
+    for (int k = 0; k < C; k++) fprintf(mem, ",%.9g", test.prob[i * (size_t)C + (size_t)k]);
+    fprintf(mem, ",%d\n", pred[i]);
+  }
+  fclose(mem);
+  mem = NULL;
+  snprintf(rel, sizeof rel, "mil/%s/fold%d/predictions.csv", arch, fold);
+  rc = write_text(run, rel, csv, strlen(csv), rec);
+  ts_class_metrics cm;
+  memset(&cm, 0, sizeof cm);
+  if (rc >= 0) rc = ts_class_metrics_compute(test.y, pred, test.n, C, &cm, NULL);
+  free(pred);
+  if (rc < 0) goto out;
+  double tauc = auc_of(&test, C);
+  char js[1024];
+  int jl = snprintf(js, sizeof js,
+                    "{\"model\": \"%s\", \"fold\": %d, \"classes\": %d, \"n_train\": %zu, \"n_val\": %zu, \"n_test\": %zu,\n"
+                    " \"epochs_run\": %d, \"best_epoch\": %d, \"best_val_loss\": %.9g,\n"
+                    " \"test_auc\": %.9g, \"test_accuracy\": %.9g, \"test_balanced_accuracy\": %.9g, \"test_f1\": %.9g}\n",
+                    arch, fold, C, tr->n, sets[TS_SET_VAL].n, test.n, epochs_run, best_epoch + 1, best_loss, tauc, cm.accuracy,
+                    cm.balanced_accuracy, cm.f1);
+  for (char *p = js; *p; p++) /* JSON has no NaN */
+    if (!strncmp(p, "nan", 3) || !strncmp(p, "-nan", 4)) {
+      memmove(p + 4, p + (p[0] == '-' ? 4 : 3), strlen(p + (p[0] == '-' ? 4 : 3)) + 1);
+      memcpy(p, "null", 4);
+    }
+  jl = (int)strlen(js);
+  snprintf(rel, sizeof rel, "mil/%s/fold%d/metrics.json", arch, fold);
+  TS_TRY(write_text(run, rel, js, (size_t)jl, rec));
+  rec->items = (int64_t)tr->n * epochs_run; /* bags trained on */
+out:
+  if (mem) fclose(mem);
+  if (aw.f >= 0) {
+    H5Fclose(aw.f);
+    unlink(tmp);
+  }
+  free(csv);
+  free(order);
+  eval_clear(&val);
+  eval_clear(&test);
+  ts_nn_state_free(&best);
+  ts_optim_free(&t.opt);
+  ts_mil_free(&t.m);
+  for (int s = 0; s < 3; s++) free(sets[s].rows);
+  ts_splits_free(&sp);
+  return rc;
+}
+
+/* ---- finish: the summary over folds ---- */
+
+typedef struct pooled {
+  int *y;
+  double *s;
+  size_t n, cap;
+} pooled;
+
+static int pooled_add(pooled *p, int y, double s) {
+  if (p->n == p->cap) {
+    size_t cap = p->cap ? p->cap * 2 : 256;
+    int *ny = realloc(p->y, sizeof *ny * cap);
+    if (ny) p->y = ny;
+    double *ns = realloc(p->s, sizeof *ns * cap);
+    if (ns) p->s = ns;
+    if (!ny || !ns) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "summary");
+    p->cap = cap;
+  }
+  p->y[p->n] = y;
+  p->s[p->n++] = s;
+  return 0;
+}
+
+/* One fold's test AUC, accuracy, balanced accuracy, F1 from its metrics.json (written by work). */
+static double json_num(const char *text, const char *key) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\": ", key);
+  const char *p = strstr(text, pat);
+  if (!p) return NAN;
+  p += strlen(pat);
+  if (!strncmp(p, "null", 4)) return NAN;
+  return strtod(p, NULL);
+}
+
+static void mean_sd(const double *v, int n, double *mean, double *sd) {
+  double s = 0, ss = 0;
+  int k = 0;
+  for (int i = 0; i < n; i++)
+    if (isfinite(v[i])) s += v[i], k++;
+  *mean = k ? s / k : NAN;
+  for (int i = 0; i < n; i++)
+    if (isfinite(v[i])) ss += (v[i] - *mean) * (v[i] - *mean);
+  *sd = k > 1 ? sqrt(ss / (k - 1)) : NAN;
+}
+
+static void jnum(FILE *f, double v) {
+  if (isfinite(v)) fprintf(f, "%.6g", v);
+  else fprintf(f, "null");
+}
+
+static int finish(const ts_run *run) {
+  const ts_config *c = run->cfg;
+  char mbuf[512], path[TS_PATH_MAX];
+  const char *models[MAX_MODELS];
+  int n_models = 0, rc = 0;
+  TS_CALL(parse_models(c->mil.models, mbuf, models, &n_models));
+  ts_splits *sp = NULL;
+  TS_CALL(splits_path(run, path, sizeof path));
+  if (!ts_io_exists(path)) return 0; /* the plan stopped before splitting */
+  TS_CALL(ts_splits_read_csv(path, &sp));
+  int folds = sp->folds;
+  ts_splits_free(&sp);
+  char *csv = NULL, *json = NULL;
+  size_t cl = 0, jl = 0;
+  FILE *fc = open_memstream(&csv, &cl), *fj = open_memstream(&json, &jl);
+  if (!fc || !fj) {
+    if (fc) fclose(fc);
+    if (fj) fclose(fj);
+    return ts_error_set(TS_ENOMEM, "NO_MEMORY", "summary");
+  }
+  fprintf(fc, "model,fold,test_auc,test_accuracy,test_balanced_accuracy,test_f1\n");
+  fprintf(fj, "{\"folds\": %d, \"models\": [", folds);
+  for (int m = 0; m < n_models && rc >= 0; m++) {
+    double *v = calloc((size_t)folds * 4, sizeof *v);
+    pooled pl = {0};
+    int done = 0;
+    if (!v) {
+      rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "summary");
+      break;
+    }
+    fprintf(fj, "%s\n  {\"model\": \"%s\", \"per_fold\": [", m ? "," : "", models[m]);
+    for (int f = 0; f < folds; f++) {
+      char rel[512], p2[TS_PATH_MAX], *text = NULL;
+      for (int k = 0; k < 4; k++) v[f * 4 + k] = NAN;
+      snprintf(rel, sizeof rel, "mil/%s/fold%d/metrics.json", models[m], f);
+      if (ts_run_path(run, rel, p2, sizeof p2) < 0 || ts_io_read_all(p2, &text, NULL) < 0) {
+        ts_error_clear();
+        continue; /* the fold failed or did not run: the summary says how many folds it covers */
+      }
+      static const char *const mk[4] = {"test_auc", "test_accuracy", "test_balanced_accuracy", "test_f1"};
+      for (int k = 0; k < 4; k++) v[f * 4 + k] = json_num(text, mk[k]);
+      free(text);
+      text = NULL;
+      fprintf(fc, "%s,%d", models[m], f);
+      fprintf(fj, "%s{\"fold\": %d", done ? ", " : "", f);
+      for (int k = 0; k < 4; k++) {
+        fprintf(fc, ",%.6g", v[f * 4 + k]);
+        fprintf(fj, ", \"%s\": ", mk[k] + 5);
+        jnum(fj, v[f * 4 + k]);
+      }
+      fprintf(fc, "\n");
+      fprintf(fj, "}");
+      done++;
+      /* pooled test predictions (binary: P(class 1)) */
+      snprintf(rel, sizeof rel, "mil/%s/fold%d/predictions.csv", models[m], f);
+      if (ts_run_path(run, rel, p2, sizeof p2) >= 0 && ts_io_read_all(p2, &text, NULL) >= 0) {
+        char *save = NULL, *line = strtok_r(text, "\n", &save); /* header */
+        int ncol = 0;
+        for (char *q = line; q && *q; q++) ncol += *q == ',';
+        for (line = strtok_r(NULL, "\n", &save); line && rc >= 0; line = strtok_r(NULL, "\n", &save)) {
+          char *fields[64];
+          int nf = 0;
+          for (char *s2 = NULL, *tok = strtok_r(line, ",", &s2); tok && nf < 64; tok = strtok_r(NULL, ",", &s2)) fields[nf++] = tok;
+          if (nf == ncol + 1 && ncol == 5) rc = pooled_add(&pl, atoi(fields[2]), strtod(fields[4], NULL)); /* 2 classes */
+        }
+        free(text);
+      }
+      ts_error_clear();
+    }
+    fprintf(fj, "],\n   \"folds_done\": %d", done);
+    static const char *const names[4] = {"auc", "accuracy", "balanced_accuracy", "f1"};
+    for (int k = 0; k < 4; k++) {
+      double col[128], mean, sd;
+      int nn = folds < 128 ? folds : 128;
+      for (int f = 0; f < nn; f++) col[f] = v[f * 4 + k];
+      mean_sd(col, nn, &mean, &sd);
+      fprintf(fj, ", \"%s_mean\": ", names[k]);
+      jnum(fj, mean);
+      fprintf(fj, ", \"%s_sd\": ", names[k]);
+      jnum(fj, sd);
+    }
+    ts_auc a;
+    memset(&a, 0, sizeof a);
+    bool ok = pl.n >= 2 && ts_auc_delong(pl.y, pl.s, pl.n, 0.95, &a) >= 0;
+    ts_error_clear();
+    fprintf(fj, ",\n   \"pooled_auc\": ");
+    jnum(fj, ok ? a.auc : NAN);
+    fprintf(fj, ", \"pooled_auc_ci95\": [");
+    jnum(fj, ok ? a.lower : NAN);
+    fprintf(fj, ", ");
+    jnum(fj, ok ? a.upper : NAN);
+    fprintf(fj, "], \"pooled_n\": %zu, \"ci_method\": \"DeLong\"}", pl.n);
+    free(pl.y);
+    free(pl.s);
+    free(v);
+  }
+  fprintf(fj, "\n]}\n");
+  fclose(fc);
+  fclose(fj);
+  if (rc >= 0) rc = ts_run_path(run, "mil", path, sizeof path);
+  if (rc >= 0) rc = ts_io_mkdirs(path, 0755);
+  if (rc >= 0) rc = ts_run_path(run, "mil/summary.csv", path, sizeof path);
+  if (rc >= 0) rc = ts_io_write_atomic(path, csv, strlen(csv));
+  if (rc >= 0) rc = ts_run_path(run, "mil/summary.json", path, sizeof path);
+  if (rc >= 0) rc = ts_io_write_atomic(path, json, strlen(json));
+  if (rc >= 0) fprintf(stderr, "mil: summary in %s (and summary.csv)\n", path);
+  free(csv);
+  free(json);
+  return rc;
+}
+
+const struct ts_stage ts_stage_mil = {
+    .abi = TS_STAGE_ABI,
+    .name = "mil",
+    .kind = TS_SHARDED,
+    .needs = needs,
+    .config_keys = keys,
+    .plan = plan,
+    .work = work,
+    .finish = finish,
+    .check = check,
+    .skip = skip,
+    .items_unit = "bags",
+    .unit_noun = "fold",
+};
