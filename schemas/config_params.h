@@ -67,6 +67,8 @@ TS_PARAM(mil, val_frac, FLOAT, "0.1", 0.01, 0.5, 0, "share of each class's patie
 TS_PARAM(mil, test_frac, FLOAT, "0.2", 0.01, 0.5, 0, "share of each class's patients in a fold's test part")
 TS_PARAM(mil, splits, STR, "", 0, 0, 0,
          "path: a splits CSV (fold,set,slide_id,patient_id,label) to use instead of making them")
+TS_PARAM(mil, features, STR, "", 0, 0, 0,
+         "path: a folder of <slide_id>.h5 feature files (datasets features N x D, coords N x 2: tessera's, CLAM's or TRIDENT's) to train on instead of the extract stage's")
 TS_PARAM(mil, epochs, INT, "20", 1, 100000, 0, "most training epochs per fold")
 TS_PARAM(mil, min_epochs, INT, "5", 0, 100000, 0, "epochs before early stopping may stop (CLAM's stop_epoch)")
 TS_PARAM(mil, patience, INT, "5", 1, 100000, 0, "epochs without a lower validation loss before stopping")

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "h5util.h"
@@ -105,6 +106,21 @@ static uint64_t str_hash(const char *s) {
 
 static int splits_path(const ts_run *run, char *buf, size_t n) { return ts_run_path(run, "splits/splits.csv", buf, n); }
 
+/* Rows of a feature file's `features` (-1 when unreadable). */
+static int64_t bag_rows(const char *path) {
+  ts__h5_quiet();
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = -1, sp = -1;
+  int64_t n = -1;
+  hsize_t dims[2];
+  if (f >= 0 && (d = H5Dopen2(f, "features", H5P_DEFAULT)) >= 0 && (sp = H5Dget_space(d)) >= 0 && H5Sget_simple_extent_ndims(sp) == 2 &&
+      H5Sget_simple_extent_dims(sp, dims, NULL) >= 0)
+    n = (int64_t)dims[0];
+  if (sp >= 0) H5Sclose(sp);
+  if (d >= 0) H5Dclose(d);
+  if (f >= 0) H5Fclose(f);
+  return n;
+}
+
 /* ---- plan ---- */
 static int plan(const ts_run *run, ts_units *units) {
   const ts_config *c = run->cfg;
@@ -123,14 +139,33 @@ static int plan(const ts_run *run, ts_units *units) {
   for (int i = 0; i < n; i++) {
     const ts_cohort_row *r = &run->cohort->rows[i];
     if (r->label < 0 || !ts_id_is_safe(r->slide_id)) continue;
-    char rel[1024], sum[65];
+    char rel[1024], sum[80];
     int64_t tiles = 0;
-    TS_TRY(ts_run_unit_output(run, "extract", r->slide_id, rel, sizeof rel, sum));
-    if (!rel[0]) {
-      no_feat++;
-      continue;
+    if (c->mil.features && c->mil.features[0]) { /* the user's own feature files */
+      char p2[TS_PATH_MAX];
+      struct stat st;
+      snprintf(rel, sizeof rel, "%s.h5", r->slide_id);
+      TS_TRY(ts_io_join(c->mil.features, rel, p2, sizeof p2));
+      if (stat(p2, &st) < 0) {
+        no_feat++;
+        continue;
+      }
+      snprintf(sum, sizeof sum, "size=%lld,mtime_ns=%lld", (long long)st.st_size,
+               (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec);
+      tiles = bag_rows(p2);
+      if (tiles < 0) {
+        fprintf(stderr, "mil: slide %s: %s has no readable N x D 'features': left out\n", r->slide_id, p2);
+        no_feat++;
+        continue;
+      }
+    } else {
+      TS_TRY(ts_run_unit_output(run, "extract", r->slide_id, rel, sizeof rel, sum));
+      if (!rel[0]) {
+        no_feat++;
+        continue;
+      }
+      TS_TRY(ts_run_unit_items(run, "tile", r->slide_id, &tiles));
     }
-    TS_TRY(ts_run_unit_items(run, "tile", r->slide_id, &tiles));
     if (tiles == 0) { /* a blank slide has an empty bag: nothing to learn from or predict */
       no_tiles++;
       continue;
@@ -143,8 +178,8 @@ static int plan(const ts_run *run, ts_units *units) {
     n_sl++;
   }
   if (no_feat || no_tiles)
-    fprintf(stderr, "mil: %d labelled slide(s) left out: %d without features (see the extract stage), %d with no tile (blank)\n",
-            no_feat + no_tiles, no_feat, no_tiles);
+    fprintf(stderr, "mil: %d labelled slide(s) left out: %d without features (%s), %d with no tile (blank)\n", no_feat + no_tiles, no_feat,
+            c->mil.features && c->mil.features[0] ? "no readable <slide>.h5 in mil.features" : "see the extract stage", no_tiles);
   char path[TS_PATH_MAX];
   TS_TRY(splits_path(run, path, sizeof path));
   if (c->mil.splits && c->mil.splits[0]) {
@@ -176,7 +211,7 @@ static int plan(const ts_run *run, ts_units *units) {
   char ssum[65];
   int64_t sbytes = 0;
   TS_TRY(ts_io_sha256_file(path, ssum, &sbytes));
-  size_t klen = 128 + n_sl * 80, k = 0;
+  size_t klen = 128 + n_sl * 200, k = 0;
   if (!(key = malloc(klen))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "mil plan");
   k += (size_t)snprintf(key, klen, "splits=%s\n", ssum);
   for (size_t i = 0; i < n_sl; i++) k += (size_t)snprintf(key + k, klen - k, "%s=%s\n", sl[i].slide_id, sums[i]);
@@ -225,7 +260,12 @@ static int read_bag(const ts_run *run, const char *slide, bag *b) {
     if (dot && dot > tag + 12) *dot = '\0';
     snprintf(rel, sizeof rel, "features/%s/%s.h5", tag, slide);
   }
-  TS_CALL(ts_run_path(run, rel, path, sizeof path));
+  if (run->cfg->mil.features && run->cfg->mil.features[0]) {
+    snprintf(rel, sizeof rel, "%s.h5", slide);
+    TS_CALL(ts_io_join(run->cfg->mil.features, rel, path, sizeof path));
+  } else {
+    TS_CALL(ts_run_path(run, rel, path, sizeof path));
+  }
   ts__h5_quiet();
   int rc = 0;
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = -1, sp = -1;
