@@ -40,19 +40,23 @@
  * then fails the heatmap stays (the unit fails and a redo overwrites both).
  *
  * Errors (negative TS_E* status, message "TOKEN: ..."):
- *   HEATMAP_NO_TILES    n == 0 (nothing is written)
- *   HEATMAP_BAD_SCORE   a score is NaN or infinite; the message names the first such index
- *   HEATMAP_BAD_OPTION  an option or tile_l0 out of range (the message names it)
- *   EINVAL              a NULL pointer where one is required
- *   SLIDE_UNREADABLE    from reading the slide (the handle is then in error: ts_slide.h)
- *   VIPS, ENOMEM        libvips or an allocation failed
- *   IO_WRITE, IO_COMMIT the PNG could not be written or renamed (ts_io.h)
+ *   HEATMAP_NO_TILES    TS_EINPUT: n == 0 (nothing is written)
+ *   HEATMAP_BAD_SCORE   TS_EINPUT: a score is NaN or infinite; the message names the first such
+ *                       index ("attention score 5 of 8 is NaN ...")
+ *   HEATMAP_BAD_OPTION  TS_EINVAL: an option or tile_l0 out of range (the message names it)
+ *   EINVAL              TS_EINVAL: a NULL pointer where one is required, a mask without data
+ *   SLIDE_UNREADABLE    TS_EINPUT: reading the slide failed (the handle is then in error)
+ *   VIPS, ENOMEM        TS_EINTERNAL / TS_ENOMEM: libvips or an allocation failed
+ *   IO_WRITE, IO_COMMIT TS_EIO: the PNG could not be written or renamed (ts_io.h)
  * Nothing is written unless every check passed and the whole image was computed.
  *
  * Thread safety: no global state; different slides may be drawn from different threads (reads
  * go through the slide handle, which is thread-safe). Needs VIPS_INIT done by the caller.
- * Memory: the thumbnail (about 8 x max_px^2 bytes with the per-pixel sums) and one band of the
- * level being read (at most ~32 MiB), whatever the slide size.
+ * Memory: the thumbnail (about 11 x max_px^2 bytes with the per-pixel sums) and one band of the
+ * level being read (~32 MiB), whatever the slide size. Time: the level read dominates; a slide
+ * without a pyramid is read whole at level 0 (bounded memory, but slow on a gigapixel scan).
+ * Measured: 1000 tiles on a 32768^2 synthetic Aperio-style slide, 1024 px: 0.3-0.6 s, heatmap
+ * ~0.7 MB, strip ~45 kB (png_level 1-3).
  */
 #ifndef TS_HEATMAP_H
 #define TS_HEATMAP_H
