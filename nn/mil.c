@@ -18,11 +18,13 @@
 extern const struct ts_mil_arch ts_mil_arch_abmil;
 extern const struct ts_mil_arch ts_mil_arch_clam_sb;
 extern const struct ts_mil_arch ts_mil_arch_clam_mb;
+extern const struct ts_mil_arch ts_mil_arch_transmil;
 
 static const struct ts_mil_arch *const ARCHS[] = {
     &ts_mil_arch_abmil,
     &ts_mil_arch_clam_sb,
     &ts_mil_arch_clam_mb,
+    &ts_mil_arch_transmil,
     NULL,
 };
 
