@@ -8,15 +8,23 @@ build=$(cd "${1:-$here/build}" && pwd)
 tessera="$build/tessera"
 demo="$build/demo"
 cohort="$demo/cohort"
-if [ ! -f "$cohort/config.yaml" ]; then
+# 24 slides (12 per class): enough patients for 3 folds of the MIL stage, each with a
+# validation and a test part per class; 8000² keeps the whole demo to a few minutes on 2 cores
+if [ ! -f "$cohort/.demo-24x8000" ]; then
+  if [ -e "$cohort" ]; then
+    echo "demo: $cohort is an older demo cohort: moving it aside to $cohort.old.$$"
+    mv "$cohort" "$cohort.old.$$"
+  fi
   echo "demo: generating a synthetic cohort in $cohort"
-  "$tessera" synth "$cohort" --slides 6 --size 16000 --seed 2026
+  "$tessera" synth "$cohort" --slides 24 --size 8000 --seed 2026
+  touch "$cohort/.demo-24x8000"
 fi
-echo "demo: mpirun -np 2 tessera run $cohort/config.yaml --reconfigure"
+mil=(--set mil.models=abmil,clam_sb --set mil.folds=3)
+echo "demo: mpirun -np 2 tessera run $cohort/config.yaml --reconfigure ${mil[*]}"
 set +e
 # --reconfigure: the demo's run directory is ours; a newer tessera (new config keys) redoes
 # only the stages whose settings changed instead of refusing
-mpirun -np 2 "$tessera" run "$cohort/config.yaml" --reconfigure
+mpirun -np 2 "$tessera" run "$cohort/config.yaml" --reconfigure "${mil[@]}"
 rc=$?
 set -e
 if [ $rc -ne 0 ]; then
@@ -24,6 +32,7 @@ if [ $rc -ne 0 ]; then
 fi
 "$tessera" status "$cohort/run" || true
 echo "demo: tiles in $cohort/run/tiles, features in $cohort/run/features, QC images in $cohort/run/tissue and $cohort/run/tiles"
+echo "demo: slide classifiers (ABMIL, CLAM-SB, 3 folds) in $cohort/run/mil: summary.csv, per fold model.h5, predictions.csv, attention.h5, heatmaps/"
 echo "demo: report: $cohort/run/report/index.html (report.json beside it)"
 echo "$cohort/run"
 exit $rc

@@ -35,8 +35,11 @@
 #include "h5util.h"
 #include "ts_classify.h"
 #include "ts_error.h"
+#include "ts_heatmap.h"
 #include "ts_io.h"
 #include "ts_mil.h"
+#include "ts_slide.h"
+#include "ts_tissue.h"
 #include "ts_stage.h"
 #include "ts_stop.h"
 
@@ -236,6 +239,7 @@ typedef struct bag {
   float *x;       /* N x D */
   int64_t *xy;    /* N x 2 level-0 coords */
   int64_t n, d;
+  int64_t tile_l0; /* tile side in level-0 px (coords' patch_size_level0), 0 unknown */
 } bag;
 
 static void bag_clear(bag *b) {
@@ -292,6 +296,10 @@ static int read_bag(const ts_run *run, const char *slide, bag *b) {
   if ((d = H5Dopen2(f, "coords", H5P_DEFAULT)) < 0 || (b->n && H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, b->xy) < 0)) {
     rc = ts_error_set(TS_EINPUT, "MIL_FEATURES_BAD", "slide %s: %s: coords unreadable", slide, path);
     goto out;
+  }
+  if (ts__h5_read_attr_i64(d, "patch_size_level0", &b->tile_l0) < 0) { /* TRIDENT's name; tessera writes it too */
+    b->tile_l0 = 0;
+    ts_error_clear();
   }
   if (b->n == 0) rc = ts_error_set(TS_EINPUT, "MIL_EMPTY_BAG", "slide %s: %s holds no tile", slide, path);
 out:
@@ -393,7 +401,7 @@ static int train_epoch(trainer *t, const fold_set *tr, const size_t *order, doub
 
 /* Evaluation of a set: mean bag cross-entropy (the loss early stopping watches), class
  * probabilities; attention and coords of every bag when att is not NULL (written per slide). */
-typedef int (*att_sink)(void *ctx, const ts_split_row *r, const bag *b, const float *att, int heads);
+typedef int (*att_sink)(void *ctx, const ts_split_row *r, const bag *b, const float *att, int heads, const double *prob, int C);
 
 static int evaluate(trainer *t, const fold_set *s, eval_out *e, att_sink sink, void *ctx) {
   memset(e, 0, sizeof *e);
@@ -427,7 +435,7 @@ static int evaluate(trainer *t, const fold_set *s, eval_out *e, att_sink sink, v
         att = malloc(sizeof *att * (size_t)(heads * b.n));
         if (!att) rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "attention");
         if (rc >= 0) rc = ts_tensor_copy_to(o.a_raw, att, sizeof *att * (size_t)(heads * b.n), TS_NN_F32);
-        if (rc >= 0) rc = sink(ctx, r, &b, att, heads);
+        if (rc >= 0) rc = sink(ctx, r, &b, att, heads, e->prob + i * (size_t)t->C, t->C);
       }
     }
     free(att);
@@ -463,10 +471,60 @@ static int snapshot(const ts_mil *m, ts_nn_state **out) {
 
 typedef struct att_writer {
   hid_t f;
-  int rc;
+  const ts_run *run;
+  const char *dir_rel;  /* mil/<model>/fold<k> */
+  FILE *manifest;       /* heatmaps/<slide>.png and .top.png with their SHA-256 */
+  int n_maps, n_no_slide;
 } att_writer;
 
-static int write_att(void *ctx, const ts_split_row *r, const bag *b, const float *att, int heads) {
+/* The heatmap of one test slide: the attention of its predicted class's branch (CLAM-MB has one
+ * per class), as percentiles over the slide's tiles, on its thumbnail inside its tissue mask,
+ * and its top tiles. Needs the slide itself: without it (mil.features from elsewhere, a slide
+ * moved) the values are still in attention.h5, and the manifest says the picture is missing. */
+static int draw_heatmap(att_writer *w, const ts_split_row *r, const bag *b, const float *att, int heads, const double *prob, int C) {
+  int head = 0;
+  if (heads > 1)
+    for (int k = 1; k < C && k < heads; k++)
+      if (prob[k] > prob[head]) head = k;
+  const ts_cohort_row *row = ts_cohort_find(w->run->cohort, r->slide_id);
+  ts_slide *s = NULL;
+  ts_mask m;
+  memset(&m, 0, sizeof m);
+  if (!row || b->tile_l0 <= 0 || ts_slide_open(row->path, r->slide_id, &s) < 0) {
+    ts_error_clear();
+    w->n_no_slide++;
+    fprintf(w->manifest, "missing  %s (the slide file or its tile geometry is not at hand)\n", r->slide_id);
+    return 0;
+  }
+  char rel[1024], mpath[TS_PATH_MAX], png[TS_PATH_MAX], top[TS_PATH_MAX], dir[TS_PATH_MAX];
+  int rc = 0;
+  snprintf(rel, sizeof rel, "tissue/%s.h5", r->slide_id);
+  bool have_mask = ts_run_path(w->run, rel, mpath, sizeof mpath) >= 0 && ts_io_exists(mpath) && ts_mask_load_h5(mpath, &m) >= 0;
+  ts_error_clear();
+  snprintf(rel, sizeof rel, "%s/heatmaps", w->dir_rel);
+  TS_TRY(ts_run_path(w->run, rel, dir, sizeof dir));
+  TS_TRY(ts_io_mkdirs(dir, 0755));
+  snprintf(rel, sizeof rel, "%s/heatmaps/%s.png", w->dir_rel, r->slide_id);
+  TS_TRY(ts_run_path(w->run, rel, png, sizeof png));
+  snprintf(rel, sizeof rel, "%s/heatmaps/%s.top.png", w->dir_rel, r->slide_id);
+  TS_TRY(ts_run_path(w->run, rel, top, sizeof top));
+  ts_heatmap_opts o;
+  ts_heatmap_opts_default(&o);
+  TS_TRY(ts_heatmap_png(s, have_mask ? &m : NULL, b->xy, b->n, b->tile_l0, att + (size_t)head * (size_t)b->n, &o, png, top));
+  for (int k = 0; k < 2; k++) {
+    char sum[65];
+    int64_t bytes = 0;
+    TS_TRY(ts_io_sha256_file(k ? top : png, sum, &bytes));
+    fprintf(w->manifest, "%s  heatmaps/%s%s\n", sum, r->slide_id, k ? ".top.png" : ".png");
+  }
+  w->n_maps++;
+out:
+  ts_mask_clear(&m);
+  ts_slide_free(&s);
+  return rc;
+}
+
+static int write_att(void *ctx, const ts_split_row *r, const bag *b, const float *att, int heads, const double *prob, int C) {
   att_writer *w = ctx;
   hid_t g = H5Gcreate2(w->f, r->slide_id, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), sp = -1, d = -1, dc = -1;
   int rc = 0;
@@ -484,8 +542,19 @@ static int write_att(void *ctx, const ts_split_row *r, const bag *b, const float
   if (rc == 0) rc = ts__h5_attr_i64(g, "label", (int64_t)r->label);
   if (d >= 0) H5Dclose(d);
   if (sp >= 0) H5Sclose(sp);
+  d = sp = -1;
+  float *pct = rc == 0 ? malloc(sizeof *pct * (size_t)(heads * b->n)) : NULL; /* the heatmap's values, for users who draw their own */
+  if (rc == 0 && !pct) rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "percentiles");
+  for (int h = 0; rc == 0 && h < heads; h++) rc = ts_heatmap_percentiles(att + (size_t)h * (size_t)b->n, b->n, pct + (size_t)h * (size_t)b->n);
+  if (rc == 0 && ((sp = H5Screate_simple(2, ad, NULL)) < 0 || (d = H5Dcreate2(g, "percentile", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dc, H5P_DEFAULT)) < 0 ||
+                  H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, pct) < 0))
+    rc = ts__h5_fail(TS_EIO, "H5_WRITE", "percentiles of %s", r->slide_id);
+  free(pct);
+  if (d >= 0) H5Dclose(d);
+  if (sp >= 0) H5Sclose(sp);
   if (dc >= 0) H5Pclose(dc);
   if (g >= 0) H5Gclose(g);
+  if (rc == 0 && w->manifest) rc = draw_heatmap(w, r, b, att, heads, prob, C);
   return rc;
 }
 
@@ -652,10 +721,25 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   TS_TRY(ts_run_path(run, rel, path, sizeof path));
   TS_TRY(ts_io_tmp_path(path, tmp, sizeof tmp));
   if ((aw.f = ts__h5_create(tmp)) < 0) TS_FAIL(TS_EIO, "H5_WRITE", "cannot create %s", tmp);
+  char dir_rel[256], *man = NULL;
+  size_t man_len = 0;
+  snprintf(dir_rel, sizeof dir_rel, "mil/%s/fold%d", arch, fold);
+  aw.run = run;
+  aw.dir_rel = dir_rel;
+  if (!(aw.manifest = open_memstream(&man, &man_len))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "heatmap manifest");
   TS_TRY(ts__h5_attr_str(aw.f, "model", arch));
   TS_TRY(ts__h5_attr_i64(aw.f, "fold", fold));
   TS_TRY(ts__h5_attr_str(aw.f, "attention", "raw (pre-softmax) attention score of every tile, heads x N, as CLAM's heatmaps use"));
-  TS_TRY(evaluate(&t, &sets[TS_SET_TEST], &test, write_att, &aw));
+  rc = evaluate(&t, &sets[TS_SET_TEST], &test, write_att, &aw);
+  fclose(aw.manifest);
+  aw.manifest = NULL;
+  if (rc >= 0) { /* the heatmaps, through their checksums: one recorded output for them all */
+    snprintf(rel, sizeof rel, "mil/%s/fold%d/heatmaps.sha256", arch, fold);
+    rc = write_text(run, rel, man, strlen(man), rec);
+  }
+  free(man);
+  if (rc < 0) goto out;
+  if (aw.n_no_slide) ts_unit_note(rec, "MIL_NO_HEATMAP: %d test slide(s) without a heatmap (slide file or tile geometry not at hand)", aw.n_no_slide);
   if (H5Fclose(aw.f) < 0) {
     aw.f = -1;
     TS_FAIL(TS_EIO, "H5_WRITE", "closing %s", tmp);
