@@ -20,6 +20,7 @@ PKGS=(
   slurm-wlm munge
   r-base-core r-cran-survival r-cran-proc
   python3-sklearn
+  dataset-fashion-mnist
 )
 
 missing=()
