@@ -968,6 +968,9 @@ static int finish(const ts_run *run) {
   return rc;
 }
 
+extern const struct ts_report_section ts_report_section_mil; /* stages/report_mil.c */
+static const struct ts_report_section *const report_sections[] = {&ts_report_section_mil, NULL};
+
 const struct ts_stage ts_stage_mil = {
     .abi = TS_STAGE_ABI,
     .name = "mil",
@@ -981,4 +984,5 @@ const struct ts_stage ts_stage_mil = {
     .skip = skip,
     .items_unit = "bags",
     .unit_noun = "fold",
+    .report = report_sections,
 };
