@@ -256,6 +256,9 @@ expect_rc 1 mpirun -np 2 "$TESSERA" run cohort/config.yaml "${sets[@]}" --stages
 cp "$WORK/out" trunc.log
 mv cohort/run trunc
 grep -E "^mil:|$victim" trunc.log | sed 's/^/    /' | head -8
+# NOTE for stages/mil.c read_bag: a truncated (existing) file fails H5Fopen and is reported as
+# MIL_FEATURES_MISSING "cannot open"; MIL_FEATURES_BAD would say what happened. Both are accepted
+# here until that is decided; tighten to MIL_FEATURES_BAD then.
 check "(d) truncated features: each fold-0 unit fails with a token naming $victim" \
   test "$(grep -cE "unit (abmil|clam_sb):fold0.*MIL_FEATURES_(BAD|MISSING).*slide $victim" trunc.log)" -ge 2
 check "(d) truncated features: ledger: the 2 fold-0 units failed, the 4 others done" \
