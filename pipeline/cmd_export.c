@@ -100,9 +100,11 @@ static int resolve_path(const char *path, char *out, size_t n) {
     if (!strcmp(comp, "..") || !strcmp(comp, "."))
       return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "%s: '.' or '..' in a directory that does not exist yet",
                           path);
-    char tmp[PATH_MAX];
+    char tmp[2 * PATH_MAX + 2];
     snprintf(tmp, sizeof tmp, "%s%s%s", comp, rest[0] ? "/" : "", rest);
-    snprintf(rest, sizeof rest, "%s", tmp);
+    size_t tl = strlen(tmp);
+    if (tl >= sizeof rest) return ts_error_set(TS_EINVAL, "EXPORT_USAGE", "%s: path too long", path);
+    memcpy(rest, tmp, tl + 1);
     if (!sl)
       snprintf(head, sizeof head, ".");
     else if (sl == head)

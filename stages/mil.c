@@ -139,6 +139,8 @@ static int plan(const ts_run *run, ts_units *units) {
   size_t n_sl = 0;
   if (!sl || !sums) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "mil plan");
   int no_feat = 0, no_tiles = 0;
+  char left_out[512] = "";
+  size_t lo = 0;
   for (int i = 0; i < n; i++) {
     const ts_cohort_row *r = &run->cohort->rows[i];
     if (r->label < 0 || !ts_id_is_safe(r->slide_id)) continue;
@@ -165,12 +167,14 @@ static int plan(const ts_run *run, ts_units *units) {
       TS_TRY(ts_run_unit_output(run, "extract", r->slide_id, rel, sizeof rel, sum));
       if (!rel[0]) {
         no_feat++;
+        if (lo < sizeof left_out - 80) lo += (size_t)snprintf(left_out + lo, sizeof left_out - lo, "%s%s", lo ? ", " : "", r->slide_id);
         continue;
       }
       TS_TRY(ts_run_unit_items(run, "tile", r->slide_id, &tiles));
     }
     if (tiles == 0) { /* a blank slide has an empty bag: nothing to learn from or predict */
       no_tiles++;
+      if (lo < sizeof left_out - 80) lo += (size_t)snprintf(left_out + lo, sizeof left_out - lo, "%s%s", lo ? ", " : "", r->slide_id);
       continue;
     }
     sl[n_sl].slide_id = r->slide_id;
@@ -183,6 +187,7 @@ static int plan(const ts_run *run, ts_units *units) {
   if (no_feat || no_tiles)
     fprintf(stderr, "mil: %d labelled slide(s) left out: %d without features (%s), %d with no tile (blank)\n", no_feat + no_tiles, no_feat,
             c->mil.features && c->mil.features[0] ? "no readable <slide>.h5 in mil.features" : "see the extract stage", no_tiles);
+  if (lo) fprintf(stderr, "mil: left out: %s%s\n", left_out, lo >= sizeof left_out - 80 ? ", ..." : "");
   char path[TS_PATH_MAX];
   TS_TRY(splits_path(run, path, sizeof path));
   if (c->mil.splits && c->mil.splits[0]) {
@@ -273,7 +278,10 @@ static int read_bag(const ts_run *run, const char *slide, bag *b) {
   ts__h5_quiet();
   int rc = 0;
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = -1, sp = -1;
-  if (f < 0) return ts_error_set(TS_EINPUT, "MIL_FEATURES_MISSING", "slide %s: cannot open %s", slide, path);
+  if (f < 0) {
+    if (!ts_io_exists(path)) return ts_error_set(TS_EINPUT, "MIL_FEATURES_MISSING", "slide %s: no feature file %s", slide, path);
+    return ts__h5_fail(TS_EINPUT, "MIL_FEATURES_BAD", "slide %s: %s is not a readable HDF5 file (truncated?)", slide, path);
+  }
   hsize_t dims[2] = {0, 0};
   if ((d = H5Dopen2(f, "features", H5P_DEFAULT)) < 0 || (sp = H5Dget_space(d)) < 0 || H5Sget_simple_extent_ndims(sp) != 2 ||
       H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
@@ -853,7 +861,7 @@ static void mean_sd(const double *v, int n, double *mean, double *sd) {
 }
 
 static void jnum(FILE *f, double v) {
-  if (isfinite(v)) fprintf(f, "%.6g", v);
+  if (isfinite(v)) fprintf(f, "%.17g", v);
   else fprintf(f, "null");
 }
 
@@ -903,7 +911,7 @@ static int finish(const ts_run *run) {
       fprintf(fc, "%s,%d", models[m], f);
       fprintf(fj, "%s{\"fold\": %d", done ? ", " : "", f);
       for (int k = 0; k < 4; k++) {
-        fprintf(fc, ",%.6g", v[f * 4 + k]);
+        fprintf(fc, ",%.17g", v[f * 4 + k]);
         fprintf(fj, ", \"%s\": ", mk[k] + 5);
         jnum(fj, v[f * 4 + k]);
       }
