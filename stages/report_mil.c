@@ -419,7 +419,8 @@ out:
 static const char *fold_status(const mil_fold *f) {
   if (f->u && !strcmp(f->u->state, "failed")) return "failed";
   if (f->have) return "done";
-  return f->u ? "pending" : "missing";
+  /* not run yet; "missing": done in the ledger (or no unit) but metrics.json is not there */
+  return f->u && strcmp(f->u->state, "done") ? "pending" : "missing";
 }
 
 static void json_count(ts_report_out *o, const char *key, int64_t v) {
