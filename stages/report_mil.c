@@ -40,10 +40,12 @@
 #define N_METRICS 4
 
 static const char *const metric_key[N_METRICS] = {"auc", "accuracy", "balanced_accuracy", "f1"};
-static const char *const metric_file_key[N_METRICS] = {"test_auc", "test_accuracy", "test_balanced_accuracy", "test_f1"};
+static const char *const metric_file_key[N_METRICS] = {"test_auc", "test_accuracy", "test_balanced_accuracy",
+                                                       "test_f1"};
 static const char *const metric_title[N_METRICS] = {"test AUC", "accuracy", "balanced accuracy", "F1"};
 /* one colour per model (mil.c allows at most 8) */
-static const char *const palette[] = {"#4f7cc3", "#d9822b", "#2e9e5b", "#b42318", "#7d5ba6", "#8c6d31", "#d45fa0", "#5f6b7a"};
+static const char *const palette[] = {"#4f7cc3", "#d9822b", "#2e9e5b", "#b42318",
+                                      "#7d5ba6", "#8c6d31", "#d45fa0", "#5f6b7a"};
 #define N_PALETTE (int)(sizeof palette / sizeof palette[0])
 
 typedef struct mil_epoch {
@@ -54,9 +56,9 @@ typedef struct mil_epoch {
 
 typedef struct mil_fold {
   int fold;
-  bool have;               /* metrics.json was read */
-  const ts_report_unit *u; /* the ledger's unit "<model>:fold<k>", NULL none */
-  int classes;             /* -1 unknown */
+  bool have;                                              /* metrics.json was read */
+  const ts_report_unit *u;                                /* the ledger's unit "<model>:fold<k>", NULL none */
+  int classes;                                            /* -1 unknown */
   int64_t n_train, n_val, n_test, epochs_run, best_epoch; /* -1 unknown; best_epoch 1-based */
   double best_val_loss;
   double m[N_METRICS];
@@ -68,8 +70,8 @@ typedef struct mil_pred {
   int model, fold;
   char *slide, *patient;
   int label, pred, nclass;
-  double *prob;       /* nclass */
-  char heatmap[600];  /* run-relative path, "" none */
+  double *prob;      /* nclass */
+  char heatmap[600]; /* run-relative path, "" none */
 } mil_pred;
 
 typedef struct mil_model {
@@ -77,12 +79,12 @@ typedef struct mil_model {
   mil_fold *f; /* folds */
   int folds_done, folds_failed, folds_pending;
   double mean[N_METRICS], sd[N_METRICS];
-  int classes;           /* of the model's predictions, -1 unknown or mixed */
+  int classes; /* of the model's predictions, -1 unknown or mixed */
   double pooled_auc, lo, hi;
   size_t pooled_n;
-  bool ovr;              /* multiclass: pooled_auc is the one-vs-rest macro AUC, no CI */
-  ts_roc_curve *roc;     /* binary with both classes pooled, else NULL */
-  size_t p0, np;         /* its rows in mil_data.p */
+  bool ovr;          /* multiclass: pooled_auc is the one-vs-rest macro AUC, no CI */
+  ts_roc_curve *roc; /* binary with both classes pooled, else NULL */
+  size_t p0, np;     /* its rows in mil_data.p */
 } mil_model;
 
 typedef struct mil_data {
@@ -100,7 +102,8 @@ static void mil_release(void *data) {
   if (!d) return;
   for (int i = 0; i < d->n_models; i++) {
     mil_model *m = &d->m[i];
-    for (int k = 0; m->f && k < d->folds; k++) free(m->f[k].ep);
+    for (int k = 0; m->f && k < d->folds; k++)
+      free(m->f[k].ep);
     free(m->f);
     ts_roc_curve_free(&m->roc);
   }
@@ -130,7 +133,8 @@ static int64_t jint(const ts_json *j, const char *key) {
 static char *read_rel(const ts_report *r, const char *rel) {
   char path[TS_PATH_MAX];
   char *text = NULL;
-  if (ts_report_path(r, rel, path, sizeof path) < 0 || !ts_io_exists(path) || ts_io_read_all(path, &text, NULL) < 0) {
+  if (ts_report_path(r, rel, path, sizeof path) < 0 || !ts_io_exists(path) ||
+      ts_io_read_all(path, &text, NULL) < 0) {
     ts_error_clear();
     return NULL;
   }
@@ -177,7 +181,8 @@ static void read_metrics(const ts_report *r, const char *model, mil_fold *f) {
   f->epochs_run = jint(&j, "epochs_run");
   f->best_epoch = jint(&j, "best_epoch");
   f->best_val_loss = jnum(&j, "best_val_loss");
-  for (int k = 0; k < N_METRICS; k++) f->m[k] = jnum(&j, metric_file_key[k]);
+  for (int k = 0; k < N_METRICS; k++)
+    f->m[k] = jnum(&j, metric_file_key[k]);
   ts_json_clear(&j);
   free(text);
 }
@@ -189,7 +194,8 @@ static int read_curve(const ts_report *r, const char *model, mil_fold *f) {
   char *text = read_rel(r, rel);
   if (!text) return 0;
   int lines = 0;
-  for (const char *p = text; *p; p++) lines += *p == '\n';
+  for (const char *p = text; *p; p++)
+    lines += *p == '\n';
   f->ep = calloc((size_t)lines + 1, sizeof *f->ep);
   if (!f->ep) {
     free(text);
@@ -231,7 +237,8 @@ static int add_pred(mil_data *d, mil_pred *p) {
 }
 
 /* The heatmap of a test slide: per fold (the brief's layout) or per model (the issue's). */
-static void find_heatmap(const ts_report *r, const char *model, int fold, const char *slide, char *buf, size_t n) {
+static void find_heatmap(const ts_report *r, const char *model, int fold, const char *slide, char *buf,
+                         size_t n) {
   buf[0] = '\0';
   if (!ts_id_is_safe(slide)) return;
   char rel[600];
@@ -258,7 +265,8 @@ static int read_predictions(const ts_report *r, mil_data *d, int mi, int fold) {
     int nf = split_csv(line, c, 72);
     if (C < 0) { /* the header: count the prob_ columns */
       C = 0;
-      for (int k = 3; k < nf; k++) C += !strncmp(c[k], "prob_", 5);
+      for (int k = 3; k < nf; k++)
+        C += !strncmp(c[k], "prob_", 5);
       if (C < 2 || nf != C + 4) break; /* not a file this section knows */
       continue;
     }
@@ -274,7 +282,8 @@ static int read_predictions(const ts_report *r, mil_data *d, int mi, int fold) {
       rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "report mil: predictions");
       break;
     }
-    for (int k = 0; k < C; k++) p.prob[k] = strtod(c[3 + k], NULL);
+    for (int k = 0; k < C; k++)
+      p.prob[k] = strtod(c[3 + k], NULL);
     find_heatmap(r, model, fold, p.slide, p.heatmap, sizeof p.heatmap);
     if ((rc = add_pred(d, &p)) < 0) {
       free(p.slide);
@@ -303,8 +312,10 @@ static int pool(mil_data *d, mil_model *m) {
   m->pooled_auc = m->lo = m->hi = NAN;
   m->classes = -1;
   for (size_t i = m->p0; i < m->p0 + m->np; i++) {
-    if (m->classes < 0) m->classes = d->p[i].nclass;
-    else if (m->classes != d->p[i].nclass) m->classes = -2; /* mixed: nothing pooled */
+    if (m->classes < 0)
+      m->classes = d->p[i].nclass;
+    else if (m->classes != d->p[i].nclass)
+      m->classes = -2; /* mixed: nothing pooled */
   }
   if (m->classes < 2 || m->np < 2) return 0;
   size_t n = m->np;
@@ -321,8 +332,10 @@ static int pool(mil_data *d, mil_model *m) {
     const mil_pred *p = &d->p[m->p0 + i];
     y[i] = p->label;
     ok_labels &= p->label >= 0 && p->label < C;
-    if (C == 2) s[i] = p->prob[1];
-    else memcpy(s + i * (size_t)C, p->prob, sizeof *s * (size_t)C);
+    if (C == 2)
+      s[i] = p->prob[1];
+    else
+      memcpy(s + i * (size_t)C, p->prob, sizeof *s * (size_t)C);
   }
   m->pooled_n = n;
   if (!ok_labels) {
@@ -386,7 +399,8 @@ static int mil_load(const ts_report *r, void **data_out) {
       f->classes = -1;
       f->n_train = f->n_val = f->n_test = f->epochs_run = f->best_epoch = -1;
       f->best_val_loss = NAN;
-      for (int q = 0; q < N_METRICS; q++) f->m[q] = NAN;
+      for (int q = 0; q < N_METRICS; q++)
+        f->m[q] = NAN;
       char unit[128];
       snprintf(unit, sizeof unit, "%s:fold%d", m->name, k);
       f->u = ts_report_units_find(&d->units, unit);
@@ -400,7 +414,8 @@ static int mil_load(const ts_report *r, void **data_out) {
       m->folds_pending += !f->have && !failed;
     }
     m->np = d->n_pred - m->p0;
-    for (int q = 0; q < N_METRICS; q++) mean_sd(m->f, d->folds, q, &m->mean[q], &m->sd[q]);
+    for (int q = 0; q < N_METRICS; q++)
+      mean_sd(m->f, d->folds, q, &m->mean[q], &m->sd[q]);
     TS_TRY(pool(d, m));
     if (m->classes > d->classes) d->classes = m->classes;
   }
@@ -424,8 +439,10 @@ static const char *fold_status(const mil_fold *f) {
 }
 
 static void json_count(ts_report_out *o, const char *key, int64_t v) {
-  if (v >= 0) ts_report_json_int(o, key, v);
-  else ts_report_json_null(o, key);
+  if (v >= 0)
+    ts_report_json_int(o, key, v);
+  else
+    ts_report_json_null(o, key);
 }
 
 static void fold_json(ts_report_out *o, const mil_fold *f) {
@@ -440,20 +457,25 @@ static void fold_json(ts_report_out *o, const mil_fold *f) {
   json_count(o, "epochs_run", f->epochs_run);
   json_count(o, "best_epoch", f->best_epoch);
   ts_report_json_num(o, "best_val_loss", f->best_val_loss);
-  for (int k = 0; k < N_METRICS; k++) ts_report_json_num(o, metric_key[k], f->m[k]);
+  for (int k = 0; k < N_METRICS; k++)
+    ts_report_json_num(o, metric_key[k], f->m[k]);
   ts_report_json_num(o, "seconds", f->u ? f->u->seconds : NAN); /* performance (compare) */
   ts_report_json_object(o, "curve");
   ts_report_json_array(o, "epoch");
-  for (int i = 0; i < f->n_ep; i++) ts_report_json_int(o, NULL, f->ep[i].epoch);
+  for (int i = 0; i < f->n_ep; i++)
+    ts_report_json_int(o, NULL, f->ep[i].epoch);
   ts_report_json_end(o);
   ts_report_json_array(o, "train_loss");
-  for (int i = 0; i < f->n_ep; i++) ts_report_json_num(o, NULL, f->ep[i].train_loss);
+  for (int i = 0; i < f->n_ep; i++)
+    ts_report_json_num(o, NULL, f->ep[i].train_loss);
   ts_report_json_end(o);
   ts_report_json_array(o, "val_loss");
-  for (int i = 0; i < f->n_ep; i++) ts_report_json_num(o, NULL, f->ep[i].val_loss);
+  for (int i = 0; i < f->n_ep; i++)
+    ts_report_json_num(o, NULL, f->ep[i].val_loss);
   ts_report_json_end(o);
   ts_report_json_array(o, "val_auc");
-  for (int i = 0; i < f->n_ep; i++) ts_report_json_num(o, NULL, f->ep[i].val_auc);
+  for (int i = 0; i < f->n_ep; i++)
+    ts_report_json_num(o, NULL, f->ep[i].val_auc);
   ts_report_json_end(o);
   ts_report_json_end(o);
   ts_report_json_end(o);
@@ -492,17 +514,20 @@ static int mil_json(const ts_report *r, const void *data, ts_report_out *o) {
     if (m->roc) {
       ts_report_json_object(o, "roc");
       ts_report_json_array(o, "fpr");
-      for (size_t k = 0; k < m->roc->len; k++) ts_report_json_num(o, NULL, m->roc->fpr[k]);
+      for (size_t k = 0; k < m->roc->len; k++)
+        ts_report_json_num(o, NULL, m->roc->fpr[k]);
       ts_report_json_end(o);
       ts_report_json_array(o, "tpr");
-      for (size_t k = 0; k < m->roc->len; k++) ts_report_json_num(o, NULL, m->roc->tpr[k]);
+      for (size_t k = 0; k < m->roc->len; k++)
+        ts_report_json_num(o, NULL, m->roc->tpr[k]);
       ts_report_json_end(o);
       ts_report_json_end(o);
     } else {
       ts_report_json_null(o, "roc");
     }
     ts_report_json_array(o, "per_fold");
-    for (int k = 0; k < d->folds; k++) fold_json(o, &m->f[k]);
+    for (int k = 0; k < d->folds; k++)
+      fold_json(o, &m->f[k]);
     ts_report_json_end(o);
     ts_report_json_end(o);
   }
@@ -517,7 +542,8 @@ static int mil_json(const ts_report *r, const void *data, ts_report_out *o) {
     ts_report_json_str(o, "patient_id", p->patient);
     ts_report_json_int(o, "label", p->label);
     ts_report_json_array(o, "prob");
-    for (int k = 0; k < p->nclass; k++) ts_report_json_num(o, NULL, p->prob[k]);
+    for (int k = 0; k < p->nclass; k++)
+      ts_report_json_num(o, NULL, p->prob[k]);
     ts_report_json_end(o);
     ts_report_json_int(o, "pred", p->pred);
     ts_report_json_str(o, "heatmap", p->heatmap[0] ? p->heatmap : NULL);
@@ -539,47 +565,67 @@ static void cell_num(ts_report_out *o, double v, const char *fmt) {
   }
 }
 static void cell_int(ts_report_out *o, int64_t v) {
-  if (v >= 0) ts_report_html(o, "<td class=\"n\">%lld</td>", (long long)v);
-  else ts_report_html(o, "<td class=\"n\">–</td>");
+  if (v >= 0)
+    ts_report_html(o, "<td class=\"n\">%lld</td>", (long long)v);
+  else
+    ts_report_html(o, "<td class=\"n\">–</td>");
 }
 static void cell_mean_sd(ts_report_out *o, double mean, double sd) {
-  if (!isfinite(mean)) ts_report_html(o, "<td class=\"n\">–</td>");
-  else if (!isfinite(sd)) ts_report_html(o, "<td class=\"n\">%.3f</td>", mean);
-  else ts_report_html(o, "<td class=\"n\">%.3f ± %.3f</td>", mean, sd);
+  if (!isfinite(mean))
+    ts_report_html(o, "<td class=\"n\">–</td>");
+  else if (!isfinite(sd))
+    ts_report_html(o, "<td class=\"n\">%.3f</td>", mean);
+  else
+    ts_report_html(o, "<td class=\"n\">%.3f ± %.3f</td>", mean, sd);
 }
 
 static void summary_table(ts_report_out *o, const mil_data *d) {
-  ts_report_html(o, "<table id=\"mil-summary\"><tr><th>model</th><th>folds done</th><th>test AUC (mean ± sd)</th>"
-                    "<th>pooled AUC [95%% CI]</th><th>accuracy</th><th>balanced accuracy</th><th>F1</th></tr>\n");
+  ts_report_html(
+      o, "<table id=\"mil-summary\"><tr><th>model</th><th>folds done</th><th>test AUC (mean ± sd)</th>"
+         "<th>pooled AUC [95%% CI]</th><th>accuracy</th><th>balanced accuracy</th><th>F1</th></tr>\n");
   for (int i = 0; i < d->n_models; i++) {
     const mil_model *m = &d->m[i];
-    ts_report_html(o, "<tr id=\"mil-model-%s\"><td><b>%s</b></td><td class=\"n%s\">%d of %d", m->name, m->name,
-                   m->folds_done < d->folds ? " warn" : "", m->folds_done, d->folds);
+    ts_report_html(o, "<tr id=\"mil-model-%s\"><td><b>%s</b></td><td class=\"n%s\">%d of %d", m->name,
+                   m->name, m->folds_done < d->folds ? " warn" : "", m->folds_done, d->folds);
     if (m->folds_failed) ts_report_html(o, " <span class=\"bad\">(%d failed)</span>", m->folds_failed);
     ts_report_html(o, "</td>");
     cell_mean_sd(o, m->mean[0], m->sd[0]);
-    if (!isfinite(m->pooled_auc)) ts_report_html(o, "<td class=\"n\">–</td>");
-    else if (m->ovr) ts_report_html(o, "<td class=\"n pooled-auc\">%.3f (one-vs-rest, n = %zu)</td>", m->pooled_auc, m->pooled_n);
-    else if (isfinite(m->lo)) ts_report_html(o, "<td class=\"n pooled-auc\">%.3f [%.3f, %.3f] (n = %zu)</td>", m->pooled_auc, m->lo, m->hi, m->pooled_n);
-    else ts_report_html(o, "<td class=\"n pooled-auc\">%.3f [–] (n = %zu)</td>", m->pooled_auc, m->pooled_n);
-    for (int k = 1; k < N_METRICS; k++) cell_mean_sd(o, m->mean[k], m->sd[k]);
+    if (!isfinite(m->pooled_auc))
+      ts_report_html(o, "<td class=\"n\">–</td>");
+    else if (m->ovr)
+      ts_report_html(o, "<td class=\"n pooled-auc\">%.3f (one-vs-rest, n = %zu)</td>", m->pooled_auc,
+                     m->pooled_n);
+    else if (isfinite(m->lo))
+      ts_report_html(o, "<td class=\"n pooled-auc\">%.3f [%.3f, %.3f] (n = %zu)</td>", m->pooled_auc, m->lo,
+                     m->hi, m->pooled_n);
+    else
+      ts_report_html(o, "<td class=\"n pooled-auc\">%.3f [–] (n = %zu)</td>", m->pooled_auc, m->pooled_n);
+    for (int k = 1; k < N_METRICS; k++)
+      cell_mean_sd(o, m->mean[k], m->sd[k]);
     ts_report_html(o, "</tr>\n");
   }
   ts_report_html(o, "</table>\n");
 }
 
 static void fold_table(ts_report_out *o, const mil_data *d) {
-  ts_report_html(o, "<details open><summary>Per fold</summary><table id=\"mil-folds\"><tr><th>model</th><th>fold</th><th>status</th>"
-                    "<th>train / val / test slides</th><th>epochs run</th><th>best epoch</th><th>best val loss</th>");
-  for (int k = 0; k < N_METRICS; k++) ts_report_html(o, "<th>%s</th>", metric_title[k]);
+  ts_report_html(
+      o, "<details open><summary>Per fold</summary><table "
+         "id=\"mil-folds\"><tr><th>model</th><th>fold</th><th>status</th>"
+         "<th>train / val / test slides</th><th>epochs run</th><th>best epoch</th><th>best val loss</th>");
+  for (int k = 0; k < N_METRICS; k++)
+    ts_report_html(o, "<th>%s</th>", metric_title[k]);
   ts_report_html(o, "</tr>\n");
   for (int i = 0; i < d->n_models; i++) {
     const mil_model *m = &d->m[i];
     for (int k = 0; k < d->folds; k++) {
       const mil_fold *f = &m->f[k];
       const char *st = fold_status(f);
-      ts_report_html(o, "<tr id=\"mil-%s-fold%d\"><td>%s</td><td class=\"n\">%d</td><td class=\"%s\">%s", m->name, k, m->name, k,
-                     !strcmp(st, "done") ? "ok" : !strcmp(st, "failed") ? "bad" : "warn", st);
+      ts_report_html(o, "<tr id=\"mil-%s-fold%d\"><td>%s</td><td class=\"n\">%d</td><td class=\"%s\">%s",
+                     m->name, k, m->name, k,
+                     !strcmp(st, "done")     ? "ok"
+                     : !strcmp(st, "failed") ? "bad"
+                                             : "warn",
+                     st);
       if (!strcmp(st, "failed")) {
         ts_report_html(o, " <span class=\"tok\">");
         ts_report_html_text(o, f->u->error_token);
@@ -588,12 +634,15 @@ static void fold_table(ts_report_out *o, const mil_data *d) {
       }
       ts_report_html(o, "</td>");
       if (f->n_train >= 0)
-        ts_report_html(o, "<td class=\"n\">%lld / %lld / %lld</td>", (long long)f->n_train, (long long)f->n_val, (long long)f->n_test);
-      else ts_report_html(o, "<td class=\"n\">–</td>");
+        ts_report_html(o, "<td class=\"n\">%lld / %lld / %lld</td>", (long long)f->n_train,
+                       (long long)f->n_val, (long long)f->n_test);
+      else
+        ts_report_html(o, "<td class=\"n\">–</td>");
       cell_int(o, f->epochs_run);
       cell_int(o, f->best_epoch);
       cell_num(o, f->best_val_loss, "%.4f");
-      for (int q = 0; q < N_METRICS; q++) cell_num(o, f->m[q], "%.3f");
+      for (int q = 0; q < N_METRICS; q++)
+        cell_num(o, f->m[q], "%.3f");
       ts_report_html(o, "</tr>\n");
     }
   }
@@ -604,44 +653,59 @@ static void fold_table(ts_report_out *o, const mil_data *d) {
 static void roc_chart(ts_report_out *o, const mil_data *d) {
   const int W = 520, H = 340, x0 = 56, y0 = 28, S = 260; /* plot square S x S at (x0, y0) */
   int drawn = 0;
-  for (int i = 0; i < d->n_models; i++) drawn += d->m[i].roc != NULL;
+  for (int i = 0; i < d->n_models; i++)
+    drawn += d->m[i].roc != NULL;
   if (!drawn) {
     ts_report_html(o, "<p class=\"warn\" id=\"mil-roc-none\">No ROC curve: %s.</p>\n",
-                   d->classes > 2 ? "one-vs-rest AUC only (more than two classes)" : "no model has test predictions of both classes");
+                   d->classes > 2 ? "one-vs-rest AUC only (more than two classes)"
+                                  : "no model has test predictions of both classes");
     return;
   }
-  ts_report_html(o, "<svg class=\"chart\" id=\"mil-roc\" role=\"img\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">"
-                    "<title>ROC curves, test predictions pooled over folds</title>"
-                    "<text x=\"0\" y=\"16\" class=\"ct\">ROC, test predictions pooled over folds</text>"
-                    "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#99a\"/>"
-                    "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#aab\" stroke-dasharray=\"4 3\"/>",
-                 W, H, W, H, x0, y0, S, S, x0, y0 + S, x0 + S, y0);
+  ts_report_html(
+      o,
+      "<svg class=\"chart\" id=\"mil-roc\" role=\"img\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">"
+      "<title>ROC curves, test predictions pooled over folds</title>"
+      "<text x=\"0\" y=\"16\" class=\"ct\">ROC, test predictions pooled over folds</text>"
+      "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#99a\"/>"
+      "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#aab\" stroke-dasharray=\"4 3\"/>",
+      W, H, W, H, x0, y0, S, S, x0, y0 + S, x0 + S, y0);
   for (int t = 0; t <= 4; t++) { /* ticks at 0, .25, .5, .75, 1 */
     int x = x0 + S * t / 4, y = y0 + S - S * t / 4;
-    ts_report_html(o, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#99a\"/><text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cv\">%.2g</text>"
-                      "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#99a\"/><text x=\"%d\" y=\"%d\" text-anchor=\"end\" class=\"cv\">%.2g</text>",
-                   x, y0 + S, x, y0 + S + 4, x, y0 + S + 16, t / 4.0, x0 - 4, y, x0, y, x0 - 7, y + 4, t / 4.0);
+    ts_report_html(o,
+                   "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#99a\"/><text x=\"%d\" y=\"%d\" "
+                   "text-anchor=\"middle\" class=\"cv\">%.2g</text>"
+                   "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#99a\"/><text x=\"%d\" y=\"%d\" "
+                   "text-anchor=\"end\" class=\"cv\">%.2g</text>",
+                   x, y0 + S, x, y0 + S + 4, x, y0 + S + 16, t / 4.0, x0 - 4, y, x0, y, x0 - 7, y + 4,
+                   t / 4.0);
   }
-  ts_report_html(o, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cl\">1 − specificity (false positive rate)</text>"
-                    "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cl\" transform=\"rotate(-90 %d %d)\">sensitivity (true positive rate)</text>",
+  ts_report_html(o,
+                 "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cl\">1 − specificity (false "
+                 "positive rate)</text>"
+                 "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cl\" transform=\"rotate(-90 %d "
+                 "%d)\">sensitivity (true positive rate)</text>",
                  x0 + S / 2, y0 + S + 34, 14, y0 + S / 2, 14, y0 + S / 2);
   int li = 0;
   for (int i = 0; i < d->n_models; i++) {
     const mil_model *m = &d->m[i];
     if (!m->roc) continue;
     const char *col = palette[i % N_PALETTE];
-    ts_report_html(o, "<path id=\"mil-roc-%s\" class=\"roc\" data-points=\"%zu\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" d=\"", m->name,
-                   m->roc->len, col);
+    ts_report_html(o,
+                   "<path id=\"mil-roc-%s\" class=\"roc\" data-points=\"%zu\" fill=\"none\" stroke=\"%s\" "
+                   "stroke-width=\"2\" d=\"",
+                   m->name, m->roc->len, col);
     /* the points run from threshold -Inf (1, 1) to +Inf (0, 0) */
     for (size_t k = 0; k < m->roc->len; k++)
       ts_report_html(o, "%s%.1f %.1f", k ? " L" : "M", x0 + S * m->roc->fpr[k], y0 + S - S * m->roc->tpr[k]);
     ts_report_html(o, "\"/>");
     int ly = y0 + 8 + 20 * li++;
-    ts_report_html(o, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>"
-                      "<text x=\"%d\" y=\"%d\" class=\"cl\">%s AUC %.3f</text>",
+    ts_report_html(o,
+                   "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>"
+                   "<text x=\"%d\" y=\"%d\" class=\"cl\">%s AUC %.3f</text>",
                    x0 + S + 16, ly, x0 + S + 36, ly, col, x0 + S + 42, ly + 4, m->name, m->pooled_auc);
   }
-  ts_report_html(o, "<text x=\"%d\" y=\"%d\" class=\"cv\">dashed: chance</text></svg>\n", x0 + S + 16, y0 + 8 + 20 * li + 4);
+  ts_report_html(o, "<text x=\"%d\" y=\"%d\" class=\"cv\">dashed: chance</text></svg>\n", x0 + S + 16,
+                 y0 + 8 + 20 * li + 4);
   for (int i = 0; i < d->n_models; i++)
     if (!d->m[i].roc)
       ts_report_html(o, "<p class=\"warn\">%s: no ROC curve (%s).</p>\n", d->m[i].name,
@@ -661,22 +725,29 @@ static void curve_chart(ts_report_out *o, const mil_model *m, int mi, const mil_
   if (hi - lo < 1e-9) lo -= 0.5e-3, hi += 0.5e-3;
   int e1 = f->ep[0].epoch, en = f->ep[f->n_ep - 1].epoch;
   double span = en > e1 ? en - e1 : 1;
-#define CX(e) (x0 + PW * ((e) - e1) / span)
-#define CY(v) (y0 + PH - PH * ((v) - lo) / (hi - lo))
-  ts_report_html(o, "<svg class=\"chart curve\" id=\"mil-curve-%s-fold%d\" role=\"img\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">"
-                    "<title>%s fold %d: loss per epoch</title><text x=\"0\" y=\"14\" class=\"ct\">%s, fold %d</text>"
-                    "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#99a\"/>",
-                 m->name, f->fold, W, H, W, H, m->name, f->fold, m->name, f->fold, x0, y0, PW, PH);
-  ts_report_html(o, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" class=\"cv\">%.3g</text><text x=\"%d\" y=\"%d\" text-anchor=\"end\" class=\"cv\">%.3g</text>"
-                    "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cv\">%d</text><text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cv\">%d</text>"
-                    "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cl\">epoch</text>"
-                    "<text x=\"10\" y=\"%d\" text-anchor=\"middle\" class=\"cl\" transform=\"rotate(-90 10 %d)\">loss</text>",
-                 x0 - 4, y0 + 8, hi, x0 - 4, y0 + PH, lo, x0, y0 + PH + 13, e1, x0 + PW, y0 + PH + 13, en, x0 + PW / 2, y0 + PH + 28,
-                 y0 + PH / 2, y0 + PH / 2);
+#define CX(e) (x0 + PW * ((e)-e1) / span)
+#define CY(v) (y0 + PH - PH * ((v)-lo) / (hi - lo))
+  ts_report_html(
+      o,
+      "<svg class=\"chart curve\" id=\"mil-curve-%s-fold%d\" role=\"img\" width=\"%d\" height=\"%d\" "
+      "viewBox=\"0 0 %d %d\">"
+      "<title>%s fold %d: loss per epoch</title><text x=\"0\" y=\"14\" class=\"ct\">%s, fold %d</text>"
+      "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#99a\"/>",
+      m->name, f->fold, W, H, W, H, m->name, f->fold, m->name, f->fold, x0, y0, PW, PH);
+  ts_report_html(o,
+                 "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" class=\"cv\">%.3g</text><text x=\"%d\" "
+                 "y=\"%d\" text-anchor=\"end\" class=\"cv\">%.3g</text>"
+                 "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cv\">%d</text><text x=\"%d\" "
+                 "y=\"%d\" text-anchor=\"middle\" class=\"cv\">%d</text>"
+                 "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cl\">epoch</text>"
+                 "<text x=\"10\" y=\"%d\" text-anchor=\"middle\" class=\"cl\" transform=\"rotate(-90 10 "
+                 "%d)\">loss</text>",
+                 x0 - 4, y0 + 8, hi, x0 - 4, y0 + PH, lo, x0, y0 + PH + 13, e1, x0 + PW, y0 + PH + 13, en,
+                 x0 + PW / 2, y0 + PH + 28, y0 + PH / 2, y0 + PH / 2);
   const char *col = palette[mi % N_PALETTE];
   for (int s = 0; s < 2; s++) {
-    ts_report_html(o, "<path class=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\"%s d=\"", s ? "val-loss" : "train-loss", col,
-                   s ? " stroke-dasharray=\"5 3\"" : "");
+    ts_report_html(o, "<path class=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\"%s d=\"",
+                   s ? "val-loss" : "train-loss", col, s ? " stroke-dasharray=\"5 3\"" : "");
     bool pen = false;
     for (int i = 0; i < f->n_ep; i++) {
       double v = s ? f->ep[i].val_loss : f->ep[i].train_loss;
@@ -692,9 +763,11 @@ static void curve_chart(ts_report_out *o, const mil_model *m, int mi, const mil_
   for (int i = 0; i < f->n_ep; i++)
     if (f->ep[i].epoch == f->best_epoch && isfinite(f->ep[i].val_loss)) {
       double x = CX(f->best_epoch);
-      ts_report_html(o, "<line class=\"best-epoch\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#b42318\" stroke-dasharray=\"2 2\"/>"
-                        "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"#b42318\"/>"
-                        "<text x=\"%.1f\" y=\"%d\" text-anchor=\"%s\" class=\"cv\">best %lld</text>",
+      ts_report_html(o,
+                     "<line class=\"best-epoch\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" "
+                     "stroke=\"#b42318\" stroke-dasharray=\"2 2\"/>"
+                     "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"#b42318\"/>"
+                     "<text x=\"%.1f\" y=\"%d\" text-anchor=\"%s\" class=\"cv\">best %lld</text>",
                      x, y0, x, y0 + PH, x, CY(f->ep[i].val_loss), x + (x > x0 + PW * 0.7 ? -4 : 4), y0 + 12,
                      x > x0 + PW * 0.7 ? "end" : "start", (long long)f->best_epoch);
     }
@@ -704,7 +777,8 @@ static void curve_chart(ts_report_out *o, const mil_model *m, int mi, const mil_
 }
 
 static void curves(ts_report_out *o, const mil_data *d) {
-  ts_report_html(o, "<h3>Learning curves</h3><p>Loss per epoch: solid train, dashed validation; the red mark is the best epoch "
+  ts_report_html(o, "<h3>Learning curves</h3><p>Loss per epoch: solid train, dashed validation; the red mark "
+                    "is the best epoch "
                     "by validation loss, whose weights were kept and tested.</p>\n");
   for (int i = 0; i < d->n_models; i++) {
     const mil_model *m = &d->m[i];
@@ -725,17 +799,22 @@ typedef struct page_ctx {
 static void pager(ts_report_out *o, int page, int pages) {
   ts_report_html(o, "<p class=\"pager\">Pages of %d test predictions: ", ROWS_PER_PAGE);
   for (int k = 1; k <= pages; k++) {
-    if (k == page) ts_report_html(o, "<b>%d</b>", k);
-    else ts_report_html(o, "<a href=\"mil-%d.html\">%d</a>", k, k);
+    if (k == page)
+      ts_report_html(o, "<b>%d</b>", k);
+    else
+      ts_report_html(o, "<a href=\"mil-%d.html\">%d</a>", k, k);
   }
   ts_report_html(o, "</p>\n");
 }
 
 static void pred_rows(ts_report_out *o, const page_ctx *c) {
   const mil_data *d = c->d;
-  size_t a = (size_t)(c->page - 1) * ROWS_PER_PAGE, b = a + ROWS_PER_PAGE < d->n_pred ? a + ROWS_PER_PAGE : d->n_pred;
-  ts_report_html(o, "<table class=\"milpred\" id=\"mil-predictions\"><tr><th>model</th><th>fold</th><th>slide</th><th>patient</th>"
-                    "<th>label</th><th>%s</th><th>predicted</th><th>heatmap</th></tr>\n",
+  size_t a = (size_t)(c->page - 1) * ROWS_PER_PAGE,
+         b = a + ROWS_PER_PAGE < d->n_pred ? a + ROWS_PER_PAGE : d->n_pred;
+  ts_report_html(o,
+                 "<table class=\"milpred\" "
+                 "id=\"mil-predictions\"><tr><th>model</th><th>fold</th><th>slide</th><th>patient</th>"
+                 "<th>label</th><th>%s</th><th>predicted</th><th>heatmap</th></tr>\n",
                  d->classes > 2 ? "probabilities" : "P(class 1)");
   for (size_t i = a; i < b; i++) {
     const mil_pred *p = &d->p[i];
@@ -745,9 +824,11 @@ static void pred_rows(ts_report_out *o, const page_ctx *c) {
     ts_report_html(o, "</td><td>");
     ts_report_html_text(o, p->patient);
     ts_report_html(o, "</td><td class=\"n\">%d</td><td class=\"n\">", p->label);
-    if (p->nclass == 2) ts_report_html(o, "%.3f", p->prob[1]);
+    if (p->nclass == 2)
+      ts_report_html(o, "%.3f", p->prob[1]);
     else
-      for (int k = 0; k < p->nclass; k++) ts_report_html(o, "%s%.3f", k ? ", " : "", p->prob[k]);
+      for (int k = 0; k < p->nclass; k++)
+        ts_report_html(o, "%s%.3f", k ? ", " : "", p->prob[k]);
     ts_report_html(o, "</td><td class=\"n %s\">%d</td><td>", p->pred == p->label ? "ok" : "bad", p->pred);
     if (p->heatmap[0]) {
       char thumb[300];
@@ -761,14 +842,16 @@ static void pred_rows(ts_report_out *o, const page_ctx *c) {
   ts_report_html(o, "</table>\n");
 }
 
-static const char pred_style[] = "<style>table.milpred img{width:96px;height:auto;border:1px solid #ccd}"
-                                 "table.milpred .missing{width:96px;height:40px}.milcurves{display:flex;flex-wrap:wrap;gap:6px}</style>\n";
+static const char pred_style[] =
+    "<style>table.milpred img{width:96px;height:auto;border:1px solid #ccd}"
+    "table.milpred .missing{width:96px;height:40px}.milcurves{display:flex;flex-wrap:wrap;gap:6px}</style>\n";
 
 static int page_body(void *ctx, ts_report_out *o) {
   const page_ctx *c = ctx;
   size_t a = (size_t)(c->page - 1) * ROWS_PER_PAGE + 1,
          b = (size_t)c->page * ROWS_PER_PAGE < c->d->n_pred ? (size_t)c->page * ROWS_PER_PAGE : c->d->n_pred;
-  ts_report_html(o, "%s<section id=\"mil\"><h2>MIL test predictions %zu–%zu of %zu</h2>\n", pred_style, a, b, c->d->n_pred);
+  ts_report_html(o, "%s<section id=\"mil\"><h2>MIL test predictions %zu–%zu of %zu</h2>\n", pred_style, a, b,
+                 c->d->n_pred);
   pager(o, c->page, c->pages);
   pred_rows(o, c);
   pager(o, c->page, c->pages);
@@ -778,10 +861,13 @@ static int page_body(void *ctx, ts_report_out *o) {
 
 static int predictions(ts_report_out *o, const mil_data *d) {
   size_t heat = 0;
-  for (size_t i = 0; i < d->n_pred; i++) heat += d->p[i].heatmap[0] != '\0';
-  ts_report_html(o, "<h3>Test slides</h3><p><b id=\"mil-n-predictions\">%zu</b> test predictions (each slide as tested by "
-                    "each model in its fold), %zu with an attention heatmap (click for the full-size image).</p>\n",
-                 d->n_pred, heat);
+  for (size_t i = 0; i < d->n_pred; i++)
+    heat += d->p[i].heatmap[0] != '\0';
+  ts_report_html(
+      o,
+      "<h3>Test slides</h3><p><b id=\"mil-n-predictions\">%zu</b> test predictions (each slide as tested by "
+      "each model in its fold), %zu with an attention heatmap (click for the full-size image).</p>\n",
+      d->n_pred, heat);
   if (!d->n_pred) return 0;
   int pages = (int)((d->n_pred + ROWS_PER_PAGE - 1) / ROWS_PER_PAGE);
   page_ctx c = {d, 1, pages};
@@ -809,11 +895,13 @@ static int mil_html(const ts_report *r, const void *data, ts_report_out *o) {
     ts_report_html_text(o, d->info.note);
     ts_report_html(o, " (the results below are from an earlier one)</p>\n");
   }
-  ts_report_html(o, "<p>%d model(s) × %d fold(s), %s task (%d classes). Each fold's model is the epoch with the lowest "
-                    "validation loss, evaluated on the fold's test slides only. Mean ± sd over folds; the pooled AUC is "
-                    "that of all folds' test predictions together, with its DeLong 95%% confidence interval%s.</p>\n",
-                 d->n_models, d->folds, d->classes > 2 ? "multiclass" : "binary", d->classes,
-                 d->classes > 2 ? " (with more than two classes: the one-vs-rest macro AUC, no interval)" : "");
+  ts_report_html(
+      o,
+      "<p>%d model(s) × %d fold(s), %s task (%d classes). Each fold's model is the epoch with the lowest "
+      "validation loss, evaluated on the fold's test slides only. Mean ± sd over folds; the pooled AUC is "
+      "that of all folds' test predictions together, with its DeLong 95%% confidence interval%s.</p>\n",
+      d->n_models, d->folds, d->classes > 2 ? "multiclass" : "binary", d->classes,
+      d->classes > 2 ? " (with more than two classes: the one-vs-rest macro AUC, no interval)" : "");
   summary_table(o, d);
   fold_table(o, d);
   roc_chart(o, d);
