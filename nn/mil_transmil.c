@@ -18,6 +18,8 @@
  * iterations, residual value conv kernel 33, dropout 0.1 on the attention's output projection
  * (to_out.1). opts.dropout and opts.attn_dim are not used: TransMIL has no other dropout and no
  * attention MLP. n_classes 1 gives one output (regression through ts_mil_loss's MSE).
+ * No instance loss (inst_loss stays NULL; a label changes nothing). float32 and float64.
+ * Cost per TransLayer is linear in the sequence: [8, n_pad, m] attention blocks, m = 256.
  *
  * NystromAttention (per TransLayer, on the normalised sequence x [n, L]; nothing is masked, as
  * TransMIL passes no mask):
@@ -90,9 +92,9 @@ struct conv {
 };
 
 struct nystrom {
-  ts_tensor *qkv_w;    /* to_qkv.weight */
-  ts__mil_linear out;  /* to_out.0 */
-  ts_tensor *res_w;    /* res_conv.weight */
+  ts_tensor *qkv_w;   /* to_qkv.weight */
+  ts__mil_linear out; /* to_out.0 */
+  ts_tensor *res_w;   /* res_conv.weight */
 };
 
 struct translayer {
@@ -183,7 +185,8 @@ out:
 
 /* nn.Conv2d(dim, dim, k, groups=dim) ("<name>.weight" [dim, 1, kh, kw], "<name>.bias" [dim] unless
  * !bias), default initialisation. */
-static int conv_new(ts_mil *m, const char *name, int64_t ch, int64_t kh, int64_t kw, bool bias, struct conv *c) {
+static int conv_new(ts_mil *m, const char *name, int64_t ch, int64_t kh, int64_t kw, bool bias,
+                    struct conv *c) {
   char full[128];
   int64_t ws[4] = {ch, 1, kh, kw};
   double bound = 1.0 / sqrt((double)(kh * kw)); /* fan_in = (in / groups) · kh · kw = kh · kw */
@@ -482,7 +485,7 @@ static int transmil_forward(ts_mil *m, void *impl, const ts_tensor *bag, bool tr
   TS_TRY(ts__mil_linear_fwd(&t->fc2, out->embedding, &out->logits));
   /* a_raw: the cls row over the N real tiles (key 0 is the cls token), mean over heads */
   K(rt, ts_tensor_narrow(row, 2, 1, n, &rt)); /* [h, 1, N] */
-  K(am, ts_nn_mean(rt, 0, false, &am));      /* [1, N] */
+  K(am, ts_nn_mean(rt, 0, false, &am));       /* [1, N] */
   TS_TRY(ts_tensor_reshape(am, &n, 1, &out->a_raw));
 out:
   scratch_free(&sc);
