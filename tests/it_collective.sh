@@ -18,6 +18,16 @@ printf 'slide_id,patient_id,path\n' >cohort.csv
 printf 'run:\n  dir: run\n  seed: 7\ncohort:\n  csv: cohort.csv\n' >config.yaml
 export TOY_STEPS=80 TOY_EVERY=5 TOY_STEP_MS=40
 toy_pids() { pgrep -P "$1" -f "tessera_toy run" || true; }
+# wait (up to 120 s, whatever the machine's load) until run/ has recorded at least $1 checkpoints
+wait_ckpt() {
+  local want=$1 i
+  for i in $(seq 1 1200); do
+    n=$(sqlite3 -readonly run/ledger.sqlite "select count(*) from checkpoints" 2>/dev/null || echo 0)
+    [ "${n:-0}" -ge "$want" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
 outs() { (cd "$1" && sha256sum toy/result.txt toy/curve.csv 2>/dev/null); }
 runs=(mpirun -np 2 "$TESSERA_TOY" run config.yaml)
 
@@ -35,22 +45,26 @@ check "a second run has nothing to do" grep -q "toy: all 1 training run already 
 resumed=0
 for t in $(seq 1 "$trials"); do
   rm -rf run
-  delay=$((1500 + RANDOM % 2500))
+  # kill at a random moment after a random number (1-8) of checkpoints: under any load the kill
+  # lands mid-training, with something to resume from
+  want=$((1 + RANDOM % 8))
+  delay=$((RANDOM % 200))
   "${runs[@]}" >"$WORK/kill.log" 2>&1 &
   mp=$!
-  sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+  wait_ckpt "$want" || true
+  sleep "$(printf '0.%03d' "$delay")"
   pids=($(toy_pids "$mp"))
   victim=$((RANDOM % 2))
   if [ ${#pids[@]} -gt 0 ]; then kill -9 "${pids[$((victim % ${#pids[@]}))]}" 2>/dev/null || true; fi
   wait "$mp" || true
   step=$(ledger_q run "select coalesce(max(step), -1) from checkpoints where stage='toy'" 2>/dev/null || echo -1)
-  echo "collective: trial $t: kill -9 of a rank at ${delay} ms, last checkpoint recorded: step $step"
+  echo "collective: trial $t: kill -9 of a rank ${delay} ms after checkpoint $want, last checkpoint recorded: step $step"
   expect_rc 0 "${runs[@]}"
   if [ "${step:--1}" -gt 0 ] 2>/dev/null; then
     resumed=$((resumed + 1))
     check "trial $t: resumed from the checkpoint of step $step" grep -q "resuming from the checkpoint of step $step" "$WORK/out"
   fi
-  check "trial $t (seed $seed, ${delay} ms): outputs identical to the uninterrupted run" test "$ref" = "$(outs run)"
+  check "trial $t (seed $seed, after checkpoint $want + ${delay} ms): outputs identical to the uninterrupted run" test "$ref" = "$(outs run)"
   check_ledger_consistent run "trial $t"
 done
 check "at least one trial resumed from a checkpoint (not just restarted)" test "$resumed" -gt 0
@@ -59,7 +73,7 @@ check "at least one trial resumed from a checkpoint (not just restarted)" test "
 rm -rf run
 "${runs[@]}" >"$WORK/term.log" 2>&1 &
 mp=$!
-sleep 2.5
+wait_ckpt 2 || true
 pkill -TERM -P "$mp" -f 'tessera_toy run' || true  # every rank, as Slurm signals them
 set +e; wait "$mp"; rc=$?; set -e
 check "SIGTERM: exit 3 (stopped; pending)" test "$rc" = 3
