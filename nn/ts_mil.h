@@ -13,6 +13,11 @@
  *              classifier L→C, one instance classifier L→2 per class, and the instance loss.
  *   "clam_mb"  CLAM multi branch (CLAM_MB): C attention branches, C bag classifiers L→1 (class c
  *              scores the bag through its own attention), the same instance classifiers.
+ *   "transmil" TransMIL (Shao et al., NeurIPS 2021; szc19990412/TransMIL models/TransMIL.py):
+ *              two Nyström-attention layers around the PPEG position encoding, a cls token;
+ *              names and a_raw (the cls token's row of the last layer's approximate attention
+ *              over the real tiles, head mean: for ranking, not a softmax) in nn/mil_transmil.c.
+ *              n_classes 1 (regression) works here too.
  * L = hidden (512) and Dₐ = attn_dim (256) are the papers' ("small" in CLAM's size_dict).
  *
  * A worked example — one training step of CLAM-SB on a bag (error handling shortened):
