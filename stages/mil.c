@@ -621,6 +621,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   }
   ts_nn_set_num_threads((int)c->mil.threads);
   ts_nn_set_deterministic(true);
+  ts_nn_tune_malloc(); /* glibc keeps the activations' memory instead of faulting it in each bag */
   uint64_t useed = mix64((uint64_t)c->run.seed ^ mix64(str_hash(arch)) ^ mix64((uint64_t)fold + 1));
   ts_mil_opts mo;
   ts_mil_opts_default(&mo);
