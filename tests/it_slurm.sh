@@ -72,7 +72,7 @@ $PY - "$WORK/status.json" <<'EOF' && pass "status: every unit of every stage don
 import json, sys
 s = json.load(open(sys.argv[1]))
 st = s["stages"]
-ok = st and all(x["done"] > 0 and x["failed"] == 0 and x["pending"] == 0 for x in st)
+ok = st and all((x["done"] > 0 or x.get("skipped")) and x["failed"] == 0 and x["pending"] == 0 for x in st)  # a stage with nothing to do (mil without models) is skipped, saying why
 print("    " + ", ".join(f'{x["name"]} {x["done"]}/{x["done"] + x["failed"] + x["pending"]}' for x in st))
 sys.exit(0 if ok else 1)
 EOF
