@@ -912,7 +912,7 @@ static int finish(const ts_run *run) {
       fprintf(fc, "%s,%d", models[m], f);
       fprintf(fj, "%s{\"fold\": %d", done ? ", " : "", f);
       for (int k = 0; k < 4; k++) {
-        fprintf(fc, ",%.17g", v[f * 4 + k]);
+        fprintf(fc, ",%.9g", v[f * 4 + k]); /* as metrics.json holds them */
         fprintf(fj, ", \"%s\": ", mk[k] + 5);
         jnum(fj, v[f * 4 + k]);
       }
