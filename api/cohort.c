@@ -254,6 +254,21 @@ void ts_units_clear(ts_units *u) {
   memset(u, 0, sizeof *u);
 }
 
+void ts_encoder_tag(const char *name, char *out, size_t n) {
+  if (!strncmp(name, "torchscript:", 12)) {
+    const char *base = strrchr(name + 12, '/');
+    base = base ? base + 1 : name + 12;
+    snprintf(out, n, "torchscript-%s", base);
+    char *dot = strrchr(out, '.');
+    if (dot && dot > out + 12) *dot = '\0';
+  } else {
+    snprintf(out, n, "%s", name);
+  }
+  for (char *c = out; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
+      *c = '_';
+}
+
 int ts_run_path(const ts_run *run, const char *name, char *buf, size_t n) {
   return ts_io_join(run->dir, name, buf, n);
 }

@@ -226,6 +226,11 @@ int ts_cohort_parse(const char *csv_path, const char *text, ts_cohort *out);
 void ts_cohort_clear(ts_cohort *c);
 const ts_cohort_row *ts_cohort_find(const ts_cohort *c, const char *slide_id);
 
+/* The folder name of an encoder's features (features/<tag>/): its name, or
+ * torchscript-<file stem>, made safe as a file name. Shared by the extract stage (writer) and
+ * its readers (mil). */
+void ts_encoder_tag(const char *name, char *out, size_t n);
+
 /* Absolute path of name inside the run directory. */
 int ts_run_path(const ts_run *run, const char *name, char *buf, size_t n);
 

@@ -113,25 +113,19 @@ static int cb_result(void *ctx, const ts_sched_result *r) {
                                r->seconds, r->token, r->message);
 }
 
-static int ts_count(const char *const *v) {
-  int n = 0;
-  while (v[n]) n++;
-  return n;
-}
-
 /* Rank 0: hash of a stage = its config keys + the hashes of the stages it needs. */
 static void stage_hash(const ts_run *run, const struct ts_stage *st, char (*hashes)[65], char out[65]) {
   char keys[65], buf[64 * 70 + 200];
   ts_config_hash_keys(run->cfg, st->config_keys, keys);
   int n = snprintf(buf, sizeof buf, "%s:%s", st->name, keys);
-  const char *more[16];
-  int n_more = st->needs_for ? st->needs_for(run->cfg, more, 16) : 0;
-  for (int k = 0; (st->needs && st->needs[k]) || k - (st->needs ? ts_count(st->needs) : 0) < n_more; k++) {
-    const char *need = st->needs && st->needs[k] ? st->needs[k] : more[k - (st->needs ? ts_count(st->needs) : 0)];
+  const char *all[64 + 16];
+  int n_all = 0;
+  for (int k = 0; st->needs && st->needs[k] && n_all < 64; k++) all[n_all++] = st->needs[k];
+  if (st->needs_for) n_all += st->needs_for(run->cfg, all + n_all, 16);
+  for (int k = 0; k < n_all; k++)
     for (int j = 0; ts_stages[j] && j < 64; j++)
-      if (!strcmp(ts_stages[j]->name, need) && n < (int)sizeof buf - 70)
+      if (!strcmp(ts_stages[j]->name, all[k]) && n < (int)sizeof buf - 70)
         n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s", hashes[j]);
-  }
   ts_io_sha256(buf, strlen(buf), out);
 }
 

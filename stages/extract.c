@@ -57,22 +57,6 @@ static int parse3(const char *s, double v[3], const char *key) {
   return ts_error_set(TS_ECONFIG, "CONFIG_TYPE", "extract.%s must be three numbers 'a,b,c', got '%s'", key, s);
 }
 
-/* The directory name of an encoder: its name, or torchscript-<file stem>. */
-static void encoder_tag(const char *name, char *out, size_t n) {
-  if (!strncmp(name, "torchscript:", 12)) {
-    const char *base = strrchr(name + 12, '/');
-    base = base ? base + 1 : name + 12;
-    snprintf(out, n, "torchscript-%s", base);
-    char *dot = strrchr(out, '.');
-    if (dot && dot > out + 12) *dot = '\0';
-  } else {
-    snprintf(out, n, "%s", name);
-  }
-  for (char *c = out; *c; c++)
-    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
-      *c = '_';
-}
-
 static int local_ranks(void) {
   const char *v = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
   if (!v) v = getenv("SLURM_NTASKS_PER_NODE");
@@ -519,7 +503,7 @@ static int work_merge(const ts_run *run, const char *slide, ts_unit_record *rec)
     data = NULL;
   }
   TS_TRY(ts_run_path(run, "features", dir, sizeof dir));
-  encoder_tag(c->extract.encoder, tag, sizeof tag);
+  ts_encoder_tag(c->extract.encoder, tag, sizeof tag);
   snprintf(rec->output, sizeof rec->output, "features/%s/%s.h5", tag, slide);
   snprintf(rel, sizeof rel, "features/%s", tag);
   TS_TRY(ts_run_path(run, rel, dir, sizeof dir));

@@ -255,20 +255,11 @@ static void bag_clear(bag *b) {
 
 /* features/<encoder>/<slide>.h5 → its features (float16 files read as float32) and coords. */
 static int read_bag(const ts_run *run, const char *slide, bag *b) {
-  char rel[1024], sum[65], path[TS_PATH_MAX];
+  char rel[1024], tag[256], path[TS_PATH_MAX];
   memset(b, 0, sizeof *b);
   /* any rank: the feature file's name is the extract stage's; no ledger here */
-  snprintf(rel, sizeof rel, "features/%s/%s.h5", run->cfg->extract.encoder, slide);
-  (void)sum;
-  if (!strncmp(run->cfg->extract.encoder, "torchscript:", 12)) {
-    const char *base = strrchr(run->cfg->extract.encoder + 12, '/');
-    base = base ? base + 1 : run->cfg->extract.encoder + 12;
-    char tag[256];
-    snprintf(tag, sizeof tag, "torchscript-%s", base);
-    char *dot = strrchr(tag, '.');
-    if (dot && dot > tag + 12) *dot = '\0';
-    snprintf(rel, sizeof rel, "features/%s/%s.h5", tag, slide);
-  }
+  ts_encoder_tag(run->cfg->extract.encoder, tag, sizeof tag);
+  snprintf(rel, sizeof rel, "features/%s/%s.h5", tag, slide);
   if (run->cfg->mil.features && run->cfg->mil.features[0]) {
     snprintf(rel, sizeof rel, "%s.h5", slide);
     TS_CALL(ts_io_join(run->cfg->mil.features, rel, path, sizeof path));
@@ -566,6 +557,12 @@ static int write_att(void *ctx, const ts_split_row *r, const bag *b, const float
   return rc;
 }
 
+/* A number, or null where JSON has none (NaN, inf). */
+static void jnum(FILE *f, double v, const char *fmt) {
+  if (isfinite(v)) fprintf(f, fmt, v);
+  else fprintf(f, "null");
+}
+
 static int write_text(const ts_run *run, const char *rel, const char *text, size_t len, ts_unit_record *rec) {
   char path[TS_PATH_MAX];
   TS_CALL(ts_run_path(run, rel, path, sizeof path));
@@ -782,21 +779,25 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   free(pred);
   if (rc < 0) goto out;
   double tauc = auc_of(&test, C);
-  char js[1024];
-  int jl = snprintf(js, sizeof js,
-                    "{\"model\": \"%s\", \"fold\": %d, \"classes\": %d, \"n_train\": %zu, \"n_val\": %zu, \"n_test\": %zu,\n"
-                    " \"epochs_run\": %d, \"best_epoch\": %d, \"best_val_loss\": %.9g,\n"
-                    " \"test_auc\": %.9g, \"test_accuracy\": %.9g, \"test_balanced_accuracy\": %.9g, \"test_f1\": %.9g}\n",
-                    arch, fold, C, tr->n, sets[TS_SET_VAL].n, test.n, epochs_run, best_epoch + 1, best_loss, tauc, cm.accuracy,
-                    cm.balanced_accuracy, cm.f1);
-  for (char *p = js; *p; p++) /* JSON has no NaN */
-    if (!strncmp(p, "nan", 3) || !strncmp(p, "-nan", 4)) {
-      memmove(p + 4, p + (p[0] == '-' ? 4 : 3), strlen(p + (p[0] == '-' ? 4 : 3)) + 1);
-      memcpy(p, "null", 4);
-    }
-  jl = (int)strlen(js);
+  char *js = NULL;
+  size_t js_len = 0;
+  FILE *fj = open_memstream(&js, &js_len);
+  if (!fj) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "metrics");
+  fprintf(fj, "{\"model\": \"%s\", \"fold\": %d, \"classes\": %d, \"n_train\": %zu, \"n_val\": %zu, \"n_test\": %zu,\n"
+              " \"epochs_run\": %d, \"best_epoch\": %d, \"best_val_loss\": ",
+          arch, fold, C, tr->n, sets[TS_SET_VAL].n, test.n, epochs_run, best_epoch + 1);
+  const char *mk[5] = {NULL, "test_auc", "test_accuracy", "test_balanced_accuracy", "test_f1"};
+  const double mv[5] = {best_loss, tauc, cm.accuracy, cm.balanced_accuracy, cm.f1};
+  for (int k = 0; k < 5; k++) { /* JSON has no NaN: jnum writes null */
+    if (mk[k]) fprintf(fj, "%s\"%s\": ", k == 1 ? ",\n " : ", ", mk[k]);
+    jnum(fj, mv[k], "%.9g");
+  }
+  fprintf(fj, "}\n");
+  fclose(fj);
   snprintf(rel, sizeof rel, "mil/%s/fold%d/metrics.json", arch, fold);
-  TS_TRY(write_text(run, rel, js, (size_t)jl, rec));
+  rc = write_text(run, rel, js, js_len, rec);
+  free(js);
+  if (rc < 0) goto out;
   rec->items = (int64_t)tr->n * epochs_run; /* bags trained on */
 out:
   if (mem) fclose(mem);
@@ -861,10 +862,6 @@ static void mean_sd(const double *v, int n, double *mean, double *sd) {
   *sd = k > 1 ? sqrt(ss / (k - 1)) : NAN;
 }
 
-static void jnum(FILE *f, double v) {
-  if (isfinite(v)) fprintf(f, "%.17g", v);
-  else fprintf(f, "null");
-}
 
 static int finish(const ts_run *run) {
   const ts_config *c = run->cfg;
@@ -914,7 +911,7 @@ static int finish(const ts_run *run) {
       for (int k = 0; k < 4; k++) {
         fprintf(fc, ",%.9g", v[f * 4 + k]); /* as metrics.json holds them */
         fprintf(fj, ", \"%s\": ", mk[k] + 5);
-        jnum(fj, v[f * 4 + k]);
+        jnum(fj, v[f * 4 + k], "%.17g");
       }
       fprintf(fc, "\n");
       fprintf(fj, "}");
@@ -943,20 +940,20 @@ static int finish(const ts_run *run) {
       for (int f = 0; f < nn; f++) col[f] = v[f * 4 + k];
       mean_sd(col, nn, &mean, &sd);
       fprintf(fj, ", \"%s_mean\": ", names[k]);
-      jnum(fj, mean);
+      jnum(fj, mean, "%.17g");
       fprintf(fj, ", \"%s_sd\": ", names[k]);
-      jnum(fj, sd);
+      jnum(fj, sd, "%.17g");
     }
     ts_auc a;
     memset(&a, 0, sizeof a);
     bool ok = pl.n >= 2 && ts_auc_delong(pl.y, pl.s, pl.n, 0.95, &a) >= 0;
     ts_error_clear();
     fprintf(fj, ",\n   \"pooled_auc\": ");
-    jnum(fj, ok ? a.auc : NAN);
+    jnum(fj, ok ? a.auc : NAN, "%.17g");
     fprintf(fj, ", \"pooled_auc_ci95\": [");
-    jnum(fj, ok ? a.lower : NAN);
+    jnum(fj, ok ? a.lower : NAN, "%.17g");
     fprintf(fj, ", ");
-    jnum(fj, ok ? a.upper : NAN);
+    jnum(fj, ok ? a.upper : NAN, "%.17g");
     fprintf(fj, "], \"pooled_n\": %zu, \"ci_method\": \"DeLong\"}", pl.n);
     free(pl.y);
     free(pl.s);
