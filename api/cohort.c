@@ -102,11 +102,16 @@ int ts_cohort_parse(const char *csv_path, const char *text, ts_cohort *out) {
     char p[TS_PATH_MAX];
     TS_TRY(ts_io_join(csv_dir, fields[col_path], p, sizeof p));
     r->path = strdup(p);
-    if (col_label >= 0 && fields[col_label][0]) {
+    r->score = NAN;
+    if (col_label >= 0 && fields[col_label][0]) { /* a class (0..C-1) or a regression score */
       char *end;
-      long v = strtol(fields[col_label], &end, 10);
-      if (*end) TS_FAIL(TS_ECONFIG, "COHORT_BAD_VALUE", "%s:%d: column label: '%s' is not an integer", csv_path, line_no, fields[col_label]);
-      r->label = (int)v;
+      errno = 0;
+      double v = strtod(fields[col_label], &end);
+      if (*end || errno || !isfinite(v))
+        TS_FAIL(TS_ECONFIG, "COHORT_BAD_VALUE", "%s:%d: column label: '%s' is not a number (a class 0..C-1, or a score for mil.task: regression)",
+                csv_path, line_no, fields[col_label]);
+      r->score = v;
+      r->label = v >= 0 && v <= 1e9 && v == floor(v) ? (int)v : TS_LABEL_NOT_CLASS;
     }
     if (col_mpp >= 0 && fields[col_mpp][0]) {
       char *end;
@@ -190,7 +195,7 @@ int ts_unit_key_slide(const ts_run *run, const ts_cohort_row *row, const char *u
     mtime = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
   }
   int k = snprintf(buf, n, "path=%s\nmpp=%.17g\nsize=%lld\nmtime_ns=%lld\n", row->path, row->mpp, size, mtime);
-  if (with_label && k >= 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, "label=%d\n", row->label);
+  if (with_label && k >= 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, "label=%.17g\n", row->score);
   if (upstream && k >= 0 && (size_t)k < n) {
     char rel[1024], sum[65];
     TS_CALL(ts_run_unit_output(run, upstream, row->slide_id, rel, sizeof rel, sum));

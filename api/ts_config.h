@@ -35,8 +35,8 @@ typedef struct ts_config {
   struct { int64_t max_attempts; } scheduler;
   struct { char *encoder, *checkpoint; int64_t input_size; char *mean, *std; int64_t batch, threads, decode_threads, shard_tiles; bool float16; } extract;
   struct { char *clinical_schema, *genomic_schema; int64_t block_rows; } records;
-  struct { char *models; int64_t folds; double val_frac, test_frac; char *splits, *features; int64_t epochs, min_epochs, patience;
-           double lr, weight_decay, dropout; int64_t k_sample; bool balanced; int64_t threads; } mil;
+  struct { char *models, *task; int64_t classes, folds; double val_frac, test_frac; char *splits, *features; int64_t epochs, min_epochs, patience;
+           char *optimizer; double lr, weight_decay, dropout; int64_t k_sample; bool balanced; int64_t threads; } mil;
   /* Not from YAML: */
   char *text;      /* canonical resolved YAML */
   char hash[65];   /* SHA-256 of text */

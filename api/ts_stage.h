@@ -60,10 +60,16 @@ enum ts_stage_flags {
                                * outcome (exit code, finish time) is recorded */
 };
 
+enum { TS_LABEL_NONE = -1, TS_LABEL_NOT_CLASS = -2 };
+
 /* One row of the cohort CSV. */
 typedef struct ts_cohort_row {
   char *slide_id, *patient_id, *path; /* path absolute (relative ones resolved vs the CSV) */
-  int label;                          /* -1 when the CSV has no label column or it is empty */
+  int label;                          /* the label as a class: an integer >= 0; TS_LABEL_NONE (-1)
+                                         when the CSV has no label column or it is empty,
+                                         TS_LABEL_NOT_CLASS (-2) when it is a number that is not a
+                                         class (negative, fractional: a regression score) */
+  double score;                       /* the label as a number (regression); NAN when absent */
   double mpp;                         /* 0 when absent */
   int line;                           /* line in the CSV */
 } ts_cohort_row;

@@ -830,6 +830,16 @@ int ts_optim_adamw_new(const ts_tensor *const *params, int n, double lr, double 
   });
 }
 
+int ts_optim_adam_new(const ts_tensor *const *params, int n, double lr, double beta1, double beta2,
+                      double eps, double weight_decay, ts_optim **out) {
+  return make_optim(__func__, params, n, out, lr, [&](std::vector<at::Tensor> v) {
+    return new torch::optim::Adam(std::move(v), torch::optim::AdamOptions(lr)
+                                                    .betas(std::make_tuple(beta1, beta2))
+                                                    .eps(eps)
+                                                    .weight_decay(weight_decay));
+  });
+}
+
 int ts_optim_step(ts_optim *o) {
   return guard(__func__, [&]() {
     if (!o) fail(TS_EINVAL, "NN_ARG", "optimiser is NULL");
@@ -970,14 +980,84 @@ struct reader {
 
 const char *optim_kind(const torch::optim::Optimizer *o) {
   if (dynamic_cast<const torch::optim::AdamW *>(o)) return "AdamW";
+  if (dynamic_cast<const torch::optim::Adam *>(o)) return "Adam";
   if (dynamic_cast<const torch::optim::SGD *>(o)) return "SGD";
   fail(TS_EINTERNAL, "NN_ERROR", "optimiser of unknown kind");
 }
 
-/* Each kind's hyper-parameter that the other kind lacks: it names the kind of a state. */
+/* Adam and AdamW keep the same state (PyTorch's state_dicts of the two cannot be told apart). */
+bool adam_family(const char *kind) { return std::strcmp(kind, "SGD") != 0; }
+
+/* Each family's hyper-parameter that the other family lacks: it names the family of a state. */
 const char *kind_marker(const char *kind) {
-  return std::strcmp(kind, "AdamW") == 0 ? "param_groups.0.betas" : "param_groups.0.momentum";
+  return adam_family(kind) ? "param_groups.0.betas" : "param_groups.0.momentum";
 }
+
+extern "C++" {
+template <class PS, class OP>
+void adam_state_put(ts_nn_state *s, const torch::optim::Optimizer &opt) {
+  const auto &group = opt.param_groups().at(0);
+  const std::vector<at::Tensor> &params = group.params();
+  const auto &st = opt.state();
+  const std::string pg = "param_groups.0.";
+  int64_t n = static_cast<int64_t>(params.size());
+  for (int64_t i = 0; i < n; i++) {
+    auto it = st.find(param_key(params[static_cast<size_t>(i)]));
+    if (it == st.end()) continue; /* no step yet: no state, as in PyTorch */
+    const auto &ps = static_cast<const PS &>(*it->second);
+    std::string pre = "state." + std::to_string(i) + ".";
+    put_i64(s, pre + "step", ps.step());
+    put(s, pre + "exp_avg", snapshot(ps.exp_avg()));
+    put(s, pre + "exp_avg_sq", snapshot(ps.exp_avg_sq()));
+    if (ps.max_exp_avg_sq().defined()) put(s, pre + "max_exp_avg_sq", snapshot(ps.max_exp_avg_sq()));
+  }
+  const auto &op = static_cast<const OP &>(group.options());
+  put_f64(s, pg + "lr", op.lr());
+  double b[2] = {std::get<0>(op.betas()), std::get<1>(op.betas())};
+  put(s, pg + "betas", at::tensor(at::ArrayRef<double>(b, 2), at::TensorOptions().dtype(at::kDouble)));
+  put_f64(s, pg + "eps", op.eps());
+  put_f64(s, pg + "weight_decay", op.weight_decay());
+  put_i64(s, pg + "amsgrad", op.amsgrad() ? 1 : 0);
+}
+} // extern "C++"
+
+extern "C++" {
+template <class PS, class OP>
+void adam_state_read(reader &r, torch::optim::OptimizerParamGroup &group,
+                     std::vector<std::unique_ptr<torch::optim::OptimizerParamState>> &next) {
+  const std::vector<at::Tensor> &params = group.params();
+  const ts_nn_state *s = r.s;
+  const std::string pg = "param_groups.0.";
+  int64_t n = static_cast<int64_t>(params.size());
+  const auto &op = static_cast<const OP &>(group.options());
+  const at::Tensor &b = r.need(pg + "betas");
+  if (b.numel() != 2)
+    fail(TS_EINPUT, "NN_CHECKPOINT",
+         "'" + pg + "betas' has " + std::to_string(b.numel()) + " values, not 2");
+  at::Tensor bd = b.detach().to(at::kCPU).to(at::kDouble).reshape({2});
+  double b0 = bd[0].item<double>(), b1 = bd[1].item<double>();
+  if (!(b0 == std::get<0>(op.betas()) && b1 == std::get<1>(op.betas())))
+    fail(TS_EINPUT, "NN_CHECKPOINT",
+         "'" + pg + "betas' is (" + num(b0) + ", " + num(b1) + ") in the checkpoint but (" +
+             num(std::get<0>(op.betas())) + ", " + num(std::get<1>(op.betas())) + ") in this optimiser");
+  r.check(pg + "eps", op.eps());
+  r.check(pg + "weight_decay", op.weight_decay());
+  r.check(pg + "amsgrad", op.amsgrad() ? 1.0 : 0.0);
+  for (int64_t i = 0; i < n; i++) {
+    const at::Tensor &p = params[static_cast<size_t>(i)];
+    std::string pre = "state." + std::to_string(i) + ".";
+    if (!ts_nn_state_find(s, (pre + "step").c_str()) && !ts_nn_state_find(s, (pre + "exp_avg").c_str()) &&
+        !ts_nn_state_find(s, (pre + "exp_avg_sq").c_str()))
+      continue; /* not stepped yet */
+    std::unique_ptr<PS> ps(new PS);
+    ps->step(r.step(pre + "step"));
+    ps->exp_avg(r.moment(pre + "exp_avg", p));
+    ps->exp_avg_sq(r.moment(pre + "exp_avg_sq", p));
+    if (op.amsgrad()) ps->max_exp_avg_sq(r.moment(pre + "max_exp_avg_sq", p));
+    next[static_cast<size_t>(i)] = std::move(ps);
+  }
+}
+} // extern "C++"
 
 } // namespace
 
@@ -994,24 +1074,11 @@ int ts_optim_state(const ts_optim *o, ts_nn_state **out) {
     const auto &st = opt.state();
     const std::string pg = "param_groups.0.";
     int64_t n = static_cast<int64_t>(params.size());
-    if (std::strcmp(optim_kind(&opt), "AdamW") == 0) {
-      for (int64_t i = 0; i < n; i++) {
-        auto it = st.find(param_key(params[static_cast<size_t>(i)]));
-        if (it == st.end()) continue; /* no step yet: no state, as in PyTorch */
-        const auto &ps = static_cast<const torch::optim::AdamWParamState &>(*it->second);
-        std::string pre = "state." + std::to_string(i) + ".";
-        put_i64(s, pre + "step", ps.step());
-        put(s, pre + "exp_avg", snapshot(ps.exp_avg()));
-        put(s, pre + "exp_avg_sq", snapshot(ps.exp_avg_sq()));
-        if (ps.max_exp_avg_sq().defined()) put(s, pre + "max_exp_avg_sq", snapshot(ps.max_exp_avg_sq()));
-      }
-      const auto &op = static_cast<const torch::optim::AdamWOptions &>(group.options());
-      put_f64(s, pg + "lr", op.lr());
-      double b[2] = {std::get<0>(op.betas()), std::get<1>(op.betas())};
-      put(s, pg + "betas", at::tensor(at::ArrayRef<double>(b, 2), at::TensorOptions().dtype(at::kDouble)));
-      put_f64(s, pg + "eps", op.eps());
-      put_f64(s, pg + "weight_decay", op.weight_decay());
-      put_i64(s, pg + "amsgrad", op.amsgrad() ? 1 : 0);
+    const char *kind = optim_kind(&opt);
+    if (std::strcmp(kind, "AdamW") == 0) {
+      adam_state_put<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(s, opt);
+    } else if (std::strcmp(kind, "Adam") == 0) {
+      adam_state_put<torch::optim::AdamParamState, torch::optim::AdamOptions>(s, opt);
     } else {
       for (int64_t i = 0; i < n; i++) {
         auto it = st.find(param_key(params[static_cast<size_t>(i)]));
@@ -1045,9 +1112,9 @@ int ts_optim_load_state(ts_optim *o, const ts_nn_state *s) {
     auto &group = opt.param_groups().at(0);
     const std::vector<at::Tensor> &params = group.params();
     const char *kind = optim_kind(&opt);
-    bool adamw = std::strcmp(kind, "AdamW") == 0;
-    const char *other = adamw ? "SGD" : "AdamW";
-    if (ts_nn_state_find(s, kind_marker(other)))
+    bool adamw = adam_family(kind); /* Adam or AdamW */
+    const char *other = adamw ? "SGD" : "Adam/AdamW";
+    if (ts_nn_state_find(s, kind_marker(adamw ? "SGD" : "Adam")))
       fail(TS_EINPUT, "NN_CHECKPOINT",
            std::string("'") + kind_marker(other) + "' says this is an " + other +
                " state; the optimiser is " + kind);
@@ -1063,34 +1130,10 @@ int ts_optim_load_state(ts_optim *o, const ts_nn_state *s) {
     if (!(lr >= 0.0)) fail(TS_EINPUT, "NN_CHECKPOINT", "'" + pg + "lr' = " + num(lr) + " < 0");
     /* Validate and build everything first: a failed load leaves the optimiser as it was. */
     std::vector<std::unique_ptr<torch::optim::OptimizerParamState>> next(params.size());
-    if (adamw) {
-      const auto &op = static_cast<const torch::optim::AdamWOptions &>(group.options());
-      const at::Tensor &b = r.need(pg + "betas");
-      if (b.numel() != 2)
-        fail(TS_EINPUT, "NN_CHECKPOINT",
-             "'" + pg + "betas' has " + std::to_string(b.numel()) + " values, not 2");
-      at::Tensor bd = b.detach().to(at::kCPU).to(at::kDouble).reshape({2});
-      double b0 = bd[0].item<double>(), b1 = bd[1].item<double>();
-      if (!(b0 == std::get<0>(op.betas()) && b1 == std::get<1>(op.betas())))
-        fail(TS_EINPUT, "NN_CHECKPOINT",
-             "'" + pg + "betas' is (" + num(b0) + ", " + num(b1) + ") in the checkpoint but (" +
-                 num(std::get<0>(op.betas())) + ", " + num(std::get<1>(op.betas())) + ") in this optimiser");
-      r.check(pg + "eps", op.eps());
-      r.check(pg + "weight_decay", op.weight_decay());
-      r.check(pg + "amsgrad", op.amsgrad() ? 1.0 : 0.0);
-      for (int64_t i = 0; i < n; i++) {
-        const at::Tensor &p = params[static_cast<size_t>(i)];
-        std::string pre = "state." + std::to_string(i) + ".";
-        if (!ts_nn_state_find(s, (pre + "step").c_str()) && !ts_nn_state_find(s, (pre + "exp_avg").c_str()) &&
-            !ts_nn_state_find(s, (pre + "exp_avg_sq").c_str()))
-          continue; /* not stepped yet */
-        std::unique_ptr<torch::optim::AdamWParamState> ps(new torch::optim::AdamWParamState);
-        ps->step(r.step(pre + "step"));
-        ps->exp_avg(r.moment(pre + "exp_avg", p));
-        ps->exp_avg_sq(r.moment(pre + "exp_avg_sq", p));
-        if (op.amsgrad()) ps->max_exp_avg_sq(r.moment(pre + "max_exp_avg_sq", p));
-        next[static_cast<size_t>(i)] = std::move(ps);
-      }
+    if (std::strcmp(kind, "AdamW") == 0) {
+      adam_state_read<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(r, group, next);
+    } else if (adamw) {
+      adam_state_read<torch::optim::AdamParamState, torch::optim::AdamOptions>(r, group, next);
     } else {
       const auto &op = static_cast<const torch::optim::SGDOptions &>(group.options());
       r.check(pg + "momentum", op.momentum());

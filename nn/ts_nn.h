@@ -300,6 +300,10 @@ int ts_optim_sgd_new(const ts_tensor *const *params, int n, double lr, double mo
 /* AdamW (decoupled weight decay, Loshchilov & Hutter 2019). */
 int ts_optim_adamw_new(const ts_tensor *const *params, int n, double lr, double beta1, double beta2,
                        double eps, double weight_decay, ts_optim **out);
+/* Adam (torch.optim.Adam): weight_decay is L2 added to the gradient before the moments, what
+ * CLAM trains with (optim.Adam(lr=2e-4, weight_decay=1e-5)). */
+int ts_optim_adam_new(const ts_tensor *const *params, int n, double lr, double beta1, double beta2,
+                      double eps, double weight_decay, ts_optim **out);
 int ts_optim_step(ts_optim *o);
 int ts_optim_zero_grad(ts_optim *o);
 int ts_optim_set_lr(ts_optim *o, double lr);
@@ -310,7 +314,7 @@ void ts_optim_free(ts_optim **o);
  * ts_nn_state_free) holding COPIES (later steps do not change it) named as PyTorch's
  * optimizer.state_dict() flattened with '.', <i> being the parameter's index in the array the
  * optimiser was built with:
- *   AdamW: "state.<i>.step" (int64 scalar; Python's 1.13 keeps a float32 one),
+ *   Adam, AdamW (the same state, as in PyTorch): "state.<i>.step" (int64 scalar; Python's 1.13 keeps a float32 one),
  *          "state.<i>.exp_avg", "state.<i>.exp_avg_sq" (the parameter's shape and dtype),
  *          "param_groups.0.lr", ".eps", ".weight_decay" (float64 scalars), ".betas" (float64 [2]),
  *          ".amsgrad" (int64 0/1);

@@ -62,9 +62,12 @@ TS_PARAM(records, block_rows, INT, "64", 1, 10000000, 0, "CSV rows per unit (row
  * per (model, fold) on patient-level splits written before any training (splits/splits.csv). */
 TS_PARAM(mil, models, STR, "", 0, 0, 0,
          "MIL models to train, comma-separated: abmil, clam_sb, clam_mb, transmil (empty: the stage is skipped)")
-TS_PARAM(mil, folds, INT, "5", 2, 100, 0, "cross-validation folds (CLAM: 10)")
-TS_PARAM(mil, val_frac, FLOAT, "0.1", 0.01, 0.5, 0, "share of each class's patients in a fold's validation part")
-TS_PARAM(mil, test_frac, FLOAT, "0.2", 0.01, 0.5, 0, "share of each class's patients in a fold's test part")
+TS_PARAM(mil, task, STR, "classification", 0, 0, 0,
+         "classification (the cohort's label: classes 0..C-1) or regression (label: a continuous score; MSE loss, Pearson and Spearman r)")
+TS_PARAM(mil, classes, INT, "0", 0, 1000, 0, "number of classes C (0: the largest label + 1); a label outside 0..C-1 stops the run")
+TS_PARAM(mil, folds, INT, "10", 2, 100, 0, "cross-validation folds (CLAM's 10)")
+TS_PARAM(mil, val_frac, FLOAT, "0.1", 0.01, 0.5, 0, "share of each class's (regression: score quartile's) patients in a fold's validation part")
+TS_PARAM(mil, test_frac, FLOAT, "0.1", 0.01, 0.5, 0, "share of each class's patients in a fold's test part")
 TS_PARAM(mil, splits, STR, "", 0, 0, 0,
          "path: a splits CSV (fold,set,slide_id,patient_id,label) to use instead of making them")
 TS_PARAM(mil, features, STR, "", 0, 0, 0,
@@ -72,8 +75,10 @@ TS_PARAM(mil, features, STR, "", 0, 0, 0,
 TS_PARAM(mil, epochs, INT, "20", 1, 100000, 0, "most training epochs per fold")
 TS_PARAM(mil, min_epochs, INT, "5", 0, 100000, 0, "epochs before early stopping may stop (CLAM's stop_epoch)")
 TS_PARAM(mil, patience, INT, "5", 1, 100000, 0, "epochs without a lower validation loss before stopping")
-TS_PARAM(mil, lr, FLOAT, "2e-4", 0, 10, 0, "learning rate (AdamW)")
-TS_PARAM(mil, weight_decay, FLOAT, "1e-5", 0, 10, 0, "weight decay (AdamW, decoupled)")
+TS_PARAM(mil, optimizer, STR, "adam", 0, 0, 0,
+         "adam (L2 weight decay, what CLAM trains with) or adamw (decoupled weight decay)")
+TS_PARAM(mil, lr, FLOAT, "2e-4", 0, 10, 0, "learning rate")
+TS_PARAM(mil, weight_decay, FLOAT, "1e-5", 0, 10, 0, "weight decay (adam: L2 added to the gradient; adamw: decoupled)")
 TS_PARAM(mil, dropout, FLOAT, "0.25", 0, 0.95, 0, "dropout after the first layer and in the attention branches")
 TS_PARAM(mil, k_sample, INT, "8", 1, 4096, 0, "CLAM: tiles per side of the instance loss")
 TS_PARAM(mil, balanced, BOOL, "false", 0, 0, 0, "sample training bags inversely to their class frequency (CLAM's --weighted_sample)")

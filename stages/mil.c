@@ -9,7 +9,8 @@
  * units over the ranks. A unit's key covers the splits file and the checksums of every feature
  * file it reads: new features redo exactly the folds that read them.
  *
- * Work (any rank): train on the fold's training set (AdamW, batch 1, bags streamed from their
+ * Work (any rank): train on the fold's training set (mil.optimizer: Adam with L2 weight decay, as
+ * CLAM trains, or AdamW; batch 1; optionally class-balanced draws; bags streamed from their
  * feature files one at a time: memory holds one bag), early stopping on the VALIDATION loss with
  * patience and a minimum epoch count, the best epoch's weights kept; then the best weights
  * evaluate the TEST set only (never the set it stopped on: MCAT#25). Outputs under
@@ -19,6 +20,11 @@
  * Finish (rank 0): mil/summary.csv and mil/summary.json: per model, per-fold test AUC (DeLong
  * CI), accuracy, balanced accuracy, F1, their mean and sd over folds, and the pooled AUC of all
  * test predictions with its DeLong 95% CI.
+ *
+ * Regression (mil.task: regression; abmil, transmil): the label column is a score; splits are
+ * stratified by score quartile; the model learns the score standardised by the training set's
+ * mean and sd (MSE), predictions are in the label's units; metrics are MSE, Pearson's and
+ * Spearman's r with Fisher-z CIs (stats/ts_classify.h, = R's cor.test), pooled over folds too.
  *
  * Reproducible: the weights come from (run.seed, model, fold), the epoch order and dropout from
  * (run.seed, fold, epoch), LibTorch runs mil.threads threads on the unit's worker thread: the
@@ -66,11 +72,27 @@ static int parse_models(const char *list, char buf[512], const char *names[MAX_M
   return 0;
 }
 
+static bool is_regression(const ts_config *c) { return c->mil.task && !strcmp(c->mil.task, "regression"); }
+
 static int check(const ts_config *c) {
   char buf[512];
   const char *names[MAX_MODELS];
   int n = 0;
   TS_CALL(parse_models(c->mil.models, buf, names, &n));
+  if (!c->mil.task || (strcmp(c->mil.task, "classification") && strcmp(c->mil.task, "regression")))
+    return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "mil.task: '%s' (known: classification, regression)", c->mil.task ? c->mil.task : "");
+  if (!c->mil.optimizer || (strcmp(c->mil.optimizer, "adam") && strcmp(c->mil.optimizer, "adamw")))
+    return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "mil.optimizer: '%s' (known: adam, adamw)", c->mil.optimizer ? c->mil.optimizer : "");
+  if (is_regression(c)) {
+    for (int i = 0; i < n; i++)
+      if (!strncmp(names[i], "clam", 4))
+        return ts_error_set(TS_ECONFIG, "CONFIG_RANGE",
+                            "mil.models: %s classifies (its instance loss needs classes); for mil.task: regression use abmil or transmil", names[i]);
+    if (c->mil.balanced) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "mil.balanced samples by class: it has no meaning for mil.task: regression");
+    if (c->mil.classes) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "mil.classes is for classification (mil.task: regression has none)");
+  } else if (c->mil.classes == 1) {
+    return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "mil.classes: 1 class is nothing to classify (2 or more, or 0 for the largest label + 1)");
+  }
   if (c->mil.val_frac + c->mil.test_frac >= 0.9)
     return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "mil.val_frac + mil.test_frac (%g) leaves too little to train on", c->mil.val_frac + c->mil.test_frac);
   return 0;
@@ -86,9 +108,10 @@ static int skip(const ts_run *run, char *why, size_t n) {
     return 1;
   }
   int labelled = 0;
-  for (int i = 0; i < run->cohort->n; i++) labelled += run->cohort->rows[i].label >= 0;
+  for (int i = 0; i < run->cohort->n; i++) labelled += isfinite(run->cohort->rows[i].score);
   if (labelled == 0) {
-    snprintf(why, n, "no slide of %s has a label (add a label column: integers 0..C-1)", run->cohort->csv_path);
+    snprintf(why, n, "no slide of %s has a label (add a label column: integers 0..C-1, or scores with mil.task: regression)",
+             run->cohort->csv_path);
     return 1;
   }
   return 0;
@@ -141,9 +164,23 @@ static int plan(const ts_run *run, ts_units *units) {
   int no_feat = 0, no_tiles = 0;
   char left_out[512] = "";
   size_t lo = 0;
+  bool regression = is_regression(c);
+  for (int i = 0; i < n; i++) { /* labels first: a bad one stops the run before anything trains */
+    const ts_cohort_row *r = &run->cohort->rows[i];
+    if (regression || !isfinite(r->score)) continue;
+    if (r->label < 0)
+      TS_FAIL(TS_ECONFIG, "MIL_BAD_LABEL", "%s:%d: slide %s: label %.17g is not a class 0..C-1 (a score? set mil.task: regression)",
+              run->cohort->csv_path, r->line, r->slide_id, r->score);
+    if (r->label >= 1000)
+      TS_FAIL(TS_ECONFIG, "MIL_BAD_LABEL", "%s:%d: slide %s: label %d: at most 1000 classes (0..999)", run->cohort->csv_path, r->line, r->slide_id,
+              r->label);
+    if (c->mil.classes > 0 && r->label >= c->mil.classes)
+      TS_FAIL(TS_ECONFIG, "MIL_BAD_LABEL", "%s:%d: slide %s: label %d is outside 0..%lld (mil.classes: %lld)", run->cohort->csv_path, r->line,
+              r->slide_id, r->label, (long long)c->mil.classes - 1, (long long)c->mil.classes);
+  }
   for (int i = 0; i < n; i++) {
     const ts_cohort_row *r = &run->cohort->rows[i];
-    if (r->label < 0 || !ts_id_is_safe(r->slide_id)) continue;
+    if (!isfinite(r->score) || !ts_id_is_safe(r->slide_id)) continue;
     char rel[1024], sum[80];
     int64_t tiles = 0;
     if (c->mil.features && c->mil.features[0]) { /* the user's own feature files */
@@ -179,7 +216,7 @@ static int plan(const ts_run *run, ts_units *units) {
     }
     sl[n_sl].slide_id = r->slide_id;
     sl[n_sl].patient_id = r->patient_id;
-    sl[n_sl].label = r->label;
+    sl[n_sl].label = regression ? r->score : (double)r->label;
     sums[n_sl] = strdup(sum);
     if (!sums[n_sl]) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "mil plan");
     n_sl++;
@@ -207,8 +244,11 @@ static int plan(const ts_run *run, ts_units *units) {
     o.val_frac = c->mil.val_frac;
     o.test_frac = c->mil.test_frac;
     o.seed = (uint64_t)c->run.seed;
+    o.task = regression ? TS_SPLIT_REGRESSION : TS_SPLIT_CLASSIFY;
+    o.nclass = regression ? 0 : (int)c->mil.classes;
     if (ts_splits_make(sl, n_sl, &o, &sp) < 0) { /* a class too small for the folds: stop before training */
-      rc = ts_error_set(TS_ECONFIG, ts_error_token(), "%s (lower mil.folds or mil.test_frac, or add patients)", ts_error_detail());
+      bool small = !strcmp(ts_error_token(), "SPLIT_CLASS_TOO_SMALL");
+      rc = ts_error_set(TS_ECONFIG, ts_error_token(), "%s%s", ts_error_detail(), small ? " (lower mil.folds or mil.test_frac, or add patients)" : "");
       goto out;
     }
   }
@@ -317,21 +357,30 @@ typedef struct fold_set {
 } fold_set;
 
 typedef struct eval_out {
-  double loss;      /* mean bag cross-entropy */
-  double *prob;     /* n x C */
-  int *y;
+  double loss;      /* mean bag cross-entropy (regression: mean squared error) */
+  double *prob;     /* n x C (regression: n predictions, C = 1) */
+  int *y;           /* classes (classification) */
+  double *target;   /* the labels as numbers (regression scores) */
   size_t n;
 } eval_out;
 
 static void eval_clear(eval_out *e) {
   free(e->prob);
   free(e->y);
+  free(e->target);
   memset(e, 0, sizeof *e);
 }
 
-/* Binary: AUC of P(class 1); multiclass: one-vs-rest macro AUC; NaN when undefined. */
+/* Binary: AUC of P(class 1); multiclass: one-vs-rest macro AUC; regression (C = 1): Pearson's r
+ * of predictions and scores; NaN when undefined. */
 static double auc_of(const eval_out *e, int C) {
   if (e->n < 2) return NAN;
+  if (C == 1) {
+    ts_corr r;
+    double v = e->n >= 3 && ts_corr_pearson(e->prob, e->target, e->n, 0.95, &r) >= 0 ? r.r : NAN;
+    ts_error_clear();
+    return v;
+  }
   if (C == 2) {
     double *s = malloc(sizeof *s * e->n);
     if (!s) return NAN;
@@ -357,6 +406,7 @@ typedef struct trainer {
   ts_mil *m;
   ts_optim *opt;
   const char *unit;
+  double y_mean, y_sd; /* regression: the model learns (y - y_mean) / y_sd (training set's) */
 } trainer;
 
 static int bag_tensor(const bag *b, ts_tensor **out) {
@@ -382,11 +432,11 @@ static int train_epoch(trainer *t, const fold_set *tr, const size_t *order, doub
     ts_mil_out o;
     memset(&o, 0, sizeof o);
     if (ts_stop_requested()) return ts_stop_error(t->unit);
-    int64_t label = (int64_t)r->label;
+    int64_t label = (int64_t)r->label; /* regression: no class, the score is the target */
     TS_CALL(read_bag(t->run, r->slide_id, &b));
     double v = 0;
-    if ((rc = check_width(t, r->slide_id, &b)) >= 0 && (rc = bag_tensor(&b, &x)) >= 0 && (rc = ts_mil_forward(t->m, x, true, &label, &o)) >= 0 &&
-        (rc = ts_mil_loss(t->m, &o, (double)label, &loss)) >= 0 && (rc = ts_optim_zero_grad(t->opt)) >= 0 &&
+    if ((rc = check_width(t, r->slide_id, &b)) >= 0 && (rc = bag_tensor(&b, &x)) >= 0 &&
+        (rc = ts_mil_forward(t->m, x, true, t->C == 1 ? NULL : &label, &o)) >= 0 && (rc = ts_mil_loss(t->m, &o, t->C == 1 ? (r->label - t->y_mean) / t->y_sd : r->label, &loss)) >= 0 && (rc = ts_optim_zero_grad(t->opt)) >= 0 &&
         (rc = ts_tensor_backward(loss)) >= 0 && (rc = ts_optim_step(t->opt)) >= 0 && (rc = ts_tensor_item(loss, &v)) >= 0)
       sum += v;
     ts_mil_out_free(&o);
@@ -407,7 +457,8 @@ static int evaluate(trainer *t, const fold_set *s, eval_out *e, att_sink sink, v
   e->n = s->n;
   e->prob = calloc(s->n * (size_t)t->C + 1, sizeof *e->prob);
   e->y = calloc(s->n + 1, sizeof *e->y);
-  if (!e->prob || !e->y) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "evaluation");
+  e->target = calloc(s->n + 1, sizeof *e->target);
+  if (!e->prob || !e->y || !e->target) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "evaluation");
   ts_nn_guard *g = NULL;
   TS_CALL(ts_nn_no_grad_begin(&g));
   int rc = 0;
@@ -420,15 +471,25 @@ static int evaluate(trainer *t, const fold_set *s, eval_out *e, att_sink sink, v
     memset(&o, 0, sizeof o);
     float *att = NULL;
     int64_t label = (int64_t)r->label, one = 1;
-    e->y[i] = (int)label;
+    e->y[i] = t->C == 1 ? 0 : (int)label;
+    e->target[i] = r->label;
     if ((rc = read_bag(t->run, r->slide_id, &b)) < 0) break;
-    if ((rc = check_width(t, r->slide_id, &b)) >= 0 && (rc = bag_tensor(&b, &x)) >= 0 && (rc = ts_mil_forward(t->m, x, false, NULL, &o)) >= 0 &&
-        (rc = ts_tensor_from_data(&label, TS_NN_I64, &one, 1, &tgt)) >= 0 && (rc = ts_nn_cross_entropy(o.logits, tgt, &ce)) >= 0 &&
-        (rc = ts_nn_softmax(o.logits, 1, &p)) >= 0) {
+    if (t->C == 1) { /* regression: the output is the prediction; the loss its squared error */
+      if ((rc = check_width(t, r->slide_id, &b)) >= 0 && (rc = bag_tensor(&b, &x)) >= 0 && (rc = ts_mil_forward(t->m, x, false, NULL, &o)) >= 0 &&
+          (rc = ts_tensor_copy_to(o.logits, e->prob + i, sizeof(double), TS_NN_F64)) >= 0) {
+        double z = (r->label - t->y_mean) / t->y_sd; /* the loss in the units trained on; the prediction in the label's */
+        sum += (e->prob[i] - z) * (e->prob[i] - z);
+        e->prob[i] = e->prob[i] * t->y_sd + t->y_mean;
+      }
+    } else if ((rc = check_width(t, r->slide_id, &b)) >= 0 && (rc = bag_tensor(&b, &x)) >= 0 && (rc = ts_mil_forward(t->m, x, false, NULL, &o)) >= 0 &&
+               (rc = ts_tensor_from_data(&label, TS_NN_I64, &one, 1, &tgt)) >= 0 && (rc = ts_nn_cross_entropy(o.logits, tgt, &ce)) >= 0 &&
+               (rc = ts_nn_softmax(o.logits, 1, &p)) >= 0) {
       double v = 0;
       rc = ts_tensor_item(ce, &v);
       sum += v;
       if (rc >= 0) rc = ts_tensor_copy_to(p, e->prob + i * (size_t)t->C, sizeof(double) * (size_t)t->C, TS_NN_F64);
+    }
+    if (rc >= 0 && o.a_raw) {
       if (rc >= 0 && sink) {
         int heads = ts_mil_attention_heads(t->m);
         att = malloc(sizeof *att * (size_t)(heads * b.n));
@@ -538,7 +599,7 @@ static int write_att(void *ctx, const ts_split_row *r, const bag *b, const float
   if (rc == 0 && ((sp = H5Screate_simple(2, cd, NULL)) < 0 || (d = H5Dcreate2(g, "coords", H5T_STD_I64LE, sp, H5P_DEFAULT, dc, H5P_DEFAULT)) < 0 ||
                   H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, b->xy) < 0))
     rc = ts__h5_fail(TS_EIO, "H5_WRITE", "coords of %s", r->slide_id);
-  if (rc == 0) rc = ts__h5_attr_i64(g, "label", (int64_t)r->label);
+  if (rc == 0) rc = is_regression(w->run->cfg) ? ts__h5_attr_f64(g, "label", r->label) : ts__h5_attr_i64(g, "label", (int64_t)r->label);
   if (d >= 0) H5Dclose(d);
   if (sp >= 0) H5Sclose(sp);
   d = sp = -1;
@@ -568,6 +629,60 @@ static int write_text(const ts_run *run, const char *rel, const char *text, size
   TS_CALL(ts_run_path(run, rel, path, sizeof path));
   TS_CALL(ts_io_write_atomic(path, text, len));
   return ts_unit_add_output(rec, rel);
+}
+
+/* Regression's test outputs: predictions.csv (slide_id,patient_id,label,pred) and metrics.json
+ * (MSE, Pearson and Spearman r with Fisher-z 95% CIs: stats/ts_classify.h, = R's cor.test). */
+static int write_regression(const ts_run *run, const char *arch, int fold, const fold_set *ts, const eval_out *e, const size_t nset[2], int epochs_run,
+                            int best_epoch, double best_loss, double y_mean, double y_sd, ts_unit_record *rec) {
+  char rel[512], *csv = NULL, *js = NULL;
+  size_t cl = 0, jl = 0;
+  FILE *mem = open_memstream(&csv, &cl);
+  if (!mem) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "predictions");
+  fprintf(mem, "slide_id,patient_id,label,pred\n");
+  double mse = 0;
+  for (size_t i = 0; i < e->n; i++) {
+    fprintf(mem, "%s,%s,%.17g,%.9g\n", ts->rows[i]->slide_id, ts->rows[i]->patient_id, e->target[i], e->prob[i]);
+    mse += (e->prob[i] - e->target[i]) * (e->prob[i] - e->target[i]);
+  }
+  fclose(mem);
+  mse = e->n ? mse / (double)e->n : NAN;
+  snprintf(rel, sizeof rel, "mil/%s/fold%d/predictions.csv", arch, fold);
+  int rc = write_text(run, rel, csv, strlen(csv), rec);
+  free(csv);
+  if (rc < 0) return rc;
+  ts_corr pr, sr;
+  for (int k = 0; k < 2; k++) { /* undefined (n < 3, a constant prediction): NaN, written null */
+    ts_corr *o = k ? &sr : &pr;
+    if ((k ? ts_corr_spearman : ts_corr_pearson)(e->prob, e->target, e->n, 0.95, o) < 0) o->r = o->lower = o->upper = o->p_value = NAN;
+    ts_error_clear();
+  }
+  FILE *fj = open_memstream(&js, &jl);
+  if (!fj) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "metrics");
+  fprintf(fj, "{\"model\": \"%s\", \"fold\": %d, \"task\": \"regression\", \"n_train\": %zu, \"n_val\": %zu, \"n_test\": %zu,\n"
+              " \"epochs_run\": %d, \"best_epoch\": %d, \"best_val_loss\": ",
+          arch, fold, nset[0], nset[1], e->n, epochs_run, best_epoch + 1);
+  jnum(fj, best_loss, "%.9g");
+  fprintf(fj, ",\n \"target_mean\": %.17g, \"target_sd\": %.17g, \"test_mse\": ", y_mean, y_sd);
+  jnum(fj, mse, "%.9g");
+  for (int k = 0; k < 2; k++) {
+    const ts_corr *o = k ? &sr : &pr;
+    const char *nm = k ? "spearman" : "pearson";
+    fprintf(fj, ", \"test_%s\": ", nm);
+    jnum(fj, o->r, "%.9g");
+    fprintf(fj, ", \"test_%s_ci95\": [", nm);
+    jnum(fj, o->lower, "%.9g");
+    fprintf(fj, ", ");
+    jnum(fj, o->upper, "%.9g");
+    fprintf(fj, "], \"test_%s_p\": ", nm);
+    jnum(fj, o->p_value, "%.9g");
+  }
+  fprintf(fj, "}\n");
+  fclose(fj);
+  snprintf(rel, sizeof rel, "mil/%s/fold%d/metrics.json", arch, fold);
+  rc = write_text(run, rel, js, jl, rec);
+  free(js);
+  return rc;
 }
 
 static void fold_sets(const ts_splits *sp, int fold, fold_set sets[3]) {
@@ -606,9 +721,25 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   fold_sets(sp, fold, sets);
   if (!sets[TS_SET_TRAIN].n || !sets[TS_SET_VAL].n || !sets[TS_SET_TEST].n)
     TS_FAIL(TS_EINPUT, "MIL_FOLD_EMPTY", "%s: fold %d lacks a train, validation or test part", path, fold);
-  int C = 2;
-  for (size_t i = 0; i < sp->nrow; i++)
+  bool regression = is_regression(c);
+  int C = c->mil.classes > 0 ? (int)c->mil.classes : 2; /* regression: one output */
+  for (size_t i = 0; !regression && !c->mil.classes && i < sp->nrow; i++)
     if ((int)sp->rows[i].label + 1 > C) C = (int)sp->rows[i].label + 1;
+  for (size_t i = 0; !regression && i < sp->nrow; i++) /* a user's splits file may hold anything */
+    if (sp->rows[i].label < 0 || sp->rows[i].label >= C || sp->rows[i].label != floor(sp->rows[i].label))
+      TS_FAIL(TS_EINPUT, "MIL_BAD_LABEL", "%s:%zu: slide %s: label %.17g is not a class 0..%d", path, sp->rows[i].line, sp->rows[i].slide_id,
+              sp->rows[i].label, C - 1);
+  if (regression) { /* standardised targets: the training set's mean and sd (1 when constant) */
+    C = 1;
+    double s1 = 0, s2 = 0;
+    size_t nt = 0;
+    for (size_t i = 0; i < sp->nrow; i++)
+      if (sp->rows[i].fold == fold && sp->rows[i].set == TS_SET_TRAIN) s1 += sp->rows[i].label, nt++;
+    t.y_mean = nt ? s1 / (double)nt : 0;
+    for (size_t i = 0; i < sp->nrow; i++)
+      if (sp->rows[i].fold == fold && sp->rows[i].set == TS_SET_TRAIN) s2 += (sp->rows[i].label - t.y_mean) * (sp->rows[i].label - t.y_mean);
+    t.y_sd = nt > 1 && s2 > 0 ? sqrt(s2 / (double)(nt - 1)) : 1.0;
+  }
   t.C = C;
   { /* width from the first training bag */
     bag b;
@@ -631,23 +762,25 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   const ts_tensor *const *params = NULL;
   int np = 0;
   TS_TRY(ts_mil_params(t.m, &params, &np));
-  TS_TRY(ts_optim_adamw_new(params, np, c->mil.lr, 0.9, 0.999, 1e-8, c->mil.weight_decay, &t.opt));
+  if (!strcmp(c->mil.optimizer, "adamw")) TS_TRY(ts_optim_adamw_new(params, np, c->mil.lr, 0.9, 0.999, 1e-8, c->mil.weight_decay, &t.opt));
+  else TS_TRY(ts_optim_adam_new(params, np, c->mil.lr, 0.9, 0.999, 1e-8, c->mil.weight_decay, &t.opt)); /* CLAM's optim.Adam */
 
   /* class weights for balanced sampling (CLAM's make_weights_for_balanced_classes_split) */
   const fold_set *tr = &sets[TS_SET_TRAIN];
   order = malloc(sizeof *order * (tr->n + 1));
   double *cls_w = calloc((size_t)C, sizeof *cls_w);
+  int64_t draws[1001] = {0}; /* training bags drawn per class, all epochs (mil.classes <= 1000) */
   if (!order || !cls_w) {
     free(cls_w);
     TS_FAIL(TS_ENOMEM, "NO_MEMORY", "mil");
   }
-  for (size_t i = 0; i < tr->n; i++) cls_w[(int)tr->rows[i]->label] += 1;
+  for (size_t i = 0; !regression && i < tr->n; i++) cls_w[(int)tr->rows[i]->label] += 1;
   mem = open_memstream(&csv, &csv_cap);
   if (!mem) {
     free(cls_w);
     TS_FAIL(TS_ENOMEM, "NO_MEMORY", "curve");
   }
-  fprintf(mem, "epoch,train_loss,val_loss,val_auc,best\n");
+  fprintf(mem, regression ? "epoch,train_loss,val_loss,val_pearson,best\n" : "epoch,train_loss,val_loss,val_auc,best\n");
   double best_loss = INFINITY;
   int best_epoch = -1, since = 0, epochs_run = 0;
   for (int ep = 0; ep < c->mil.epochs; ep++) {
@@ -675,6 +808,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
         order[j] = tmpi;
       }
     }
+    for (size_t i = 0; !regression && i < tr->n; i++) draws[(int)tr->rows[order[i]]->label]++;
     ts_nn_manual_seed(mix64(es ^ 0xD5));
     double tl = 0;
     if ((rc = train_epoch(&t, tr, order, &tl)) < 0) {
@@ -756,6 +890,12 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   /* predictions and metrics */
   free(csv);
   csv = NULL;
+  if (regression) {
+    const size_t nset[2] = {tr->n, sets[TS_SET_VAL].n};
+    if ((rc = write_regression(run, arch, fold, &sets[TS_SET_TEST], &test, nset, epochs_run, best_epoch, best_loss, t.y_mean, t.y_sd, rec)) >= 0)
+      rec->items = (int64_t)tr->n * epochs_run;
+    goto out;
+  }
   if (!(mem = open_memstream(&csv, &csv_cap))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "predictions");
   fprintf(mem, "slide_id,patient_id,label");
   for (int k = 0; k < C; k++) fprintf(mem, ",prob_%d", k);
@@ -783,7 +923,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   size_t js_len = 0;
   FILE *fj = open_memstream(&js, &js_len);
   if (!fj) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "metrics");
-  fprintf(fj, "{\"model\": \"%s\", \"fold\": %d, \"classes\": %d, \"n_train\": %zu, \"n_val\": %zu, \"n_test\": %zu,\n"
+  fprintf(fj, "{\"model\": \"%s\", \"fold\": %d, \"task\": \"classification\", \"classes\": %d, \"n_train\": %zu, \"n_val\": %zu, \"n_test\": %zu,\n"
               " \"epochs_run\": %d, \"best_epoch\": %d, \"best_val_loss\": ",
           arch, fold, C, tr->n, sets[TS_SET_VAL].n, test.n, epochs_run, best_epoch + 1);
   const char *mk[5] = {NULL, "test_auc", "test_accuracy", "test_balanced_accuracy", "test_f1"};
@@ -792,7 +932,9 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
     if (mk[k]) fprintf(fj, "%s\"%s\": ", k == 1 ? ",\n " : ", ", mk[k]);
     jnum(fj, mv[k], "%.9g");
   }
-  fprintf(fj, "}\n");
+  fprintf(fj, ",\n \"balanced\": %s, \"train_draws_per_class\": [", c->mil.balanced ? "true" : "false");
+  for (int k = 0; k < C; k++) fprintf(fj, "%s%lld", k ? ", " : "", (long long)draws[k]);
+  fprintf(fj, "]}\n");
   fclose(fj);
   snprintf(rel, sizeof rel, "mil/%s/fold%d/metrics.json", arch, fold);
   rc = write_text(run, rel, js, js_len, rec);
@@ -819,25 +961,60 @@ out:
 
 /* ---- finish: the summary over folds ---- */
 
+/* The test predictions of every fold, pooled: classes and the C class probabilities (C = 1:
+ * regression, the prediction) and the label as a number. */
 typedef struct pooled {
   int *y;
-  double *s;
+  double *target, *p; /* n, n x C */
   size_t n, cap;
+  int C;
 } pooled;
 
-static int pooled_add(pooled *p, int y, double s) {
-  if (p->n == p->cap) {
-    size_t cap = p->cap ? p->cap * 2 : 256;
-    int *ny = realloc(p->y, sizeof *ny * cap);
-    if (ny) p->y = ny;
-    double *ns = realloc(p->s, sizeof *ns * cap);
-    if (ns) p->s = ns;
-    if (!ny || !ns) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "summary");
-    p->cap = cap;
+static int pooled_add(pooled *pl, int y, double target, const double *p) {
+  if (pl->n == pl->cap) {
+    size_t cap = pl->cap ? pl->cap * 2 : 256;
+    int *ny = realloc(pl->y, sizeof *ny * cap);
+    if (ny) pl->y = ny;
+    double *nt = realloc(pl->target, sizeof *nt * cap);
+    if (nt) pl->target = nt;
+    double *np = realloc(pl->p, sizeof *np * cap * (size_t)pl->C);
+    if (np) pl->p = np;
+    if (!ny || !nt || !np) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "summary");
+    pl->cap = cap;
   }
-  p->y[p->n] = y;
-  p->s[p->n++] = s;
+  pl->y[pl->n] = y;
+  pl->target[pl->n] = target;
+  memcpy(pl->p + pl->n * (size_t)pl->C, p, sizeof *p * (size_t)pl->C);
+  pl->n++;
   return 0;
+}
+
+static void pooled_free(pooled *pl) {
+  free(pl->y);
+  free(pl->target);
+  free(pl->p);
+  memset(pl, 0, sizeof *pl);
+}
+
+/* A fold's predictions.csv into pl (rows whose width is not the file's first row's are skipped:
+ * the file is tessera's own). */
+static int pooled_read(pooled *pl, char *text, bool regression) {
+  char *save = NULL, *line = strtok_r(text, "\n", &save); /* header */
+  int ncol = 1, rc = 0;
+  for (char *q = line; q && *q; q++) ncol += *q == ',';
+  int C = regression ? 1 : ncol - 4; /* slide_id,patient_id,label,prob_0..prob_{C-1},pred */
+  if (C < 1 || (pl->C && pl->C != C)) return 0;
+  pl->C = C;
+  for (line = strtok_r(NULL, "\n", &save); line && rc >= 0; line = strtok_r(NULL, "\n", &save)) {
+    char *fields[1100];
+    int nf = 0;
+    for (char *s2 = NULL, *tok = strtok_r(line, ",", &s2); tok && nf < 1100; tok = strtok_r(NULL, ",", &s2)) fields[nf++] = tok;
+    if (nf != ncol) continue;
+    double p[1024];
+    for (int k = 0; k < C && k < 1024; k++) p[k] = strtod(fields[3 + k], NULL);
+    rc = pooled_add(pl, regression ? 0 : atoi(fields[2]), strtod(fields[2], NULL), p);
+  }
+  return rc;
 }
 
 /* One fold's test AUC, accuracy, balanced accuracy, F1 from its metrics.json (written by work). */
@@ -863,11 +1040,74 @@ static void mean_sd(const double *v, int n, double *mean, double *sd) {
 }
 
 
+/* The pooled figures of one model into fj: binary, the AUC of P(class 1) with its DeLong CI;
+ * multiclass, per class the one-vs-rest AUC with its DeLong CI and their macro mean; regression,
+ * Pearson's and Spearman's r with their Fisher-z CIs. */
+static void pooled_json(FILE *fj, const pooled *pl, bool regression) {
+  if (regression) {
+    for (int k = 0; k < 2; k++) {
+      ts_corr r;
+      bool ok = pl->n >= 3 && (k ? ts_corr_spearman : ts_corr_pearson)(pl->p, pl->target, pl->n, 0.95, &r) >= 0;
+      ts_error_clear();
+      const char *nm = k ? "spearman" : "pearson";
+      fprintf(fj, "%s\"pooled_%s\": ", k ? ", " : ",\n   ", nm);
+      jnum(fj, ok ? r.r : NAN, "%.17g");
+      fprintf(fj, ", \"pooled_%s_ci95\": [", nm);
+      jnum(fj, ok ? r.lower : NAN, "%.17g");
+      fprintf(fj, ", ");
+      jnum(fj, ok ? r.upper : NAN, "%.17g");
+      fprintf(fj, "]");
+    }
+    fprintf(fj, ", \"pooled_n\": %zu, \"ci_method\": \"Fisher z\"}", pl->n);
+    return;
+  }
+  int C = pl->C < 2 ? 2 : pl->C, classes = C == 2 ? 1 : C;
+  int *yc = malloc(sizeof *yc * (pl->n + 1));
+  double *sc = malloc(sizeof *sc * (pl->n + 1)), macro = 0;
+  int defined = 0;
+  fprintf(fj, ",\n   \"pooled_per_class\": [");
+  for (int c = 0; c < classes; c++) { /* binary: class 1 only (the AUC of the task) */
+    int cls = C == 2 ? 1 : c;
+    ts_auc a;
+    memset(&a, 0, sizeof a);
+    bool ok = yc && sc && pl->n >= 2;
+    for (size_t i = 0; ok && i < pl->n; i++) yc[i] = pl->y[i] == cls, sc[i] = pl->p[i * (size_t)pl->C + (size_t)cls];
+    ok = ok && ts_auc_delong(yc, sc, pl->n, 0.95, &a) >= 0;
+    ts_error_clear();
+    if (ok) macro += a.auc, defined++;
+    fprintf(fj, "%s{\"class\": %d, \"auc\": ", c ? ", " : "", cls);
+    jnum(fj, ok ? a.auc : NAN, "%.17g");
+    fprintf(fj, ", \"ci95\": [");
+    jnum(fj, ok ? a.lower : NAN, "%.17g");
+    fprintf(fj, ", ");
+    jnum(fj, ok ? a.upper : NAN, "%.17g");
+    fprintf(fj, "], \"n_pos\": %zu, \"n_neg\": %zu}", ok ? a.n_pos : 0, ok ? a.n_neg : 0);
+    if (C == 2) { /* the pooled AUC is class 1's */
+      fprintf(fj, "],\n   \"pooled_auc\": ");
+      jnum(fj, ok ? a.auc : NAN, "%.17g");
+      fprintf(fj, ", \"pooled_auc_ci95\": [");
+      jnum(fj, ok ? a.lower : NAN, "%.17g");
+      fprintf(fj, ", ");
+      jnum(fj, ok ? a.upper : NAN, "%.17g");
+      fprintf(fj, "]");
+    }
+  }
+  if (C > 2) { /* the macro one-vs-rest AUC has no DeLong CI of its own: the per-class ones are above */
+    fprintf(fj, "],\n   \"pooled_auc\": ");
+    jnum(fj, defined ? macro / defined : NAN, "%.17g");
+    fprintf(fj, ", \"pooled_auc_ci95\": [null, null], \"pooled_auc_kind\": \"macro one-vs-rest\"");
+  }
+  fprintf(fj, ", \"pooled_n\": %zu, \"ci_method\": \"DeLong\"}", pl->n);
+  free(yc);
+  free(sc);
+}
+
 static int finish(const ts_run *run) {
   const ts_config *c = run->cfg;
   char mbuf[512], path[TS_PATH_MAX];
   const char *models[MAX_MODELS];
   int n_models = 0, rc = 0;
+  bool regression = is_regression(c);
   TS_CALL(parse_models(c->mil.models, mbuf, models, &n_models));
   ts_splits *sp = NULL;
   TS_CALL(splits_path(run, path, sizeof path));
@@ -875,6 +1115,12 @@ static int finish(const ts_run *run) {
   TS_CALL(ts_splits_read_csv(path, &sp));
   int folds = sp->folds;
   ts_splits_free(&sp);
+  /* per-fold figures, as metrics.json holds them */
+  static const char *const mk_cls[] = {"test_auc", "test_accuracy", "test_balanced_accuracy", "test_f1", NULL};
+  static const char *const mk_reg[] = {"test_mse", "test_pearson", "test_spearman", NULL};
+  const char *const *mk = regression ? mk_reg : mk_cls;
+  int nk = 0;
+  while (mk[nk]) nk++;
   char *csv = NULL, *json = NULL;
   size_t cl = 0, jl = 0;
   FILE *fc = open_memstream(&csv, &cl), *fj = open_memstream(&json, &jl);
@@ -883,10 +1129,12 @@ static int finish(const ts_run *run) {
     if (fj) fclose(fj);
     return ts_error_set(TS_ENOMEM, "NO_MEMORY", "summary");
   }
-  fprintf(fc, "model,fold,test_auc,test_accuracy,test_balanced_accuracy,test_f1\n");
-  fprintf(fj, "{\"folds\": %d, \"models\": [", folds);
+  fprintf(fc, "model,fold");
+  for (int k = 0; k < nk; k++) fprintf(fc, ",%s", mk[k]);
+  fprintf(fc, "\n");
+  fprintf(fj, "{\"task\": \"%s\", \"folds\": %d, \"models\": [", regression ? "regression" : "classification", folds);
   for (int m = 0; m < n_models && rc >= 0; m++) {
-    double *v = calloc((size_t)folds * 4, sizeof *v);
+    double *v = calloc((size_t)folds * (size_t)nk, sizeof *v);
     pooled pl = {0};
     int done = 0;
     if (!v) {
@@ -894,69 +1142,47 @@ static int finish(const ts_run *run) {
       break;
     }
     fprintf(fj, "%s\n  {\"model\": \"%s\", \"per_fold\": [", m ? "," : "", models[m]);
-    for (int f = 0; f < folds; f++) {
+    for (int f = 0; f < folds && rc >= 0; f++) {
       char rel[512], p2[TS_PATH_MAX], *text = NULL;
-      for (int k = 0; k < 4; k++) v[f * 4 + k] = NAN;
+      for (int k = 0; k < nk; k++) v[f * nk + k] = NAN;
       snprintf(rel, sizeof rel, "mil/%s/fold%d/metrics.json", models[m], f);
       if (ts_run_path(run, rel, p2, sizeof p2) < 0 || ts_io_read_all(p2, &text, NULL) < 0) {
         ts_error_clear();
         continue; /* the fold failed or did not run: the summary says how many folds it covers */
       }
-      static const char *const mk[4] = {"test_auc", "test_accuracy", "test_balanced_accuracy", "test_f1"};
-      for (int k = 0; k < 4; k++) v[f * 4 + k] = json_num(text, mk[k]);
+      for (int k = 0; k < nk; k++) v[f * nk + k] = json_num(text, mk[k]);
       free(text);
       text = NULL;
       fprintf(fc, "%s,%d", models[m], f);
       fprintf(fj, "%s{\"fold\": %d", done ? ", " : "", f);
-      for (int k = 0; k < 4; k++) {
-        fprintf(fc, ",%.9g", v[f * 4 + k]); /* as metrics.json holds them */
+      for (int k = 0; k < nk; k++) {
+        fprintf(fc, ",%.9g", v[f * nk + k]); /* as metrics.json holds them */
         fprintf(fj, ", \"%s\": ", mk[k] + 5);
-        jnum(fj, v[f * 4 + k], "%.17g");
+        jnum(fj, v[f * nk + k], "%.17g");
       }
       fprintf(fc, "\n");
       fprintf(fj, "}");
       done++;
-      /* pooled test predictions (binary: P(class 1)) */
       snprintf(rel, sizeof rel, "mil/%s/fold%d/predictions.csv", models[m], f);
       if (ts_run_path(run, rel, p2, sizeof p2) >= 0 && ts_io_read_all(p2, &text, NULL) >= 0) {
-        char *save = NULL, *line = strtok_r(text, "\n", &save); /* header */
-        int ncol = 0;
-        for (char *q = line; q && *q; q++) ncol += *q == ',';
-        for (line = strtok_r(NULL, "\n", &save); line && rc >= 0; line = strtok_r(NULL, "\n", &save)) {
-          char *fields[64];
-          int nf = 0;
-          for (char *s2 = NULL, *tok = strtok_r(line, ",", &s2); tok && nf < 64; tok = strtok_r(NULL, ",", &s2)) fields[nf++] = tok;
-          if (nf == ncol + 1 && ncol == 5) rc = pooled_add(&pl, atoi(fields[2]), strtod(fields[4], NULL)); /* 2 classes */
-        }
+        rc = pooled_read(&pl, text, regression);
         free(text);
       }
       ts_error_clear();
     }
     fprintf(fj, "],\n   \"folds_done\": %d", done);
-    static const char *const names[4] = {"auc", "accuracy", "balanced_accuracy", "f1"};
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < nk; k++) {
       double col[128], mean, sd;
       int nn = folds < 128 ? folds : 128;
-      for (int f = 0; f < nn; f++) col[f] = v[f * 4 + k];
+      for (int f = 0; f < nn; f++) col[f] = v[f * nk + k];
       mean_sd(col, nn, &mean, &sd);
-      fprintf(fj, ", \"%s_mean\": ", names[k]);
+      fprintf(fj, ", \"%s_mean\": ", mk[k] + 5);
       jnum(fj, mean, "%.17g");
-      fprintf(fj, ", \"%s_sd\": ", names[k]);
+      fprintf(fj, ", \"%s_sd\": ", mk[k] + 5);
       jnum(fj, sd, "%.17g");
     }
-    ts_auc a;
-    memset(&a, 0, sizeof a);
-    bool ok = pl.n >= 2 && ts_auc_delong(pl.y, pl.s, pl.n, 0.95, &a) >= 0;
-    ts_error_clear();
-    fprintf(fj, ",\n   \"pooled_auc\": ");
-    jnum(fj, ok ? a.auc : NAN, "%.17g");
-    fprintf(fj, ", \"pooled_auc_ci95\": [");
-    jnum(fj, ok ? a.lower : NAN, "%.17g");
-    fprintf(fj, ", ");
-    jnum(fj, ok ? a.upper : NAN, "%.17g");
-    fprintf(fj, "], \"pooled_n\": %zu, \"ci_method\": \"DeLong\"}", pl.n);
-    free(pl.y);
-    free(pl.s);
+    pooled_json(fj, &pl, regression);
+    pooled_free(&pl);
     free(v);
   }
   fprintf(fj, "\n]}\n");

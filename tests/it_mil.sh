@@ -16,6 +16,10 @@
 #      a truncated feature file read by fold 0 only (fold 0 units fail naming the slide, the
 #      others complete, exit 1); the blank slide is left out with a line.
 #  (e) mil.models empty: the stage says it is skipped, exit 0.
+#  (f) mil.balanced (CLAM's --weighted_sample): on splits whose training sets keep 2 positive
+#      slides, the bags drawn per class (metrics.json train_draws_per_class) are near equal (each
+#      draw is class c with probability 1/C), while without it every training bag is drawn once
+#      per epoch (draws = the splits file's training counts x epochs_run, counted here).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/crash_lib.sh"
 cd "$WORK"
@@ -274,4 +278,48 @@ expect_rc 0 "$TESSERA" run cohort/config.yaml "${sets[@]}" --stages mil --reconf
 grep -E "^mil" "$WORK/out" | sed 's/^/    /'
 check "(e) mil.models empty: 'mil: skipped' with how to enable" grep -q "^mil: skipped.*mil.models" "$WORK/out"
 check "(e) mil.models empty: no mil/ directory" test ! -e cohort/run/mil
+
+# ---- (f) balanced sampling ----
+check "(f) unbalanced: draws per class = training counts x epochs" $PY - np2 <<'PY'
+import csv, json, sys
+run = sys.argv[1]
+sp = list(csv.DictReader(open(run + "/splits/splits.csv")))
+for m in ("abmil", "clam_sb"):
+    for f in range(3):
+        js = json.load(open(f"{run}/mil/{m}/fold{f}/metrics.json"))
+        n = [sum(1 for r in sp if r["fold"] == str(f) and r["set"] == "train" and r["label"] == str(c)) for c in (0, 1)]
+        want = [k * js["epochs_run"] for k in n]
+        assert js["balanced"] is False and js["train_draws_per_class"] == want, (m, f, js["train_draws_per_class"], want)
+print("draws = counts x epochs")
+PY
+$PY - np2/splits/splits.csv imb.csv <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+keep, seen = [], {}
+for r in rows:  # the training sets keep their first 2 positive slides
+    if r["set"] == "train" and r["label"] == "1":
+        seen[r["fold"]] = seen.get(r["fold"], 0) + 1
+        if seen[r["fold"]] > 2:
+            continue
+    keep.append(r)
+w = csv.DictWriter(open(sys.argv[2], "w", newline=""), fieldnames=list(rows[0].keys()), lineterminator="\n")
+w.writeheader(); w.writerows(keep)
+PY
+mil_run balanced 2 --reconfigure --set mil.splits="$WORK/imb.csv" --set mil.models=abmil --set mil.balanced=true --set mil.min_epochs=8
+check "(f) balanced: positives (2 of the training bags) are about half of the draws" $PY - balanced imb.csv <<'PY'
+import csv, json, sys
+run, imb = sys.argv[1:3]
+sp = list(csv.DictReader(open(imb)))
+tot = [0, 0]
+for f in range(3):
+    js = json.load(open(f"{run}/mil/abmil/fold{f}/metrics.json"))
+    d = js["train_draws_per_class"]
+    n = [sum(1 for r in sp if r["fold"] == str(f) and r["set"] == "train" and r["label"] == str(c)) for c in (0, 1)]
+    assert js["balanced"] is True and sum(d) == sum(n) * js["epochs_run"], (f, d, n)
+    print("fold", f, "training bags per class", n, "drawn", d)
+    tot = [a + b for a, b in zip(tot, d)]
+share = tot[1] / sum(tot)
+print("positive share of draws %.3f (without balancing it would be %.3f)" % (share, 2 * 3 / sum(sum(1 for r in sp if r["fold"] == str(f) and r["set"] == "train") for f in range(3))))
+sys.exit(0 if 0.38 <= share <= 0.62 else 1)
+PY
 finish

@@ -4,11 +4,12 @@
  * What a collective stage's resume needs: weights + optimiser state + RNG state written to HDF5
  * after N steps, loaded by a fresh process into a fresh model and optimiser, and M more steps
  * must give the very bytes of N+M uninterrupted steps. The model is linear -> relu -> dropout ->
- * linear on fixed data, so the RNG matters; AdamW with weight decay, SGD with momentum, SGD with
+ * linear on fixed data, so the RNG matters; AdamW with weight decay, Adam with L2 weight decay
+ * (CLAM's optimiser), SGD with momentum, SGD with
  * Nesterov momentum. Controls show that the comparison can fail: leaving out the RNG state or
  * the optimiser state changes the result.
  *
- * The oracle is Debian's python3-torch (torch.optim.AdamW and torch.optim.SGD on the same
+ * The oracle is Debian's python3-torch (torch.optim.AdamW, torch.optim.Adam and torch.optim.SGD on the same
  * initial weights and data, no dropout): weights after N+M steps within 1e-6 (relative to the
  * tensor's largest value), and the state C exported after N steps, read from the HDF5 file with
  * h5py, equal to optimizer.state_dict() (names, exp_avg/exp_avg_sq/step/momentum_buffer values,
@@ -24,7 +25,7 @@
 #include "ts_test_util.h"
 
 enum { NP = 4, B = 16, DIN = 6, DH = 12, DOUT = 3, N_STEPS = 5, M_STEPS = 7 };
-enum kind { ADAMW, SGD_MOMENTUM, SGD_NESTEROV };
+enum kind { ADAMW, ADAM, SGD_MOMENTUM, SGD_NESTEROV };
 
 static const char *const PNAMES[NP] = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"};
 static const int64_t PSHAPE[NP][2] = {{DH, DIN}, {DH, 0}, {DOUT, DH}, {DOUT, 0}};
@@ -87,8 +88,9 @@ static void model_bytes(const model *m, float *buf) {
 static ts_optim *optim_new(enum kind k, const model *m) {
   ts_optim *o = NULL;
   const ts_tensor *ps[NP] = {m->p[0], m->p[1], m->p[2], m->p[3]};
-  int rc = k == ADAMW ? ts_optim_adamw_new(ps, NP, LR_ADAMW, 0.9, 0.999, 1e-8, 0.05, &o)
-                      : ts_optim_sgd_new(ps, NP, LR_SGD, 0.9, 1e-3, k == SGD_NESTEROV, &o);
+  int rc = k == ADAMW  ? ts_optim_adamw_new(ps, NP, LR_ADAMW, 0.9, 0.999, 1e-8, 0.05, &o)
+           : k == ADAM ? ts_optim_adam_new(ps, NP, LR_ADAMW, 0.9, 0.999, 1e-8, 0.05, &o) /* L2, not decoupled */
+                       : ts_optim_sgd_new(ps, NP, LR_SGD, 0.9, 1e-3, k == SGD_NESTEROV, &o);
   CU_ASSERT_EQUAL(rc, 0);
   CU_ASSERT_PTR_NOT_NULL_FATAL(o);
   return o;
@@ -203,7 +205,7 @@ static void check_resume(enum kind k, const char *tag) {
   float *a = calloc(n, sizeof *a), *c = calloc(n, sizeof *c), *noopt = calloc(n, sizeof *c),
         *norng = calloc(n, sizeof *c);
   CU_ASSERT_PTR_NOT_NULL_FATAL(a && c && noopt && norng);
-  double base = k == ADAMW ? LR_ADAMW : LR_SGD, lr = 0.0;
+  double base = k == ADAMW || k == ADAM ? LR_ADAMW : LR_SGD, lr = 0.0;
   /* uninterrupted N+M steps; the lr halves after N (a schedule), which the checkpoint must keep */
   model m = {{NULL}};
   model_init(&m, 1);
@@ -243,6 +245,10 @@ static void test_nn_optim_state_adamw_resume_bit_identical(void) {
   check_resume(ADAMW, "adamw");
 }
 
+static void test_nn_optim_state_adam_resume_bit_identical(void) {
+  check_resume(ADAM, "adam");
+}
+
 static void test_nn_optim_state_sgd_momentum_resume_bit_identical(void) {
   check_resume(SGD_MOMENTUM, "sgd");
 }
@@ -280,8 +286,8 @@ static void oracle_run(enum kind k, const char *tag) {
   ts_optim *o = optim_new(k, &m);
   ts_nn_state *s = NULL;
   CU_ASSERT_EQUAL(ts_optim_state(o, &s), 0); /* before any step: hyper-parameters only */
-  CU_ASSERT_PTR_NULL(ts_nn_state_find(s, k == ADAMW ? "state.0.exp_avg" : "state.0.momentum_buffer"));
-  CU_ASSERT_EQUAL(ts_nn_state_count(s), k == ADAMW ? 6 : 6);
+  CU_ASSERT_PTR_NULL(ts_nn_state_find(s, k == ADAMW || k == ADAM ? "state.0.exp_avg" : "state.0.momentum_buffer"));
+  CU_ASSERT_EQUAL(ts_nn_state_count(s), 6);
   ts_nn_state_free(&s);
   train(&m, o, N_STEPS, 0.0);
   CU_ASSERT_EQUAL_FATAL(ts_optim_state(o, &s), 0);
@@ -309,9 +315,10 @@ static void test_nn_optim_state_matches_torch(void) {
   write_tensor("x.bin", X);
   write_tensor("y.bin", Y);
   oracle_run(ADAMW, "adamw");
+  oracle_run(ADAM, "adam");
   oracle_run(SGD_NESTEROV, "nesterov");
   oracle_run(SGD_MOMENTUM, "sgd");
-  char py[4096];
+  char py[8192];
   snprintf(py, sizeof py,
            "import h5py, numpy as np, torch\n"
            "N, M, B, DIN, DH, DOUT = %d, %d, %d, %d, %d, %d\n"
@@ -377,11 +384,13 @@ static void test_nn_optim_state_matches_torch(void) {
            "    print(tag, 'state ok:', len(want), 'entries')\n"
            "run('adamw', lambda ps: torch.optim.AdamW(ps, lr=%.17g, betas=(0.9, 0.999), eps=1e-8,\n"
            "    weight_decay=0.05))\n"
+           "run('adam', lambda ps: torch.optim.Adam(ps, lr=%.17g, betas=(0.9, 0.999), eps=1e-8,\n"
+           "    weight_decay=0.05))\n"
            "run('nesterov', lambda ps: torch.optim.SGD(ps, lr=%.17g, momentum=0.9, weight_decay=1e-3,\n"
            "    nesterov=True))\n"
            "run('sgd', lambda ps: torch.optim.SGD(ps, lr=%.17g, momentum=0.9, weight_decay=1e-3))\n"
            "print('ok')\n",
-           N_STEPS, M_STEPS, B, DIN, DH, DOUT, LR_ADAMW, LR_SGD, LR_SGD);
+           N_STEPS, M_STEPS, B, DIN, DH, DOUT, LR_ADAMW, LR_ADAMW, LR_SGD, LR_SGD);
   CU_ASSERT_EQUAL(ts_test_python("check_optim.py", py), 0);
 }
 
@@ -567,6 +576,7 @@ int ts_test_register(void) {
   if (!s) return -1;
   if (!CU_add_test(s, "test_nn_optim_state_adamw_resume_bit_identical",
                    test_nn_optim_state_adamw_resume_bit_identical) ||
+      !CU_add_test(s, "test_nn_optim_state_adam_resume_bit_identical", test_nn_optim_state_adam_resume_bit_identical) ||
       !CU_add_test(s, "test_nn_optim_state_sgd_momentum_resume_bit_identical",
                    test_nn_optim_state_sgd_momentum_resume_bit_identical) ||
       !CU_add_test(s, "test_nn_optim_state_sgd_nesterov_resume_bit_identical",
