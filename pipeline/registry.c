@@ -8,6 +8,7 @@ extern const struct ts_stage ts_stage_tile;
 extern const struct ts_stage ts_stage_extract;
 extern const struct ts_stage ts_stage_records;
 extern const struct ts_stage ts_stage_mil;
+extern const struct ts_stage ts_stage_survival;
 extern const struct ts_stage ts_stage_report;
 
 const struct ts_stage *const ts_stages[] = {
@@ -16,6 +17,7 @@ const struct ts_stage *const ts_stages[] = {
     &ts_stage_extract,
     &ts_stage_records, /* needs no slide stage: clinical and genomic tables */
     &ts_stage_mil,     /* slide classifiers over the features, per (model, fold) */
+    &ts_stage_survival, /* patient risk models, per (model, fold) */
     &ts_stage_report, /* last: the report of the run itself */
     NULL,
 };

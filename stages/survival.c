@@ -1,0 +1,705 @@
+/* survival.c — stage "survival": patient risk models trained and evaluated across patient-level
+ * folds (issue 12). This first part has the patients, the splits, the clinical Cox baseline and
+ * the evaluation every later model (attention-MIL, SNN, fusion) is held to.
+ *
+ * Patients, not slides (plan, rank 0): the unit of survival is the patient. A patient is in the
+ * study when the cohort CSV has a slide of it (a patient_id of cohort.csv) and cohort.clinical
+ * has its row with a time (survival.time, >= 0), an event (survival.event, 0 or 1) and every
+ * covariate of survival.covariates. Everyone else is listed with a token, on stderr and in
+ * survival/excluded.csv (patient_id,token,detail), never silently dropped:
+ *   SURV_NO_CLINICAL  a patient with slides but no clinical row
+ *   SURV_NO_SLIDE     a clinical row whose patient has no slide in the cohort
+ *   SURV_NO_TIME      empty or NA time;  SURV_BAD_TIME: not a number;  SURV_NEGATIVE_TIME
+ *   SURV_BAD_EVENT    an event that is not 0 or 1 (or empty)
+ *   SURV_MISSING_COVARIATE  an empty or non-numeric covariate (the name given)
+ *   SURV_BAD_ID       a patient id that cannot name a file
+ * A missing column (time, event, a covariate) is a configuration error: exit 2 before anything
+ * runs, naming the file and the column.
+ *
+ * Splits: patient-level k-fold (stats/ts_classify.h, the MIL stage's rule), stratified by event
+ * and time quantile: stratum = event * B + b, b = the patient's bin among B = survival.time_bins
+ * near-equal groups of all patients sorted by (time, patient_id). Written to
+ * survival/splits.csv (fold,set,patient_id,time,event,stratum) before any training.
+ *
+ * Units: (model, fold), "cox_clinical:fold0", ... Models:
+ *   cox_clinical  Cox proportional hazards (stats core, Efron ties, = R's coxph) on the raw
+ *                 clinical covariates of the training part (the baseline every paper should
+ *                 beat); risk = the linear predictor.
+ * Evaluation, on the test part of the fold only: Harrell's C (R's concordance(..., reverse =
+ * TRUE) with its infinitesimal-jackknife SE), Uno's C truncated at the largest training event
+ * time, the cumulative/dynamic AUC at the quartiles of the training event times, and the risk
+ * stratification: high risk = test risk above the median of the TRAINING risks; KM curves of
+ * the two groups on the test patients, the log-rank p and the hazard ratio high vs low (a Cox
+ * fit on the group indicator, with its 95% CI). A figure that is undefined (a test part with
+ * no event, one risk group empty) is null in JSON with a note on the unit, never NaN.
+ * Outputs per unit, survival/<model>/fold<k>/: model.json (coefficients, SE, HR and CI, the
+ * fit's warnings), risks.csv (patient_id,set,time,event,risk,group for train, val and test),
+ * km.csv (group,time,n_risk,n_event,surv,lower,upper: the test groups' KM curves),
+ * metrics.json. finish: survival/summary.csv|json: per model the per-fold figures, mean and sd.
+ *
+ * Reproducible: no random draw but the splits' (run.seed); the fits are deterministic. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ts_classify.h"
+#include "ts_error.h"
+#include "ts_io.h"
+#include "ts_records.h"
+#include "ts_stage.h"
+#include "ts_survival.h"
+
+static const char *const needs[] = {NULL}; /* cox_clinical reads cohort.clinical itself; the deep models will need extract */
+static const char *const keys[] = {"cohort.csv", "cohort.clinical", "survival", NULL};
+static const char *const known_models[] = {"cox_clinical", NULL};
+
+#define MAX_MODELS 8
+#define MAX_COV 64
+
+static int parse_list(const char *list, char *buf, size_t cap, const char **names, int max, int *n_out, const char *key,
+                      const char *const *known) {
+  *n_out = 0;
+  snprintf(buf, cap, "%s", list ? list : "");
+  for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+    bool ok = !known;
+    for (int k = 0; known && known[k]; k++) ok |= !strcmp(known[k], t);
+    if (!ok) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "%s: unknown model '%s' (known: cox_clinical)", key, t);
+    for (int j = 0; j < *n_out; j++)
+      if (!strcmp(names[j], t)) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "%s: '%s' listed twice", key, t);
+    if (*n_out == max) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "%s: at most %d entries", key, max);
+    names[(*n_out)++] = t;
+  }
+  return 0;
+}
+
+static int check(const ts_config *c) {
+  char buf[512], cbuf[2048];
+  const char *names[MAX_MODELS], *cov[MAX_COV];
+  int n = 0, nc = 0;
+  TS_CALL(parse_list(c->survival.models, buf, sizeof buf, names, MAX_MODELS, &n, "survival.models", known_models));
+  TS_CALL(parse_list(c->survival.covariates, cbuf, sizeof cbuf, cov, MAX_COV, &nc, "survival.covariates", NULL));
+  if (n && nc == 0) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "survival.covariates is empty: cox_clinical needs clinical covariates");
+  if (c->survival.val_frac + c->survival.test_frac >= 0.9)
+    return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "survival.val_frac + survival.test_frac (%g) leaves too little to train on",
+                        c->survival.val_frac + c->survival.test_frac);
+  return 0;
+}
+
+static int skip(const ts_run *run, char *why, size_t n) {
+  char buf[512];
+  const char *names[MAX_MODELS];
+  int nm = 0;
+  TS_CALL(parse_list(run->cfg->survival.models, buf, sizeof buf, names, MAX_MODELS, &nm, "survival.models", known_models));
+  if (nm == 0) {
+    snprintf(why, n, "survival.models is empty (set it, e.g. survival.models: cox_clinical, to fit survival models)");
+    return 1;
+  }
+  if (!run->cfg->cohort.clinical || !run->cfg->cohort.clinical[0]) {
+    snprintf(why, n, "no clinical table (cohort.clinical): survival times and events come from it");
+    return 1;
+  }
+  return 0;
+}
+
+/* ---- the study's patients ---- */
+
+typedef struct patient {
+  char *id;
+  double time;
+  int event;
+  double x[MAX_COV];
+  int stratum;
+} patient;
+
+typedef struct study {
+  patient *p;
+  size_t n;
+  int ncov;
+  const char *cov[MAX_COV];
+  char covbuf[2048];
+} study;
+
+static void study_clear(study *s) {
+  for (size_t i = 0; i < s->n; i++) free(s->p[i].id);
+  free(s->p);
+  memset(s, 0, sizeof *s);
+}
+
+/* Strictly a number (and not NA / empty). */
+static bool number(const char *s, double *v) {
+  if (!s || !*s) return false;
+  char *end;
+  errno = 0;
+  *v = strtod(s, &end);
+  return !*end && !errno && isfinite(*v);
+}
+
+static int col_index(const ts_rec_table *t, const char *name, const char *path) {
+  for (int j = 0; j < t->ncsv; j++)
+    if (!strcmp(t->header[j], name)) return j;
+  return ts_error_set(TS_ECONFIG, "SURV_MISSING_COLUMN", "%s: no column '%s' (survival.time, survival.event and survival.covariates name its columns)",
+                      path, name);
+}
+
+static void excluded(FILE *ex, int *count, const char *id, const char *token, const char *fmt, const char *detail, int line, const char *path) {
+  (*count)++;
+  if (!ex) return; /* a unit's reload: the plan listed them */
+  fprintf(stderr, "survival: patient %s left out: %s: %s:%d: %s%s\n", id, token, path, line, fmt, detail ? detail : "");
+  fprintf(ex, "%s,%s,\"%s:%d: %s%s\"\n", id, token, path, line, fmt, detail ? detail : "");
+}
+
+/* The patients of the study, in cohort.clinical's row order; every one left out is in ex (NULL:
+ * counted only). */
+static int load_study(const ts_run *run, study *s, FILE *ex, int *n_out_excluded) {
+  const ts_config *c = run->cfg;
+  memset(s, 0, sizeof *s);
+  TS_CALL(parse_list(c->survival.covariates, s->covbuf, sizeof s->covbuf, s->cov, MAX_COV, &s->ncov, "survival.covariates", NULL));
+  ts_rec_table *t = NULL;
+  int rc = 0;
+  if (ts_rec_table_open("clinical", c->cohort.clinical, NULL, &t) < 0) {
+    rc = ts_error_set(TS_ECONFIG, ts_error_token(), "%s", ts_error_detail());
+    goto out;
+  }
+  int jid = -1, jt, je, jc[MAX_COV];
+  for (int j = 0; j < t->ncsv; j++)
+    if (!strcmp(t->header[j], "patient_id")) jid = j;
+  if (jid < 0) TS_FAIL(TS_ECONFIG, "SURV_MISSING_COLUMN", "%s: no column 'patient_id'", c->cohort.clinical);
+  TS_TRY(jt = col_index(t, c->survival.time, c->cohort.clinical));
+  TS_TRY(je = col_index(t, c->survival.event, c->cohort.clinical));
+  for (int k = 0; k < s->ncov; k++) TS_TRY(jc[k] = col_index(t, s->cov[k], c->cohort.clinical));
+  if (!(s->p = calloc((size_t)t->nrows + 1, sizeof *s->p))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival patients");
+  bool *seen = calloc((size_t)run->cohort->n + 1, sizeof *seen); /* cohort rows whose patient has a clinical row */
+  if (!seen) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival patients");
+  int nx = 0;
+  for (int64_t r = 0; r < t->nrows && rc >= 0; r++) {
+    char **f = NULL;
+    int nf = 0;
+    if ((rc = ts_rec_row_fields(t, r, &f, &nf)) < 0) break;
+    const char *id = f[jid];
+    int line = t->row_line[r];
+    bool has_slide = false;
+    for (int i = 0; i < run->cohort->n; i++)
+      if (!strcmp(run->cohort->rows[i].patient_id, id)) has_slide = true, seen[i] = true;
+    double tm = 0, ev = 0, x[MAX_COV] = {0};
+    int bad = 0;
+    if (!has_slide) excluded(ex, &nx, id, "SURV_NO_SLIDE", "no slide of this patient in the cohort", NULL, line, c->cohort.clinical), bad = 1;
+    else if (!ts_id_is_safe(id)) excluded(ex, &nx, id, "SURV_BAD_ID", "the id cannot name a file", NULL, line, c->cohort.clinical), bad = 1;
+    else if (!f[jt][0] || !strcmp(f[jt], "NA"))
+      excluded(ex, &nx, id, "SURV_NO_TIME", "no time in column ", c->survival.time, line, c->cohort.clinical), bad = 1;
+    else if (!number(f[jt], &tm))
+      excluded(ex, &nx, id, "SURV_BAD_TIME", "time is not a number: ", f[jt], line, c->cohort.clinical), bad = 1;
+    else if (tm < 0) excluded(ex, &nx, id, "SURV_NEGATIVE_TIME", "negative time ", f[jt], line, c->cohort.clinical), bad = 1;
+    else if (!number(f[je], &ev) || (ev != 0 && ev != 1))
+      excluded(ex, &nx, id, "SURV_BAD_EVENT", "event is not 0 or 1: ", f[je][0] ? f[je] : "(empty)", line, c->cohort.clinical), bad = 1;
+    for (int k = 0; !bad && k < s->ncov; k++)
+      if (!number(f[jc[k]], &x[k])) excluded(ex, &nx, id, "SURV_MISSING_COVARIATE", "no number in column ", s->cov[k], line, c->cohort.clinical), bad = 1;
+    if (!bad) {
+      patient *p = &s->p[s->n];
+      if (!(p->id = strdup(id))) rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "survival patients");
+      p->time = tm;
+      p->event = (int)ev;
+      memcpy(p->x, x, sizeof(double) * (size_t)s->ncov);
+      if (rc >= 0) s->n++;
+    }
+    free(f);
+  }
+  for (int i = 0; rc >= 0 && i < run->cohort->n; i++) { /* patients with slides but no clinical row, once each */
+    const char *id = run->cohort->rows[i].patient_id;
+    bool first = !seen[i];
+    for (int j = 0; first && j < i; j++) first = strcmp(run->cohort->rows[j].patient_id, id) != 0;
+    if (first) excluded(ex, &nx, id, "SURV_NO_CLINICAL", "no row of this patient in the clinical table", NULL, 0, c->cohort.clinical);
+  }
+  free(seen);
+  *n_out_excluded = nx;
+out:
+  ts_rec_table_free(&t);
+  if (rc < 0) study_clear(s);
+  return rc;
+}
+
+static int cmp_time(const void *a, const void *b) {
+  const patient *const *x = a, *const *y = b;
+  if ((*x)->time != (*y)->time) return (*x)->time < (*y)->time ? -1 : 1;
+  return strcmp((*x)->id, (*y)->id);
+}
+
+/* ---- plan ---- */
+
+static int plan(const ts_run *run, ts_units *units) {
+  const ts_config *c = run->cfg;
+  char mbuf[512], path[TS_PATH_MAX], dir[TS_PATH_MAX], tmp[TS_PATH_MAX];
+  const char *models[MAX_MODELS];
+  int n_models = 0, rc = 0, n_ex = 0;
+  TS_CALL(parse_list(c->survival.models, mbuf, sizeof mbuf, models, MAX_MODELS, &n_models, "survival.models", known_models));
+  study s;
+  ts_splits *sp = NULL;
+  ts_split_slide *sl = NULL;
+  patient **order = NULL;
+  FILE *ex = NULL;
+  TS_CALL(ts_run_path(run, "survival", dir, sizeof dir));
+  TS_CALL(ts_io_mkdirs(dir, 0755));
+  TS_CALL(ts_run_path(run, "survival/excluded.csv", path, sizeof path));
+  TS_CALL(ts_io_tmp_path(path, tmp, sizeof tmp));
+  if (!(ex = fopen(tmp, "w"))) return ts_error_set(TS_EIO, "IO_WRITE", "cannot create %s: %s", tmp, strerror(errno));
+  fprintf(ex, "patient_id,token,detail\n");
+  if ((rc = load_study(run, &s, ex, &n_ex)) < 0) {
+    fclose(ex);
+    unlink(tmp);
+    return rc;
+  }
+  int closed = fclose(ex);
+  ex = NULL;
+  if (closed != 0) TS_FAIL(TS_EIO, "IO_WRITE", "writing %s", tmp);
+  TS_TRY(ts_io_commit(tmp, path));
+  if (n_ex) fprintf(stderr, "survival: %d patient(s) left out, listed in %s\n", n_ex, path);
+  if (s.n < 3) TS_FAIL(TS_EINPUT, "SURV_NO_PATIENTS", "%zu patient(s) with slides, a time and an event: too few to split", s.n);
+  /* strata: event x time quantile bin */
+  int B = (int)c->survival.time_bins;
+  if (!(order = malloc(sizeof *order * s.n)) || !(sl = calloc(s.n, sizeof *sl))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival plan");
+  for (size_t i = 0; i < s.n; i++) order[i] = &s.p[i];
+  qsort(order, s.n, sizeof *order, cmp_time);
+  for (size_t i = 0; i < s.n; i++) order[i]->stratum = order[i]->event * B + (int)((i * (size_t)B) / s.n);
+  for (size_t i = 0; i < s.n; i++) sl[i] = (ts_split_slide){.slide_id = s.p[i].id, .patient_id = s.p[i].id, .label = s.p[i].stratum};
+  ts_split_options o;
+  ts_split_options_default(&o);
+  o.folds = (int)c->survival.folds;
+  o.val_frac = c->survival.val_frac;
+  o.test_frac = c->survival.test_frac;
+  o.seed = (uint64_t)c->run.seed;
+  o.nclass = 2 * B;
+  if (ts_splits_make(sl, s.n, &o, &sp) < 0) {
+    rc = ts_error_set(TS_ECONFIG, ts_error_token(), "survival splits are stratified by event x time bin (stratum = event * %d + bin): %s "
+                      "(lower survival.folds, survival.time_bins or survival.test_frac, or add patients)", B, ts_error_detail());
+    goto out;
+  }
+  /* survival/splits.csv, before any fit */
+  char *csv = NULL;
+  size_t cl = 0;
+  FILE *m = open_memstream(&csv, &cl);
+  if (!m) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival splits");
+  fprintf(m, "fold,set,patient_id,time,event,stratum\n");
+  for (size_t i = 0; i < sp->nrow; i++) {
+    const patient *p = NULL;
+    for (size_t j = 0; j < s.n && !p; j++)
+      if (!strcmp(s.p[j].id, sp->rows[i].slide_id)) p = &s.p[j];
+    fprintf(m, "%d,%s,%s,%.17g,%d,%d\n", sp->rows[i].fold, ts_split_set_name(sp->rows[i].set), p->id, p->time, p->event, p->stratum);
+  }
+  fclose(m);
+  TS_TRY(ts_run_path(run, "survival/splits.csv", path, sizeof path));
+  rc = ts_io_write_atomic(path, csv, cl);
+  free(csv);
+  if (rc < 0) goto out;
+  char sum[65], ckey[200];
+  int64_t bytes = 0;
+  TS_TRY(ts_io_sha256_file(path, sum, &bytes));
+  snprintf(ckey, sizeof ckey, "splits=%s\n", sum); /* the splits file holds every input a unit reads but the covariates */
+  char *key = NULL;
+  size_t kl = 0;
+  FILE *k = open_memstream(&key, &kl);
+  if (!k) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival plan");
+  fputs(ckey, k);
+  for (size_t i = 0; i < s.n; i++) {
+    fprintf(k, "%s", s.p[i].id);
+    for (int j = 0; j < s.ncov; j++) fprintf(k, ",%.17g", s.p[i].x[j]);
+    fputc('\n', k);
+  }
+  fclose(k);
+  for (int mi = 0; mi < n_models && rc >= 0; mi++)
+    for (int f = 0; f < sp->folds && rc >= 0; f++) {
+      char id[128];
+      snprintf(id, sizeof id, "%s:fold%d", models[mi], f);
+      rc = ts_units_add_keyed(units, id, key);
+    }
+  free(key);
+  int events = 0;
+  for (size_t i = 0; i < s.n; i++) events += s.p[i].event;
+  fprintf(stderr, "survival: %zu patients (%d with an event), %d folds stratified by event x %d time bins\n", s.n, events, sp->folds, B);
+out:
+  if (ex) fclose(ex);
+  free(order);
+  free(sl);
+  ts_splits_free(&sp);
+  study_clear(&s);
+  return rc;
+}
+
+/* ---- work ---- */
+
+typedef struct part {
+  size_t n;
+  const patient **p;
+  double *time, *x, *risk;
+  int *event, *group;
+} part;
+
+static void part_clear(part *q) {
+  free(q->p);
+  free(q->time);
+  free(q->x);
+  free(q->risk);
+  free(q->event);
+  free(q->group);
+  memset(q, 0, sizeof *q);
+}
+
+static int part_alloc(part *q, size_t n, int ncov) {
+  memset(q, 0, sizeof *q);
+  q->p = calloc(n + 1, sizeof *q->p);
+  q->time = calloc(n + 1, sizeof *q->time);
+  q->x = calloc((n + 1) * (size_t)(ncov ? ncov : 1), sizeof *q->x);
+  q->risk = calloc(n + 1, sizeof *q->risk);
+  q->event = calloc(n + 1, sizeof *q->event);
+  q->group = calloc(n + 1, sizeof *q->group);
+  if (!q->p || !q->time || !q->x || !q->risk || !q->event || !q->group) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "survival");
+  return 0;
+}
+
+static void part_add(part *q, const patient *p, int ncov) {
+  q->p[q->n] = p;
+  q->time[q->n] = p->time;
+  q->event[q->n] = p->event;
+  memcpy(q->x + q->n * (size_t)ncov, p->x, sizeof(double) * (size_t)ncov);
+  q->n++;
+}
+
+static ts_surv_data part_data(const part *q) { return (ts_surv_data){.n = q->n, .time = q->time, .event = q->event}; }
+
+static void jnum(FILE *f, double v) {
+  if (isfinite(v)) fprintf(f, "%.17g", v);
+  else fputs("null", f);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Quantile type 7 (R's default) of sorted v. */
+static double quantile7(const double *v, size_t n, double q) {
+  if (n == 0) return NAN;
+  double h = (double)(n - 1) * q;
+  size_t lo = (size_t)floor(h);
+  return lo + 1 < n ? v[lo] + (h - (double)lo) * (v[lo + 1] - v[lo]) : v[lo];
+}
+
+static int write_text(const ts_run *run, const char *rel, const char *text, size_t len, ts_unit_record *rec) {
+  char path[TS_PATH_MAX];
+  TS_CALL(ts_run_path(run, rel, path, sizeof path));
+  TS_CALL(ts_io_write_atomic(path, text, len));
+  return ts_unit_add_output(rec, rel);
+}
+
+static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
+  char model[64], path[TS_PATH_MAX], rel[512];
+  int fold = -1, rc = 0, n_ex = 0;
+  const char *colon = strchr(u->id, ':');
+  if (!colon || sscanf(colon + 1, "fold%d", &fold) != 1 || colon - u->id >= (long)sizeof model)
+    return ts_error_set(TS_EINTERNAL, "UNIT_UNKNOWN", "survival unit '%s' is not MODEL:foldK", u->id);
+  snprintf(model, sizeof model, "%.*s", (int)(colon - u->id), u->id);
+  study s;
+  TS_CALL(load_study(run, &s, NULL, &n_ex));
+  part sets[3];
+  memset(sets, 0, sizeof sets);
+  ts_rec_table *t = NULL;
+  ts_cox_fit *fit = NULL, *hrfit = NULL;
+  ts_km *km = NULL;
+  ts_logrank *lr = NULL;
+  char *csv = NULL, *js = NULL;
+  size_t cl = 0, jl = 0;
+  for (int k = 0; k < 3; k++) TS_TRY(part_alloc(&sets[k], s.n, s.ncov));
+  TS_TRY(ts_run_path(run, "survival/splits.csv", path, sizeof path));
+  TS_TRY(ts_rec_table_open("splits", path, NULL, &t));
+  for (int64_t r = 0; r < t->nrows && rc >= 0; r++) {
+    char **f = NULL;
+    int nf = 0;
+    if ((rc = ts_rec_row_fields(t, r, &f, &nf)) < 0) break;
+    if (nf == 6 && atoi(f[0]) == fold) {
+      int set = ts_split_set_parse(f[1]);
+      const patient *p = NULL;
+      for (size_t j = 0; j < s.n && !p; j++)
+        if (!strcmp(s.p[j].id, f[2])) p = &s.p[j];
+      if (!p || set < 0)
+        rc = ts_error_set(TS_EINPUT, "SURV_SPLITS_STALE", "%s:%d: patient '%s' is not in the study (the clinical table changed?)", path, t->row_line[r], f[2]);
+      else
+        part_add(&sets[set], p, s.ncov);
+    }
+    free(f);
+  }
+  if (rc < 0) goto out;
+  part *tr = &sets[TS_SET_TRAIN], *te = &sets[TS_SET_TEST];
+  if (!tr->n || !te->n) TS_FAIL(TS_EINPUT, "SURV_FOLD_EMPTY", "%s: fold %d lacks a training or test part", path, fold);
+  /* the fit */
+  ts_surv_data dtr = part_data(tr), dte = part_data(te);
+  ts_cox_options o;
+  ts_cox_options_default(&o);
+  if ((rc = ts_cox_fit_new(&dtr, tr->x, (size_t)s.ncov, &o, &fit)) < 0) goto out;
+  if (fit->warning[0]) ts_unit_note(rec, "%s", fit->warning);
+  for (int k = 0; k < 3; k++)
+    for (size_t i = 0; i < sets[k].n; i++) {
+      double r = 0;
+      for (int j = 0; j < s.ncov; j++)
+        if (isfinite(fit->coef[j])) r += fit->coef[j] * sets[k].x[i * (size_t)s.ncov + (size_t)j];
+      sets[k].risk[i] = r;
+    }
+  /* evaluation on the test part only */
+  ts_concordance hc = {.c = NAN, .std_err = NAN}, uc = {.c = NAN, .std_err = NAN};
+  int te_events = 0;
+  for (size_t i = 0; i < te->n; i++) te_events += te->event[i];
+  double tau = 0, *ev_times = calloc(tr->n + 1, sizeof *ev_times), *trisk = calloc(tr->n + 1, sizeof *trisk);
+  size_t ne = 0;
+  if (!ev_times || !trisk) {
+    free(ev_times);
+    free(trisk);
+    TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
+  }
+  for (size_t i = 0; i < tr->n; i++) {
+    if (tr->event[i]) ev_times[ne++] = tr->time[i], tau = tr->time[i] > tau ? tr->time[i] : tau;
+    trisk[i] = tr->risk[i];
+  }
+  qsort(ev_times, ne, sizeof *ev_times, cmp_double);
+  qsort(trisk, tr->n, sizeof *trisk, cmp_double);
+  double at[3] = {quantile7(ev_times, ne, 0.25), quantile7(ev_times, ne, 0.5), quantile7(ev_times, ne, 0.75)}, auc[3] = {NAN, NAN, NAN};
+  double cut = quantile7(trisk, tr->n, 0.5);
+  free(ev_times);
+  free(trisk);
+  if (te_events == 0) {
+    ts_unit_note(rec, "SURV_C_UNDEFINED: fold %d's test part has no event: C-index, AUC and risk groups are undefined (null)", fold);
+  } else {
+    if (ts_surv_concordance(&dte, te->risk, TS_TIMEWT_N, INFINITY, &hc) < 0) hc.c = hc.std_err = NAN;
+    if (ts_surv_uno_c(&dte, te->risk, tau, &uc) < 0) uc.c = uc.std_err = NAN;
+    if (ts_surv_auc_cd(&dte, te->risk, at, 3, auc) < 0) auc[0] = auc[1] = auc[2] = NAN;
+    ts_error_clear();
+  }
+  /* risk groups: above the median of the TRAINING risks = high */
+  double hr = NAN, hr_lo = NAN, hr_hi = NAN, lr_p = NAN;
+  int n_high = 0;
+  for (size_t i = 0; i < te->n; i++) n_high += te->group[i] = te->risk[i] > cut;
+  for (size_t i = 0; i < tr->n; i++) tr->group[i] = tr->risk[i] > cut;
+  for (size_t i = 0; i < sets[1].n; i++) sets[1].group[i] = sets[1].risk[i] > cut;
+  if (n_high > 0 && (size_t)n_high < te->n && te_events > 0) {
+    double *g = malloc(sizeof *g * te->n);
+    if (!g) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
+    for (size_t i = 0; i < te->n; i++) g[i] = te->group[i];
+    if (ts_logrank_new(&dte, te->group, &lr) >= 0) lr_p = lr->p;
+    if (ts_cox_fit_new(&dte, g, 1, &o, &hrfit) >= 0) {
+      if (hrfit->warning[0] || hrfit->infinite[0] || !isfinite(hrfit->hr_upper[0])) /* monotone likelihood: all events on one side */
+        ts_unit_note(rec, "SURV_HR_INFINITE: fold %d: the hazard ratio high vs low risk has no finite estimate (%s): null", fold,
+                     hrfit->warning[0] ? hrfit->warning : "infinite upper limit");
+      else
+        hr = hrfit->hr[0], hr_lo = hrfit->hr_lower[0], hr_hi = hrfit->hr_upper[0];
+    }
+    free(g);
+    ts_error_clear();
+  } else if (te_events > 0) {
+    ts_unit_note(rec, "SURV_ONE_RISK_GROUP: fold %d: every test patient is on one side of the training median risk: no log-rank or hazard ratio", fold);
+  }
+  if (te_events > 0 && ts_km_fit_new(&(ts_surv_data){.n = te->n, .time = te->time, .event = te->event, .strata = te->group}, 0.95, &km) < 0) {
+    ts_error_clear();
+    km = NULL;
+  }
+  /* outputs */
+  snprintf(rel, sizeof rel, "survival/%s/fold%d", model, fold);
+  TS_TRY(ts_run_path(run, rel, path, sizeof path));
+  TS_TRY(ts_io_mkdirs(path, 0755));
+  FILE *m = open_memstream(&js, &jl);
+  if (!m) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
+  fprintf(m, "{\"model\": \"%s\", \"fold\": %d, \"ties\": \"efron\", \"n\": %zu, \"events\": %zu, \"loglik\": ", model, fold, fit->n, fit->nevent);
+  jnum(m, fit->loglik);
+  fprintf(m, ", \"iter\": %d, \"warning\": \"%s\", \"coefficients\": [", fit->iter, fit->warning);
+  for (int j = 0; j < s.ncov; j++) {
+    fprintf(m, "%s\n  {\"name\": \"%s\", \"coef\": ", j ? "," : "", s.cov[j]);
+    jnum(m, fit->coef[j]);
+    fprintf(m, ", \"se\": ");
+    jnum(m, fit->se[j]);
+    fprintf(m, ", \"hr\": ");
+    jnum(m, fit->hr[j]);
+    fprintf(m, ", \"hr_ci95\": [");
+    jnum(m, fit->hr_lower[j]);
+    fprintf(m, ", ");
+    jnum(m, fit->hr_upper[j]);
+    fprintf(m, "], \"p\": ");
+    jnum(m, fit->pvalue[j]);
+    fprintf(m, "}");
+  }
+  fprintf(m, "]}\n");
+  fclose(m);
+  snprintf(rel, sizeof rel, "survival/%s/fold%d/model.json", model, fold);
+  rc = write_text(run, rel, js, jl, rec);
+  free(js);
+  js = NULL;
+  if (rc < 0) goto out;
+  if (!(m = open_memstream(&csv, &cl))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
+  fprintf(m, "patient_id,set,time,event,risk,group\n");
+  for (int k = 0; k < 3; k++)
+    for (size_t i = 0; i < sets[k].n; i++)
+      fprintf(m, "%s,%s,%.17g,%d,%.17g,%s\n", sets[k].p[i]->id, ts_split_set_name(k), sets[k].time[i], sets[k].event[i], sets[k].risk[i],
+              sets[k].group[i] ? "high" : "low");
+  fclose(m);
+  snprintf(rel, sizeof rel, "survival/%s/fold%d/risks.csv", model, fold);
+  rc = write_text(run, rel, csv, cl, rec);
+  free(csv);
+  csv = NULL;
+  if (rc < 0) goto out;
+  if (!(m = open_memstream(&csv, &cl))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
+  fprintf(m, "group,time,n_risk,n_event,surv,lower,upper\n");
+  for (size_t g = 0; km && g < km->ncurve; g++)
+    for (size_t i = 0; i < km->curve[g].len; i++) {
+      const ts_km_curve *kc = &km->curve[g];
+      fprintf(m, "%s,%.17g,%.17g,%.17g,%.17g,", kc->group ? "high" : "low", kc->time[i], kc->n_risk[i], kc->n_event[i], kc->surv[i]);
+      if (isfinite(kc->lower[i])) fprintf(m, "%.17g", kc->lower[i]);
+      fputc(',', m);
+      if (isfinite(kc->upper[i])) fprintf(m, "%.17g", kc->upper[i]);
+      fputc('\n', m);
+    }
+  fclose(m);
+  snprintf(rel, sizeof rel, "survival/%s/fold%d/km.csv", model, fold);
+  rc = write_text(run, rel, csv, cl, rec);
+  if (rc < 0) goto out;
+  if (!(m = open_memstream(&js, &jl))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
+  fprintf(m, "{\"model\": \"%s\", \"fold\": %d, \"n_train\": %zu, \"n_val\": %zu, \"n_test\": %zu, \"test_events\": %d,\n \"c_index\": ", model, fold,
+          tr->n, sets[1].n, te->n, te_events);
+  jnum(m, hc.c);
+  fprintf(m, ", \"c_index_se\": ");
+  jnum(m, hc.std_err);
+  fprintf(m, ", \"uno_c\": ");
+  jnum(m, uc.c);
+  fprintf(m, ", \"uno_tau\": ");
+  jnum(m, tau);
+  fprintf(m, ",\n \"auc_times\": [");
+  for (int k = 0; k < 3; k++) fprintf(m, "%s", k ? ", " : ""), jnum(m, at[k]);
+  fprintf(m, "], \"auc\": [");
+  for (int k = 0; k < 3; k++) fprintf(m, "%s", k ? ", " : ""), jnum(m, auc[k]);
+  fprintf(m, "],\n \"risk_cut\": ");
+  jnum(m, cut);
+  fprintf(m, ", \"n_high\": %d, \"n_low\": %zu, \"logrank_p\": ", n_high, te->n - (size_t)n_high);
+  jnum(m, lr_p);
+  fprintf(m, ", \"hr_high_vs_low\": ");
+  jnum(m, hr);
+  fprintf(m, ", \"hr_ci95\": [");
+  jnum(m, hr_lo);
+  fprintf(m, ", ");
+  jnum(m, hr_hi);
+  fprintf(m, "]}\n");
+  fclose(m);
+  snprintf(rel, sizeof rel, "survival/%s/fold%d/metrics.json", model, fold);
+  rc = write_text(run, rel, js, jl, rec);
+  if (rc >= 0) rec->items = (int64_t)tr->n;
+out:
+  free(csv);
+  free(js);
+  ts_km_free(&km);
+  ts_logrank_free(&lr);
+  ts_cox_fit_free(&fit);
+  ts_cox_fit_free(&hrfit);
+  ts_rec_table_free(&t);
+  for (int k = 0; k < 3; k++) part_clear(&sets[k]);
+  study_clear(&s);
+  return rc;
+}
+
+/* ---- finish: the summary over folds ---- */
+
+static double json_num(const char *text, const char *key) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\": ", key);
+  const char *p = strstr(text, pat);
+  if (!p) return NAN;
+  p += strlen(pat);
+  if (!strncmp(p, "null", 4)) return NAN;
+  return strtod(p, NULL);
+}
+
+static int finish(const ts_run *run) {
+  const ts_config *c = run->cfg;
+  char mbuf[512], path[TS_PATH_MAX];
+  const char *models[MAX_MODELS];
+  int n_models = 0, rc = 0;
+  TS_CALL(parse_list(c->survival.models, mbuf, sizeof mbuf, models, MAX_MODELS, &n_models, "survival.models", known_models));
+  TS_CALL(ts_run_path(run, "survival/splits.csv", path, sizeof path));
+  if (!ts_io_exists(path)) return 0; /* the plan stopped before splitting */
+  int folds = (int)c->survival.folds;
+  static const char *const mk[] = {"c_index", "uno_c", "logrank_p", "hr_high_vs_low"};
+  enum { NK = 4 };
+  char *csv = NULL, *json = NULL;
+  size_t cl = 0, jl = 0;
+  FILE *fc = open_memstream(&csv, &cl), *fj = open_memstream(&json, &jl);
+  if (!fc || !fj) {
+    if (fc) fclose(fc);
+    if (fj) fclose(fj);
+    return ts_error_set(TS_ENOMEM, "NO_MEMORY", "survival summary");
+  }
+  fprintf(fc, "model,fold,c_index,uno_c,logrank_p,hr_high_vs_low\n");
+  fprintf(fj, "{\"folds\": %d, \"models\": [", folds);
+  for (int m = 0; m < n_models; m++) {
+    double v[100][NK];
+    int done = 0;
+    fprintf(fj, "%s\n  {\"model\": \"%s\", \"per_fold\": [", m ? "," : "", models[m]);
+    for (int f = 0; f < folds && f < 100; f++) {
+      char rel[512], p2[TS_PATH_MAX], *text = NULL;
+      for (int k = 0; k < NK; k++) v[f][k] = NAN;
+      snprintf(rel, sizeof rel, "survival/%s/fold%d/metrics.json", models[m], f);
+      if (ts_run_path(run, rel, p2, sizeof p2) < 0 || ts_io_read_all(p2, &text, NULL) < 0) {
+        ts_error_clear();
+        continue;
+      }
+      fprintf(fc, "%s,%d", models[m], f);
+      fprintf(fj, "%s{\"fold\": %d", done ? ", " : "", f);
+      for (int k = 0; k < NK; k++) {
+        v[f][k] = json_num(text, mk[k]);
+        fputc(',', fc);
+        if (isfinite(v[f][k])) fprintf(fc, "%.9g", v[f][k]); /* undefined: an empty cell, not NaN */
+        fprintf(fj, ", \"%s\": ", mk[k]);
+        jnum(fj, v[f][k]);
+      }
+      fprintf(fc, "\n");
+      fprintf(fj, "}");
+      free(text);
+      done++;
+    }
+    fprintf(fj, "], \"folds_done\": %d", done);
+    for (int k = 0; k < 2; k++) { /* C-indices: mean and sd over the folds where defined */
+      double s1 = 0, s2 = 0;
+      int nn = 0;
+      for (int f = 0; f < folds && f < 100; f++)
+        if (isfinite(v[f][k])) s1 += v[f][k], nn++;
+      double mean = nn ? s1 / nn : NAN;
+      for (int f = 0; f < folds && f < 100; f++)
+        if (isfinite(v[f][k])) s2 += (v[f][k] - mean) * (v[f][k] - mean);
+      fprintf(fj, ", \"%s_mean\": ", mk[k]);
+      jnum(fj, mean);
+      fprintf(fj, ", \"%s_sd\": ", mk[k]);
+      jnum(fj, nn > 1 ? sqrt(s2 / (nn - 1)) : NAN);
+      fprintf(fj, ", \"%s_folds\": %d", mk[k], nn);
+    }
+    fprintf(fj, "}");
+  }
+  fprintf(fj, "\n]}\n");
+  fclose(fc);
+  fclose(fj);
+  if (rc >= 0) rc = ts_run_path(run, "survival/summary.csv", path, sizeof path);
+  if (rc >= 0) rc = ts_io_write_atomic(path, csv, strlen(csv));
+  if (rc >= 0) rc = ts_run_path(run, "survival/summary.json", path, sizeof path);
+  if (rc >= 0) rc = ts_io_write_atomic(path, json, strlen(json));
+  if (rc >= 0) fprintf(stderr, "survival: summary in %s (and summary.csv)\n", path);
+  free(csv);
+  free(json);
+  return rc;
+}
+
+const struct ts_stage ts_stage_survival = {
+    .abi = TS_STAGE_ABI,
+    .name = "survival",
+    .kind = TS_SHARDED,
+    .needs = needs,
+    .config_keys = keys,
+    .plan = plan,
+    .work = work,
+    .finish = finish,
+    .check = check,
+    .skip = skip,
+    .items_unit = "patients",
+    .unit_noun = "fold",
+};
