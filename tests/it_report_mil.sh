@@ -10,8 +10,9 @@
 # when the PNG exists. The page holds a well-formed ROC SVG with one curve per model, one
 # learning-curve SVG per fold, heatmap thumbnails. compare: a fold's "seconds" is performance,
 # a pooled AUC a result. Then, on copies of the run: more than 100 predictions go to pages
-# (report/mil-<k>.html), three classes give the one-vs-rest AUC and no curve; a run without
-# mil.models has no mil section.
+# (report/mil-<k>.html), three classes give the one-vs-rest macro AUC and a chart of their own
+# with one one-vs-rest curve per class; a run without mil.models has no mil section. (Regression
+# and a real three-class run: tests/it_report_mil_tasks.sh.)
 . "$(dirname "$0")/lib.sh"
 cd "$WORK"
 $PY -c 'import jsonschema, sklearn' 2>/dev/null || { echo "FAIL - python3-jsonschema or python3-sklearn is not installed"; exit 1; }
@@ -79,6 +80,10 @@ for x in m['models']:
     s = json.load(open(os.path.join(run, 'mil/summary.json')))
     sm = [y for y in s['models'] if y['model'] == name][0]
     assert abs(sm['pooled_auc'] - x['pooled_auc']) < 1e-5, (sm['pooled_auc'], x['pooled_auc'])
+    # binary: the per-class list holds class 1 only, the task's AUC, CI and curve
+    pc = x['pooled_per_class']
+    assert len(pc) == 1 and pc[0]['class'] == 1 and pc[0]['auc'] == x['pooled_auc'] and pc[0]['ci95'] == x['pooled_auc_ci95'] and pc[0]['roc'] == x['roc'], pc
+    assert pc[0]['n_pos'] == sum(ys) and pc[0]['n_neg'] == len(ys) - sum(ys), pc
     # the ROC points: sklearn's, all thresholds; its area is the AUC
     fpr, tpr, _ = roc_curve(ys, ps, drop_intermediate=False)
     ours = sorted(zip(x['roc']['fpr'], x['roc']['tpr']))
@@ -153,6 +158,9 @@ expect_rc 1 "$TESSERA" compare a/report/report.json result.json
 check "compare names the differing pooled AUC" grep -q "DIFFERS  mil.models" "$WORK/out"
 
 # --- long tables go to pages: 120 more test rows in a copy of the run ---
+# (counted from the run: how many slides a fold tests is the split rule's business)
+n0=$($PY -c "import json; print(len(json.load(open('a/report/report.json'))['mil']['predictions']))")
+n1=$((n0 + 120))
 cp -r a p
 $PY - p/mil/abmil/fold0/predictions.csv <<'PY'
 import sys
@@ -161,10 +169,10 @@ with open(sys.argv[1], 'a') as f:
         f.write('X%04d,Q%04d,%d,%.9g,%.9g,%d\n' % (i, i, i % 2, 1 - (i % 7) / 7, (i % 7) / 7, int((i % 7) / 7 >= 0.5)))
 PY
 expect_rc 0 "$TESSERA" report p --quiet
-check "a copy with 144 predictions: 2 pages" test -s p/report/mil-1.html -a -s p/report/mil-2.html -a ! -e p/report/mil-3.html
+check "a copy with $n1 predictions: 2 pages" test "$n1" -gt 100 -a "$n1" -le 200 -a -s p/report/mil-1.html -a -s p/report/mil-2.html -a ! -e p/report/mil-3.html
 check "the index links the pages" grep -q 'href="mil-2.html"' p/report/index.html
-check "page 2 shows rows 101-144" grep -q 'MIL test predictions 101–144 of 144' p/report/mil-2.html
-expect_rc 0 "$PY" - p <<'PY'
+check "page 2 shows rows 101-$n1" grep -q "MIL test predictions 101–$n1 of $n1" p/report/mil-2.html
+expect_rc 0 "$PY" - p "$n0" <<'PY'
 import csv, glob, json, sys
 from sklearn.metrics import roc_auc_score
 r = json.load(open(sys.argv[1] + '/report/report.json'))
@@ -172,12 +180,13 @@ x = r['mil']['models'][0]
 ys, ps = [], []
 for f in sorted(glob.glob(sys.argv[1] + '/mil/abmil/fold*/predictions.csv')):
     for p in csv.DictReader(open(f)): ys.append(int(p['label'])); ps.append(float(p['prob_1']))
-assert len(r['mil']['predictions']) == 144 and x['pooled_n'] == len(ys) == 132, (len(r['mil']['predictions']), x['pooled_n'])
+n0 = int(sys.argv[2])
+assert len(r['mil']['predictions']) == n0 + 120 and x['pooled_n'] == len(ys) > 120, (len(r['mil']['predictions']), n0, x['pooled_n'], len(ys))
 assert abs(x['pooled_auc'] - roc_auc_score(ys, ps)) < 1e-6
 PY
 expect_rc 0 "$PY" validate.py "$SCHEMA" p/report/report.json
 
-# --- three classes: one-vs-rest AUC, no curve ---
+# --- three classes: one-vs-rest AUC, a curve per class ---
 cp -r a c
 $PY - c <<'PY'
 import csv, glob, json, sys
@@ -206,10 +215,15 @@ for f in sorted(glob.glob(sys.argv[1] + '/mil/clam_sb/fold*/predictions.csv')):
 ps = np.array(ps)
 ref = np.mean([roc_auc_score(np.array(ys) == k, ps[:, k]) for k in range(3)])
 assert abs(x['pooled_auc'] - ref) < 1e-6, (x['pooled_auc'], ref)
+pc = x['pooled_per_class']
+assert [c['class'] for c in pc] == [0, 1, 2] and all(c['roc'] is not None for c in pc), pc
+assert all(abs(c['auc'] - roc_auc_score(np.array(ys) == c['class'], ps[:, c['class']])) < 1e-12 for c in pc)
 assert m['abmil']['roc'] is not None
 PY
-check "three classes: the page says one-vs-rest AUC only" grep -q 'clam_sb: no ROC curve (one-vs-rest AUC only)' c/report/index.html
-check "three classes: no ROC curve of clam_sb" test -z "$(grep -o 'id="mil-roc-clam_sb"' c/report/index.html || true)"
+check "three classes: a one-vs-rest ROC chart of clam_sb" grep -q 'id="mil-roc-ovr-clam_sb"' c/report/index.html
+check "three classes: one curve per class of clam_sb" test "$(grep -o 'id="mil-roc-clam_sb-class[0-9]*"' c/report/index.html | sort -u | wc -l)" = 3
+check "three classes: no binary ROC curve of clam_sb" test -z "$(grep -o 'id="mil-roc-clam_sb"' c/report/index.html || true)"
+check "three classes: abmil's binary curve stays" grep -q 'id="mil-roc-abmil"' c/report/index.html
 
 # --- a run without mil.models: no mil section ---
 expect_rc 0 "$TESSERA" run cohort/config.yaml --set run.dir="$WORK/b" "${common[@]}"
