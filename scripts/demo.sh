@@ -19,7 +19,8 @@ if [ ! -f "$cohort/.demo-24x8000" ]; then
   "$tessera" synth "$cohort" --slides 24 --size 8000 --seed 2026
   touch "$cohort/.demo-24x8000"
 fi
-mil=(--set mil.models=abmil,clam_sb --set mil.folds=3 --set mil.test_frac=0.3) # 3 disjoint test parts: every patient tested once
+mil=(--set mil.models=abmil,clam_sb --set mil.folds=3 --set mil.test_frac=0.3 # 3 disjoint test parts: every patient tested once
+     --set survival.models=cox_clinical --set survival.folds=3 --set survival.time_bins=2)
 echo "demo: mpirun -np 2 tessera run $cohort/config.yaml --reconfigure ${mil[*]}"
 set +e
 # --reconfigure: the demo's run directory is ours; a newer tessera (new config keys) redoes
