@@ -37,7 +37,7 @@ typedef struct ts_config {
   struct { char *clinical_schema, *genomic_schema; int64_t block_rows; } records;
   struct { char *models, *task; int64_t classes, folds; double val_frac, test_frac; char *splits, *features; int64_t epochs, min_epochs, patience;
            char *optimizer; double lr, weight_decay, dropout; int64_t k_sample; bool balanced; int64_t threads; } mil;
-  struct { char *models, *time, *event, *covariates; int64_t folds; double val_frac, test_frac; int64_t time_bins; } survival;
+  struct { char *models, *time, *event, *covariates; int64_t folds; double val_frac, test_frac; int64_t time_bins; double lasso_alpha; } survival;
   /* Not from YAML: */
   char *text;      /* canonical resolved YAML */
   char hash[65];   /* SHA-256 of text */

@@ -87,7 +87,7 @@ TS_PARAM(mil, threads, INT, "1", 1, 256, 0,
 /* survival: patient risk models (stages/survival.c), per (model, fold) on patient-level splits
  * stratified by event and time bin, written before any fit (survival/splits.csv). */
 TS_PARAM(survival, models, STR, "", 0, 0, 0,
-         "survival models, comma-separated: cox_clinical (empty: the stage is skipped)")
+         "survival models, comma-separated: cox_clinical, cox_lasso (clinical + genomic, elastic net) (empty: the stage is skipped)")
 TS_PARAM(survival, time, STR, "time", 0, 0, 0, "column of cohort.clinical with the follow-up time (>= 0)")
 TS_PARAM(survival, event, STR, "event", 0, 0, 0, "column of cohort.clinical with the event indicator (1 event, 0 censored)")
 TS_PARAM(survival, covariates, STR, "age,sex,grade,stage", 0, 0, 0, "numeric columns of cohort.clinical that cox_clinical fits")
@@ -95,3 +95,5 @@ TS_PARAM(survival, folds, INT, "5", 2, 100, 0, "cross-validation folds")
 TS_PARAM(survival, val_frac, FLOAT, "0.15", 0.01, 0.5, 0, "share of each stratum's patients in a fold's validation part")
 TS_PARAM(survival, test_frac, FLOAT, "0.2", 0.01, 0.5, 0, "share of each stratum's patients in a fold's test part")
 TS_PARAM(survival, time_bins, INT, "4", 1, 20, 0, "time quantile bins that, with the event, stratify the splits")
+TS_PARAM(survival, lasso_alpha, FLOAT, "1", 0.01, 1, 0,
+         "cox_lasso: elastic-net mixing (1 lasso, smaller towards ridge; glmnet's alpha); lambda is chosen on the validation part")

@@ -18,7 +18,7 @@ PKGS=(
   python3-opencv
   chromium python3-jsonschema
   slurm-wlm munge
-  r-base-core r-cran-survival r-cran-proc
+  r-base-core r-cran-survival r-cran-proc r-cran-glmnet
   python3-sklearn
   dataset-fashion-mnist
 )

@@ -642,7 +642,10 @@ static int write_regression(const ts_run *run, const char *arch, int fold, const
   fprintf(mem, "slide_id,patient_id,label,pred\n");
   double mse = 0;
   for (size_t i = 0; i < e->n; i++) {
-    fprintf(mem, "%s,%s,%.17g,%.9g\n", ts->rows[i]->slide_id, ts->rows[i]->patient_id, e->target[i], e->prob[i]);
+    char lab[40]; /* the label as the cohort wrote it: the shortest form that reads back the same */
+    snprintf(lab, sizeof lab, "%.15g", e->target[i]);
+    if (strtod(lab, NULL) != e->target[i]) snprintf(lab, sizeof lab, "%.17g", e->target[i]);
+    fprintf(mem, "%s,%s,%s,%.9g\n", ts->rows[i]->slide_id, ts->rows[i]->patient_id, lab, e->prob[i]);
     mse += (e->prob[i] - e->target[i]) * (e->prob[i] - e->target[i]);
   }
   fclose(mem);
@@ -1081,7 +1084,9 @@ static void pooled_json(FILE *fj, const pooled *pl, bool regression) {
     jnum(fj, ok ? a.lower : NAN, "%.17g");
     fprintf(fj, ", ");
     jnum(fj, ok ? a.upper : NAN, "%.17g");
-    fprintf(fj, "], \"n_pos\": %zu, \"n_neg\": %zu}", ok ? a.n_pos : 0, ok ? a.n_neg : 0);
+    size_t npos = 0;
+    for (size_t i = 0; i < pl->n; i++) npos += pl->y[i] == cls;
+    fprintf(fj, "], \"n_pos\": %zu, \"n_neg\": %zu}", npos, pl->n - npos);
     if (C == 2) { /* the pooled AUC is class 1's */
       fprintf(fj, "],\n   \"pooled_auc\": ");
       jnum(fj, ok ? a.auc : NAN, "%.17g");
@@ -1095,7 +1100,7 @@ static void pooled_json(FILE *fj, const pooled *pl, bool regression) {
   if (C > 2) { /* the macro one-vs-rest AUC has no DeLong CI of its own: the per-class ones are above */
     fprintf(fj, "],\n   \"pooled_auc\": ");
     jnum(fj, defined ? macro / defined : NAN, "%.17g");
-    fprintf(fj, ", \"pooled_auc_ci95\": [null, null], \"pooled_auc_kind\": \"macro one-vs-rest\"");
+    fprintf(fj, ", \"pooled_auc_ci95\": [null, null], \"pooled_auc_method\": \"one-vs-rest macro\"");
   }
   fprintf(fj, ", \"pooled_n\": %zu, \"ci_method\": \"DeLong\"}", pl->n);
   free(yc);

@@ -54,7 +54,7 @@
 
 static const char *const needs[] = {NULL}; /* cox_clinical reads cohort.clinical itself; the deep models will need extract */
 static const char *const keys[] = {"cohort.csv", "cohort.clinical", "survival", NULL};
-static const char *const known_models[] = {"cox_clinical", NULL};
+static const char *const known_models[] = {"cox_clinical", "cox_lasso", NULL};
 
 #define MAX_MODELS 8
 #define MAX_COV 64
@@ -66,7 +66,7 @@ static int parse_list(const char *list, char *buf, size_t cap, const char **name
   for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
     bool ok = !known;
     for (int k = 0; known && known[k]; k++) ok |= !strcmp(known[k], t);
-    if (!ok) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "%s: unknown model '%s' (known: cox_clinical)", key, t);
+    if (!ok) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "%s: unknown model '%s' (known: cox_clinical, cox_lasso)", key, t);
     for (int j = 0; j < *n_out; j++)
       if (!strcmp(names[j], t)) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "%s: '%s' listed twice", key, t);
     if (*n_out == max) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "%s: at most %d entries", key, max);
@@ -111,6 +111,7 @@ typedef struct patient {
   double time;
   int event;
   double x[MAX_COV];
+  double *g; /* genomic values (study.ng), when a model uses them */
   int stratum;
 } patient;
 
@@ -120,10 +121,24 @@ typedef struct study {
   int ncov;
   const char *cov[MAX_COV];
   char covbuf[2048];
+  int ng;      /* genomic columns (0 when no model uses them) */
+  char **gname;
 } study;
 
+static bool uses_genomic(const ts_config *c) {
+  char buf[512];
+  const char *names[MAX_MODELS];
+  int n = 0;
+  if (parse_list(c->survival.models, buf, sizeof buf, names, MAX_MODELS, &n, "survival.models", known_models) < 0) return false;
+  for (int i = 0; i < n; i++)
+    if (!strcmp(names[i], "cox_lasso")) return true;
+  return false;
+}
+
 static void study_clear(study *s) {
-  for (size_t i = 0; i < s->n; i++) free(s->p[i].id);
+  for (size_t i = 0; i < s->n; i++) free(s->p[i].id), free(s->p[i].g);
+  for (int j = 0; j < s->ng; j++) free(s->gname[j]);
+  free(s->gname);
   free(s->p);
   memset(s, 0, sizeof *s);
 }
@@ -149,6 +164,59 @@ static void excluded(FILE *ex, int *count, const char *id, const char *token, co
   if (!ex) return; /* a unit's reload: the plan listed them */
   fprintf(stderr, "survival: patient %s left out: %s: %s:%d: %s%s\n", id, token, path, line, fmt, detail ? detail : "");
   fprintf(ex, "%s,%s,\"%s:%d: %s%s\"\n", id, token, path, line, fmt, detail ? detail : "");
+}
+
+/* The genomic values of the study's patients (every column of cohort.genomic but patient_id);
+ * a patient without a genomic row, or with an empty or non-numeric value, leaves the study
+ * (SURV_NO_GENOMIC, SURV_MISSING_GENOMIC), so that every model sees the same patients. */
+static int load_genomic(const ts_run *run, study *s, FILE *ex, int *nx) {
+  const char *path = run->cfg->cohort.genomic;
+  if (!path || !path[0]) return ts_error_set(TS_ECONFIG, "SURV_NO_GENOMIC_TABLE", "survival.models: cox_lasso fits genomic data: set cohort.genomic");
+  ts_rec_table *t = NULL;
+  int rc = 0, jid = -1;
+  if (ts_rec_table_open("genomic", path, NULL, &t) < 0) return ts_error_set(TS_ECONFIG, ts_error_token(), "%s", ts_error_detail());
+  for (int j = 0; j < t->ncsv; j++)
+    if (!strcmp(t->header[j], "patient_id")) jid = j;
+  if (jid < 0) TS_FAIL(TS_ECONFIG, "SURV_MISSING_COLUMN", "%s: no column 'patient_id'", path);
+  s->ng = t->ncsv - 1;
+  if (!(s->gname = calloc((size_t)s->ng + 1, sizeof *s->gname))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "genomic");
+  for (int j = 0, k = 0; j < t->ncsv; j++)
+    if (j != jid && !(s->gname[k++] = strdup(t->header[j]))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "genomic");
+  char *bad = calloc(s->n + 1, 1); /* 1: a bad value (listed), 0: not yet found */
+  if (!bad) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "genomic");
+  for (int64_t r = 0; r < t->nrows && rc >= 0; r++) { /* each row split once */
+    char **f = NULL;
+    int nf = 0;
+    if ((rc = ts_rec_row_fields(t, r, &f, &nf)) < 0) break;
+    for (size_t i = 0; i < s->n && rc >= 0; i++) {
+      patient *p = &s->p[i];
+      if (p->g || bad[i] || strcmp(f[jid], p->id)) continue;
+      if (!(p->g = malloc(sizeof *p->g * (size_t)(s->ng + 1)))) rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "genomic");
+      for (int j = 0, k = 0; rc >= 0 && !bad[i] && j < t->ncsv; j++) {
+        if (j == jid) continue;
+        if (!number(f[j], &p->g[k]))
+          excluded(ex, nx, p->id, "SURV_MISSING_GENOMIC", "no number in genomic column ", t->header[j], t->row_line[r], path), bad[i] = 1;
+        k++;
+      }
+      break;
+    }
+    free(f);
+  }
+  size_t keep = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    patient *p = &s->p[i];
+    if (!p->g && !bad[i]) excluded(ex, nx, p->id, "SURV_NO_GENOMIC", "no row of this patient in the genomic table", NULL, 0, path), bad[i] = 1;
+    if (bad[i]) {
+      free(p->id), free(p->g);
+      continue;
+    }
+    s->p[keep++] = *p;
+  }
+  free(bad);
+  s->n = keep;
+out:
+  ts_rec_table_free(&t);
+  return rc;
 }
 
 /* The patients of the study, in cohort.clinical's row order; every one left out is in ex (NULL:
@@ -206,6 +274,7 @@ static int load_study(const ts_run *run, study *s, FILE *ex, int *n_out_excluded
     }
     free(f);
   }
+  if (rc >= 0 && uses_genomic(c)) rc = load_genomic(run, s, ex, &nx);
   for (int i = 0; rc >= 0 && i < run->cohort->n; i++) { /* patients with slides but no clinical row, once each */
     const char *id = run->cohort->rows[i].patient_id;
     bool first = !seen[i];
@@ -301,6 +370,12 @@ static int plan(const ts_run *run, ts_units *units) {
   FILE *k = open_memstream(&key, &kl);
   if (!k) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival plan");
   fputs(ckey, k);
+  if (uses_genomic(c)) { /* cox_lasso reads every genomic value */
+    char gsum[65];
+    int64_t gb = 0;
+    if (ts_io_sha256_file(c->cohort.genomic, gsum, &gb) < 0) ts_error_clear(), gsum[0] = 0;
+    fprintf(k, "genomic=%s\n", gsum);
+  }
   for (size_t i = 0; i < s.n; i++) {
     fprintf(k, "%s", s.p[i].id);
     for (int j = 0; j < s.ncov; j++) fprintf(k, ",%.17g", s.p[i].x[j]);
@@ -392,6 +467,80 @@ static int write_text(const ts_run *run, const char *rel, const char *text, size
   return ts_unit_add_output(rec, rel);
 }
 
+/* The design of a part for cox_lasso: clinical covariates then genomic columns. */
+static double *lasso_design(const study *s, const part *q) {
+  size_t p = (size_t)(s->ncov + s->ng);
+  double *x = malloc(sizeof *x * (q->n * p + 1));
+  for (size_t i = 0; x && i < q->n; i++) {
+    memcpy(x + i * p, q->p[i]->x, sizeof(double) * (size_t)s->ncov);
+    memcpy(x + i * p + s->ncov, q->p[i]->g, sizeof(double) * (size_t)s->ng);
+  }
+  return x;
+}
+
+#define LASSO_GRID 12
+
+/* cox_lasso: the elastic-net Cox fit (stats core, glmnet's objective, Breslow) of the training
+ * part over a grid of LASSO_GRID lambdas from lambda_max down to 0.05 lambda_max (log-spaced),
+ * the one kept maximising the VALIDATION part's Breslow log partial likelihood; risks of every
+ * part from it; model.json written into m. */
+static int fit_lasso(const ts_config *c, const study *s, part sets[3], FILE *m, const char *model, int fold) {
+  size_t p = (size_t)(s->ncov + s->ng);
+  part *tr = &sets[TS_SET_TRAIN], *va = &sets[TS_SET_VAL];
+  double *xtr = lasso_design(s, tr), *xva = lasso_design(s, va), *beta = calloc(p, sizeof *beta), *best = calloc(p, sizeof *best),
+         *sc = calloc(p, sizeof *sc), grid[LASSO_GRID], vll[LASSO_GRID];
+  int rc = 0, kbest = -1, nz = 0;
+  if (!xtr || !xva || !beta || !best || !sc) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "cox_lasso");
+  ts_surv_data dtr = part_data(tr), dva = part_data(va);
+  ts_coxnet_options o;
+  ts_coxnet_options_default(&o);
+  o.alpha = c->survival.lasso_alpha;
+  double lmax = 0;
+  TS_TRY(ts_coxnet_lambda_max(&dtr, xtr, p, &o, &lmax));
+  for (int k = 0; k < LASSO_GRID; k++) {
+    grid[k] = lmax * pow(0.05, (double)k / (LASSO_GRID - 1));
+    o.lambda = grid[k];
+    TS_TRY(ts_coxnet_fit(&dtr, xtr, p, &o, beta, NULL));
+    vll[k] = NAN;
+    int ve = 0;
+    for (size_t i = 0; i < va->n; i++) ve += va->event[i];
+    if (va->n && ve && ts_cox_loglik(&dva, xva, p, TS_COX_BRESLOW, beta, &vll[k], sc, NULL) < 0) vll[k] = NAN;
+    ts_error_clear();
+    if (isfinite(vll[k]) && (kbest < 0 || vll[k] > vll[kbest])) kbest = k, memcpy(best, beta, sizeof *best * p);
+  }
+  if (kbest < 0) { /* no validation event: the middle of the grid, said in model.json */
+    kbest = LASSO_GRID / 2;
+    o.lambda = grid[kbest];
+    TS_TRY(ts_coxnet_fit(&dtr, xtr, p, &o, best, NULL));
+  }
+  for (int k = 0; k < 3; k++) {
+    double *x = lasso_design(s, &sets[k]);
+    if (!x) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "cox_lasso");
+    for (size_t i = 0; i < sets[k].n; i++) {
+      double r = 0;
+      for (size_t j = 0; j < p; j++) r += best[j] * x[i * p + j];
+      sets[k].risk[i] = r;
+    }
+    free(x);
+  }
+  for (size_t j = 0; j < p; j++) nz += best[j] != 0;
+  fprintf(m, "{\"model\": \"%s\", \"fold\": %d, \"ties\": \"breslow\", \"alpha\": %.17g, \"lambda\": %.17g, \"lambda_max\": %.17g,"
+             " \"selected_by\": \"%s\", \"lambda_grid\": [", model, fold, o.alpha, grid[kbest], lmax,
+          isfinite(vll[kbest]) ? "validation log partial likelihood" : "none (no validation event): the grid's middle");
+  for (int k = 0; k < LASSO_GRID; k++) fprintf(m, "%s%.17g", k ? ", " : "", grid[k]);
+  fprintf(m, "], \"val_loglik\": [");
+  for (int k = 0; k < LASSO_GRID; k++) fprintf(m, "%s", k ? ", " : ""), jnum(m, vll[k]);
+  fprintf(m, "],\n \"nonzero\": %d, \"coefficients\": [", nz);
+  for (size_t j = 0, w = 0; j < p; j++) {
+    if (best[j] == 0) continue;
+    fprintf(m, "%s\n  {\"name\": \"%s\", \"coef\": %.17g}", w++ ? "," : "", (int)j < s->ncov ? s->cov[j] : s->gname[j - (size_t)s->ncov], best[j]);
+  }
+  fprintf(m, "]}\n");
+out:
+  free(xtr), free(xva), free(beta), free(best), free(sc);
+  return rc;
+}
+
 static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   char model[64], path[TS_PATH_MAX], rel[512];
   int fold = -1, rc = 0, n_ex = 0;
@@ -435,9 +584,18 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   ts_surv_data dtr = part_data(tr), dte = part_data(te);
   ts_cox_options o;
   ts_cox_options_default(&o);
-  if ((rc = ts_cox_fit_new(&dtr, tr->x, (size_t)s.ncov, &o, &fit)) < 0) goto out;
-  if (fit->warning[0]) ts_unit_note(rec, "%s", fit->warning);
-  for (int k = 0; k < 3; k++)
+  FILE *m = open_memstream(&js, &jl); /* model.json */
+  if (!m) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
+  if (!strcmp(model, "cox_lasso")) {
+    rc = fit_lasso(run->cfg, &s, sets, m, model, fold);
+    fclose(m);
+    if (rc < 0) goto out;
+  } else if ((rc = ts_cox_fit_new(&dtr, tr->x, (size_t)s.ncov, &o, &fit)) < 0) {
+    fclose(m);
+    goto out;
+  }
+  if (fit && fit->warning[0]) ts_unit_note(rec, "%s", fit->warning);
+  for (int k = 0; fit && k < 3; k++)
     for (size_t i = 0; i < sets[k].n; i++) {
       double r = 0;
       for (int j = 0; j < s.ncov; j++)
@@ -504,8 +662,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   snprintf(rel, sizeof rel, "survival/%s/fold%d", model, fold);
   TS_TRY(ts_run_path(run, rel, path, sizeof path));
   TS_TRY(ts_io_mkdirs(path, 0755));
-  FILE *m = open_memstream(&js, &jl);
-  if (!m) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
+  if (fit) {
   fprintf(m, "{\"model\": \"%s\", \"fold\": %d, \"ties\": \"efron\", \"n\": %zu, \"events\": %zu, \"loglik\": ", model, fold, fit->n, fit->nevent);
   jnum(m, fit->loglik);
   fprintf(m, ", \"iter\": %d, \"warning\": \"%s\", \"coefficients\": [", fit->iter, fit->warning);
@@ -526,6 +683,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   }
   fprintf(m, "]}\n");
   fclose(m);
+  }
   snprintf(rel, sizeof rel, "survival/%s/fold%d/model.json", model, fold);
   rc = write_text(run, rel, js, jl, rec);
   free(js);
@@ -689,6 +847,9 @@ static int finish(const ts_run *run) {
   return rc;
 }
 
+extern const struct ts_report_section ts_report_section_survival; /* stages/report_survival.c */
+static const struct ts_report_section *const report_sections[] = {&ts_report_section_survival, NULL};
+
 const struct ts_stage ts_stage_survival = {
     .abi = TS_STAGE_ABI,
     .name = "survival",
@@ -702,4 +863,5 @@ const struct ts_stage ts_stage_survival = {
     .skip = skip,
     .items_unit = "patients",
     .unit_noun = "fold",
+    .report = report_sections,
 };

@@ -178,6 +178,27 @@ void ts_cox_fit_free(ts_cox_fit **fit);
 int ts_cox_loglik(const ts_surv_data *d, const double *x, size_t p, int ties, const double *beta,
                   double *loglik_out, double *score_out, double *info_out);
 
+/* Elastic-net penalised Cox regression, glmnet(family = "cox")'s objective:
+ *   -loglik(beta) / n + lambda * (alpha * |beta|_1 + (1 - alpha) / 2 * |beta|^2)
+ * on columns standardised to mean 0 and (1/n) sd 1 when `standardize` (glmnet's default), the
+ * coefficients returned on the original scale. alpha 1 is the lasso, 0 ridge. Ties: Breslow
+ * (glmnet's) or Efron. Case weights and strata of D are not supported (NULL). */
+typedef struct ts_coxnet_options {
+  double lambda, alpha;
+  bool standardize;
+  int ties;     /* enum ts_cox_ties: TS_COX_BRESLOW */
+  int max_iter; /* proximal Newton iterations: 200 */
+  double tol;   /* relative objective change: 1e-13 */
+} ts_coxnet_options;
+
+void ts_coxnet_options_default(ts_coxnet_options *o); /* lambda 0, alpha 1, standardize, Breslow */
+/* BETA_OUT (p) gets the minimiser; ITER_OUT (may be NULL) the iterations. Errors: COX_BAD_ARG,
+ * the data check tokens, TS_ENOMEM. */
+int ts_coxnet_fit(const ts_surv_data *d, const double *x, size_t p, const ts_coxnet_options *o, double *beta_out, int *iter_out);
+/* The smallest lambda at which every coefficient is 0 (alpha > 0): max_j |d loglik / d beta_j at
+ * 0| / (n alpha) on the standardised columns, glmnet's lambda_max. */
+int ts_coxnet_lambda_max(const ts_surv_data *d, const double *x, size_t p, const ts_coxnet_options *o, double *out);
+
 /* ---------------------------------------------------------- concordance ---- */
 
 /* Time weights of R's concordance(timewt = ...). */

@@ -16,6 +16,10 @@
 #      groups (test risk > median of the training risks), the log-rank p and the hazard ratio
 #      high vs low with its CI (null where R's is infinite: all test events in one group).
 #  (d) reproducibility: 1 rank and 2 ranks give byte-identical survival/ files.
+#  (f) cox_lasso (clinical + genomic, elastic net; the solver itself is checked against glmnet in
+#      test_coxnet): a patient without a genomic row is left out (SURV_NO_GENOMIC) of every model;
+#      the lambda kept is the grid's best validation log partial likelihood; the test risks equal
+#      x'beta recomputed here from the CSVs and model.json's coefficients.
 #  (e) a covariate column that does not exist stops the plan (exit 2, SURV_MISSING_COLUMN naming
 #      the file and column), nothing fitted.
 . "$(dirname "$0")/lib.sh"
@@ -38,6 +42,7 @@ extra = dict(rows[0]); extra["patient_id"] = "P9999"; rows.append(extra)  # SURV
 w = csv.DictWriter(open(p, "w", newline=""), fieldnames=list(rows[0].keys()), lineterminator="\n")
 w.writeheader(); w.writerows(rows)
 PY
+grep -v '^P0009,' cohort/genomic.csv > g.csv && mv g.csv cohort/genomic.csv   # SURV_NO_GENOMIC (with cox_lasso)
 sets=(--set extract.encoder=resnet_tiny --set tile.size=128 --set survival.models=cox_clinical --set survival.folds=3
       --set survival.time_bins=2 --stages survival)
 expect_rc 0 mpirun -np 2 "$TESSERA" run cohort/config.yaml "${sets[@]}"
@@ -153,6 +158,36 @@ PY
 # ---- (d) reproducibility ----
 expect_rc 0 "$TESSERA" run cohort/config.yaml "${sets[@]}"
 check "(d) 1 rank = 2 ranks, byte for byte" diff -r np2/survival $R/survival
+
+# ---- (f) cox_lasso ----
+rm -rf $R
+expect_rc 0 mpirun -np 2 "$TESSERA" run cohort/config.yaml "${sets[@]}" --set survival.models=cox_clinical,cox_lasso
+check "(f) cox_lasso: SURV_NO_GENOMIC, lambda = best validation loglik, risks = x'beta" $PY - $R cohort <<'PY'
+import csv, json, sys
+run, co = sys.argv[1:3]
+ex = {r["patient_id"]: r["token"] for r in csv.DictReader(open(run + "/survival/excluded.csv"))}
+ok = ex.get("P0009") == "SURV_NO_GENOMIC"
+sp = {r["patient_id"] for r in csv.DictReader(open(run + "/survival/splits.csv"))}
+ok &= "P0009" not in sp
+clin = {r["patient_id"]: r for r in csv.DictReader(open(co + "/clinical.csv"))}
+gen = {r["patient_id"]: r for r in csv.DictReader(open(co + "/genomic.csv"))}
+for f in range(3):
+    m = json.load(open(f"{run}/survival/cox_lasso/fold{f}/model.json"))
+    v = m["val_loglik"]
+    best = max(range(len(v)), key=lambda k: v[k] if v[k] is not None else -1e300)
+    ok &= abs(m["lambda"] - m["lambda_grid"][best]) <= 1e-12 * m["lambda"]
+    err = 0.0
+    for r in csv.DictReader(open(f"{run}/survival/cox_lasso/fold{f}/risks.csv")):
+        p = r["patient_id"]
+        x = {**{k: float(clin[p][k]) for k in ("age", "sex", "grade", "stage")}, **{k: float(vv) for k, vv in gen[p].items() if k != "patient_id"}}
+        want = sum(c["coef"] * x[c["name"]] for c in m["coefficients"])
+        err = max(err, abs(float(r["risk"]) - want))
+    ok &= err < 1e-9
+    print("fold", f, "lambda %.4g (grid %d of %d), %d nonzero, max |risk - x'beta| %.2e" % (m["lambda"], best + 1, len(v), m["nonzero"], err))
+s = json.load(open(run + "/survival/summary.json"))
+for mm in s["models"]: print(mm["model"], "test C %.3f +- %.3f" % (mm["c_index_mean"], mm["c_index_sd"]))
+sys.exit(0 if ok else 1)
+PY
 
 # ---- (e) a missing column ----
 rm -rf $R
