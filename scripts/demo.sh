@@ -34,6 +34,7 @@ fi
 "$tessera" status "$cohort/run" || true
 echo "demo: tiles in $cohort/run/tiles, features in $cohort/run/features, QC images in $cohort/run/tissue and $cohort/run/tiles"
 echo "demo: slide classifiers (ABMIL, CLAM-SB, 3 folds) in $cohort/run/mil: summary.csv, per fold model.h5, predictions.csv, attention.h5, heatmaps/"
+echo "demo: survival models (clinical Cox, 3 folds) in $cohort/run/survival: summary.json, excluded.csv, per fold model.json, risks.csv, km.csv, metrics.json"
 echo "demo: report: $cohort/run/report/index.html (report.json beside it)"
 echo "$cohort/run"
 exit $rc
