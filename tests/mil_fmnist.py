@@ -75,7 +75,7 @@ def make(out):
     with open(os.path.join(out, "config.yaml"), "w") as f:
         f.write("run:\n  dir: run\ncohort:\n  csv: cohort.csv\n"
                 f"mil:\n  models: abmil\n  features: features\n  splits: splits.csv\n  epochs: {EPOCHS}\n"
-                f"  min_epochs: {MIN_EPOCHS}\n  patience: {PATIENCE}\n  lr: {LR}\n  weight_decay: {WD}\n  dropout: {DROPOUT}\n")
+                f"  min_epochs: {MIN_EPOCHS}\n  patience: {PATIENCE}\n  lr: {LR}\n  weight_decay: {WD}\n  dropout: {DROPOUT}\n  optimizer: adamw\n")
     print("fmnist bags: target class", TARGET, "(bags, positive):", json.dumps(counts))
 
 
