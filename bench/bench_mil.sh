@@ -42,6 +42,10 @@ run() { # run LABEL CMD...: the RESULT line's bags_per_s, appended to results as
   echo "  $label: $line"
   echo "$label $(sed -n 's/.* bags_per_s=\([0-9.]*\).*/\1/p' <<< "$line")" >> "$results"
 }
+# The same threads on both sides means BLAS's too: torch.set_num_threads sets OpenMP's and MKL's
+# pools, not OpenBLAS's (Debian's libblas.so.3 is openblas-pthread), so without this the PyTorch
+# side ran its GEMMs on every core (170 % CPU at "1 thread"); tessera sizes OpenBLAS itself.
+export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
 for r in $(seq 1 "$rounds"); do
   echo "round $r"
   for m in abmil clam_sb; do
