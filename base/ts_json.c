@@ -5,6 +5,7 @@
 #include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "ts_error.h"
@@ -195,4 +196,20 @@ const ts_json *ts_json_get(const ts_json *j, const char *path) {
 const char *ts_json_str(const ts_json *j, const char *path) {
   const ts_json *v = ts_json_get(j, path);
   return v && v->type == TS_JSTR ? v->str : NULL;
+}
+
+double ts_json_num(const ts_json *j, const char *path) {
+  const ts_json *v = ts_json_get(j, path);
+  return v && v->type == TS_JNUM ? v->num : NAN;
+}
+
+double ts_json_num_at(const ts_json *j, const char *path, int i) {
+  const ts_json *v = ts_json_get(j, path);
+  if (!v || v->type != TS_JARR || i < 0 || i >= v->n || v->kids[i].type != TS_JNUM) return NAN;
+  return v->kids[i].num;
+}
+
+long long ts_json_count(const ts_json *j, const char *path) {
+  double v = ts_json_num(j, path);
+  return isfinite(v) && v >= 0 ? (long long)v : -1;
 }

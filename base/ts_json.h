@@ -24,5 +24,10 @@ void ts_json_clear(ts_json *j);
 /* Member of an object (NULL when absent or j not an object); path "a.b.c" for nested. */
 const ts_json *ts_json_get(const ts_json *j, const char *path);
 const char *ts_json_str(const ts_json *j, const char *path); /* NULL unless a string */
+double ts_json_num(const ts_json *j, const char *path);       /* NaN unless a number (null too) */
+/* A count at path: the number when it is one >= 0, else -1. */
+long long ts_json_count(const ts_json *j, const char *path);
+/* Element i of the array at path, NaN when absent or not a number. */
+double ts_json_num_at(const ts_json *j, const char *path, int i);
 
 #endif

@@ -66,6 +66,37 @@ const ts_config *ts_report_config(const ts_report *r) { return r->cfg; }
 const ts_report_opts *ts_report_options(const ts_report *r) { return &r->opts; }
 int ts_report_path(const ts_report *r, const char *rel, char *buf, size_t n) { return ts_io_join(r->dir, rel, buf, n); }
 
+char *ts_report_read_text(const ts_report *r, const char *rel) {
+  char path[TS_PATH_MAX];
+  char *text = NULL;
+  if (ts_report_path(r, rel, path, sizeof path) < 0 || !ts_io_exists(path) || ts_io_read_all(path, &text, NULL) < 0) {
+    ts_error_clear();
+    return NULL;
+  }
+  return text;
+}
+
+bool ts_report_exists(const ts_report *r, const char *rel) {
+  char path[TS_PATH_MAX];
+  bool ok = ts_report_path(r, rel, path, sizeof path) == 0 && ts_io_exists(path);
+  ts_error_clear();
+  return ok;
+}
+
+int ts_report_csv_split(char *line, char **f, int max) {
+  size_t len = strlen(line);
+  if (len && line[len - 1] == '\r') line[len - 1] = '\0';
+  int n = 0;
+  for (char *p = line; n < max;) {
+    f[n++] = p;
+    char *c = strchr(p, ',');
+    if (!c) break;
+    *c = '\0';
+    p = c + 1;
+  }
+  return n;
+}
+
 bool ts_report_has_table(const ts_report *r, const char *table) {
   sqlite3_stmt *st = NULL;
   bool yes = false;
@@ -302,6 +333,24 @@ void ts_report_json_bool(ts_report_out *o, const char *key, bool v) {
   json_key(o, key);
   fputs(v ? "true" : "false", o->f);
 }
+void ts_report_json_count(ts_report_out *o, const char *key, int64_t v) {
+  if (v >= 0)
+    ts_report_json_int(o, key, v);
+  else
+    ts_report_json_null(o, key);
+}
+
+void ts_report_json_nums(ts_report_out *o, const char *key, const double *v, size_t n) {
+  ts_report_json_array(o, key);
+  for (size_t i = 0; i < n; i++) ts_report_json_num(o, NULL, v[i]);
+  ts_report_json_end(o);
+}
+
+void ts_report_json_pair(ts_report_out *o, const char *key, double a, double b) {
+  double v[2] = {a, b};
+  ts_report_json_nums(o, key, v, 2);
+}
+
 void ts_report_json_null(ts_report_out *o, const char *key) {
   json_key(o, key);
   fputs("null", o->f);

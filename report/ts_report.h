@@ -127,6 +127,13 @@ const ts_config *ts_report_config(const ts_report *r);
 const ts_report_opts *ts_report_options(const ts_report *r);
 /* Absolute path of a run-relative name, into buf. */
 int ts_report_path(const ts_report *r, const char *rel, char *buf, size_t n);
+/* A run-relative text file, malloc'ed; NULL (no error kept) when absent or unreadable. */
+char *ts_report_read_text(const ts_report *r, const char *rel);
+/* Whether a run-relative file exists (no error kept). */
+bool ts_report_exists(const ts_report *r, const char *rel);
+/* Split a line of a tessera-written CSV in place at commas into at most max fields (no quoting:
+ * the stages write ids that need none); returns the count; a trailing '\r' goes. */
+int ts_report_csv_split(char *line, char **fields, int max);
 /* The registry the caller passed (NULL-terminated; never NULL: an empty list) and the entry
  * of a stage by name (NULL when not registered). */
 const struct ts_stage *const *ts_report_stages(const ts_report *r);
@@ -218,6 +225,9 @@ void ts_report_json_int(ts_report_out *o, const char *key, int64_t v);
 void ts_report_json_num(ts_report_out *o, const char *key, double v); /* non-finite → null */
 void ts_report_json_bool(ts_report_out *o, const char *key, bool v);
 void ts_report_json_null(ts_report_out *o, const char *key);
+void ts_report_json_count(ts_report_out *o, const char *key, int64_t v); /* v < 0 → null */
+void ts_report_json_nums(ts_report_out *o, const char *key, const double *v, size_t n); /* [..] */
+void ts_report_json_pair(ts_report_out *o, const char *key, double a, double b);         /* [a, b] */
 
 /* ---- small formatting helpers for sections ---- */
 void ts_report_fmt_bytes(char *buf, size_t n, double bytes);     /* "1.5 MiB" */

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "h5util.h"
+#include "stage_util.h"
 #include "ts_classify.h"
 #include "ts_error.h"
 #include "ts_heatmap.h"
@@ -623,19 +624,6 @@ static int write_att(void *ctx, const ts_split_row *r, const bag *b, const float
   return rc;
 }
 
-/* A number, or null where JSON has none (NaN, inf). */
-static void jnum(FILE *f, double v, const char *fmt) {
-  if (isfinite(v)) fprintf(f, fmt, v);
-  else fprintf(f, "null");
-}
-
-static int write_text(const ts_run *run, const char *rel, const char *text, size_t len, ts_unit_record *rec) {
-  char path[TS_PATH_MAX];
-  TS_CALL(ts_run_path(run, rel, path, sizeof path));
-  TS_CALL(ts_io_write_atomic(path, text, len));
-  return ts_unit_add_output(rec, rel);
-}
-
 /* Regression's test outputs: predictions.csv (slide_id,patient_id,label,pred) and metrics.json
  * (MSE, Pearson and Spearman r with Fisher-z 95% CIs: stats/ts_classify.h, = R's cor.test). */
 static int write_regression(const ts_run *run, const char *arch, int fold, const fold_set *ts, const eval_out *e, const size_t nset[2], int epochs_run,
@@ -656,7 +644,7 @@ static int write_regression(const ts_run *run, const char *arch, int fold, const
   fclose(mem);
   mse = e->n ? mse / (double)e->n : NAN;
   snprintf(rel, sizeof rel, "mil/%s/fold%d/predictions.csv", arch, fold);
-  int rc = write_text(run, rel, csv, strlen(csv), rec);
+  int rc = ts__stage_write_output(run, rel, csv, strlen(csv), rec);
   free(csv);
   if (rc < 0) return rc;
   ts_corr pr, sr;
@@ -670,25 +658,25 @@ static int write_regression(const ts_run *run, const char *arch, int fold, const
   fprintf(fj, "{\"model\": \"%s\", \"fold\": %d, \"task\": \"regression\", \"n_train\": %zu, \"n_val\": %zu, \"n_test\": %zu,\n"
               " \"epochs_run\": %d, \"best_epoch\": %d, \"best_val_loss\": ",
           arch, fold, nset[0], nset[1], e->n, epochs_run, best_epoch + 1);
-  jnum(fj, best_loss, "%.9g");
+  ts__stage_jnum(fj, best_loss, "%.9g");
   fprintf(fj, ",\n \"target_mean\": %.17g, \"target_sd\": %.17g, \"test_mse\": ", y_mean, y_sd);
-  jnum(fj, mse, "%.9g");
+  ts__stage_jnum(fj, mse, "%.9g");
   for (int k = 0; k < 2; k++) {
     const ts_corr *o = k ? &sr : &pr;
     const char *nm = k ? "spearman" : "pearson";
     fprintf(fj, ", \"test_%s\": ", nm);
-    jnum(fj, o->r, "%.9g");
+    ts__stage_jnum(fj, o->r, "%.9g");
     fprintf(fj, ", \"test_%s_ci95\": [", nm);
-    jnum(fj, o->lower, "%.9g");
+    ts__stage_jnum(fj, o->lower, "%.9g");
     fprintf(fj, ", ");
-    jnum(fj, o->upper, "%.9g");
+    ts__stage_jnum(fj, o->upper, "%.9g");
     fprintf(fj, "], \"test_%s_p\": ", nm);
-    jnum(fj, o->p_value, "%.9g");
+    ts__stage_jnum(fj, o->p_value, "%.9g");
   }
   fprintf(fj, "}\n");
   fclose(fj);
   snprintf(rel, sizeof rel, "mil/%s/fold%d/metrics.json", arch, fold);
-  rc = write_text(run, rel, js, jl, rec);
+  rc = ts__stage_write_output(run, rel, js, jl, rec);
   free(js);
   return rc;
 }
@@ -863,7 +851,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   TS_TRY(ts_nn_state_save_h5(ts_mil_state(t.m), path, arch));
   TS_TRY(ts_unit_add_output(rec, rel));
   snprintf(rel, sizeof rel, "mil/%s/fold%d/curve.csv", arch, fold);
-  TS_TRY(write_text(run, rel, csv, strlen(csv), rec));
+  TS_TRY(ts__stage_write_output(run, rel, csv, strlen(csv), rec));
   /* test set, with the attention of every tile of every test slide */
   snprintf(rel, sizeof rel, "mil/%s/fold%d/attention.h5", arch, fold);
   TS_TRY(ts_run_path(run, rel, path, sizeof path));
@@ -883,7 +871,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   aw.manifest = NULL;
   if (rc >= 0) { /* the heatmaps, through their checksums: one recorded output for them all */
     snprintf(rel, sizeof rel, "mil/%s/fold%d/heatmaps.sha256", arch, fold);
-    rc = write_text(run, rel, man, strlen(man), rec);
+    rc = ts__stage_write_output(run, rel, man, strlen(man), rec);
   }
   free(man);
   if (rc < 0) goto out;
@@ -920,7 +908,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   fclose(mem);
   mem = NULL;
   snprintf(rel, sizeof rel, "mil/%s/fold%d/predictions.csv", arch, fold);
-  rc = write_text(run, rel, csv, strlen(csv), rec);
+  rc = ts__stage_write_output(run, rel, csv, strlen(csv), rec);
   ts_class_metrics cm;
   memset(&cm, 0, sizeof cm);
   if (rc >= 0) rc = ts_class_metrics_compute(test.y, pred, test.n, C, &cm, NULL);
@@ -938,14 +926,14 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   const double mv[5] = {best_loss, tauc, cm.accuracy, cm.balanced_accuracy, cm.f1};
   for (int k = 0; k < 5; k++) { /* JSON has no NaN: jnum writes null */
     if (mk[k]) fprintf(fj, "%s\"%s\": ", k == 1 ? ",\n " : ", ", mk[k]);
-    jnum(fj, mv[k], "%.9g");
+    ts__stage_jnum(fj, mv[k], "%.9g");
   }
   fprintf(fj, ",\n \"balanced\": %s, \"train_draws_per_class\": [", c->mil.balanced ? "true" : "false");
   for (int k = 0; k < C; k++) fprintf(fj, "%s%lld", k ? ", " : "", (long long)draws[k]);
   fprintf(fj, "]}\n");
   fclose(fj);
   snprintf(rel, sizeof rel, "mil/%s/fold%d/metrics.json", arch, fold);
-  rc = write_text(run, rel, js, js_len, rec);
+  rc = ts__stage_write_output(run, rel, js, js_len, rec);
   free(js);
   if (rc < 0) goto out;
   rec->items = (int64_t)tr->n * epochs_run; /* bags trained on */
@@ -1025,17 +1013,6 @@ static int pooled_read(pooled *pl, char *text, bool regression) {
   return rc;
 }
 
-/* One fold's test AUC, accuracy, balanced accuracy, F1 from its metrics.json (written by work). */
-static double json_num(const char *text, const char *key) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "\"%s\": ", key);
-  const char *p = strstr(text, pat);
-  if (!p) return NAN;
-  p += strlen(pat);
-  if (!strncmp(p, "null", 4)) return NAN;
-  return strtod(p, NULL);
-}
-
 static void mean_sd(const double *v, int n, double *mean, double *sd) {
   double s = 0, ss = 0;
   int k = 0;
@@ -1059,11 +1036,11 @@ static void pooled_json(FILE *fj, const pooled *pl, bool regression) {
       ts_error_clear();
       const char *nm = k ? "spearman" : "pearson";
       fprintf(fj, "%s\"pooled_%s\": ", k ? ", " : ",\n   ", nm);
-      jnum(fj, ok ? r.r : NAN, "%.17g");
+      ts__stage_jnum(fj, ok ? r.r : NAN, "%.17g");
       fprintf(fj, ", \"pooled_%s_ci95\": [", nm);
-      jnum(fj, ok ? r.lower : NAN, "%.17g");
+      ts__stage_jnum(fj, ok ? r.lower : NAN, "%.17g");
       fprintf(fj, ", ");
-      jnum(fj, ok ? r.upper : NAN, "%.17g");
+      ts__stage_jnum(fj, ok ? r.upper : NAN, "%.17g");
       fprintf(fj, "]");
     }
     fprintf(fj, ", \"pooled_n\": %zu, \"ci_method\": \"Fisher z\"}", pl->n);
@@ -1084,27 +1061,27 @@ static void pooled_json(FILE *fj, const pooled *pl, bool regression) {
     ts_error_clear();
     if (ok) macro += a.auc, defined++;
     fprintf(fj, "%s{\"class\": %d, \"auc\": ", c ? ", " : "", cls);
-    jnum(fj, ok ? a.auc : NAN, "%.17g");
+    ts__stage_jnum(fj, ok ? a.auc : NAN, "%.17g");
     fprintf(fj, ", \"ci95\": [");
-    jnum(fj, ok ? a.lower : NAN, "%.17g");
+    ts__stage_jnum(fj, ok ? a.lower : NAN, "%.17g");
     fprintf(fj, ", ");
-    jnum(fj, ok ? a.upper : NAN, "%.17g");
+    ts__stage_jnum(fj, ok ? a.upper : NAN, "%.17g");
     size_t npos = 0;
     for (size_t i = 0; i < pl->n; i++) npos += pl->y[i] == cls;
     fprintf(fj, "], \"n_pos\": %zu, \"n_neg\": %zu}", npos, pl->n - npos);
     if (C == 2) { /* the pooled AUC is class 1's */
       fprintf(fj, "],\n   \"pooled_auc\": ");
-      jnum(fj, ok ? a.auc : NAN, "%.17g");
+      ts__stage_jnum(fj, ok ? a.auc : NAN, "%.17g");
       fprintf(fj, ", \"pooled_auc_ci95\": [");
-      jnum(fj, ok ? a.lower : NAN, "%.17g");
+      ts__stage_jnum(fj, ok ? a.lower : NAN, "%.17g");
       fprintf(fj, ", ");
-      jnum(fj, ok ? a.upper : NAN, "%.17g");
+      ts__stage_jnum(fj, ok ? a.upper : NAN, "%.17g");
       fprintf(fj, "]");
     }
   }
   if (C > 2) { /* the macro one-vs-rest AUC has no DeLong CI of its own: the per-class ones are above */
     fprintf(fj, "],\n   \"pooled_auc\": ");
-    jnum(fj, defined ? macro / defined : NAN, "%.17g");
+    ts__stage_jnum(fj, defined ? macro / defined : NAN, "%.17g");
     fprintf(fj, ", \"pooled_auc_ci95\": [null, null], \"pooled_auc_method\": \"one-vs-rest macro\"");
   }
   fprintf(fj, ", \"pooled_n\": %zu, \"ci_method\": \"DeLong\"}", pl->n);
@@ -1156,19 +1133,16 @@ static int finish(const ts_run *run) {
       char rel[512], p2[TS_PATH_MAX], *text = NULL;
       for (int k = 0; k < nk; k++) v[f * nk + k] = NAN;
       snprintf(rel, sizeof rel, "mil/%s/fold%d/metrics.json", models[m], f);
-      if (ts_run_path(run, rel, p2, sizeof p2) < 0 || ts_io_read_all(p2, &text, NULL) < 0) {
-        ts_error_clear();
-        continue; /* the fold failed or did not run: the summary says how many folds it covers */
-      }
-      for (int k = 0; k < nk; k++) v[f * nk + k] = json_num(text, mk[k]);
-      free(text);
-      text = NULL;
+      ts_json mj;
+      if (ts__stage_read_json(run, rel, &mj) < 0) continue; /* the fold failed or did not run: the summary says how many folds it covers */
+      for (int k = 0; k < nk; k++) v[f * nk + k] = ts_json_num(&mj, mk[k]);
+      ts_json_clear(&mj);
       fprintf(fc, "%s,%d", models[m], f);
       fprintf(fj, "%s{\"fold\": %d", done ? ", " : "", f);
       for (int k = 0; k < nk; k++) {
         fprintf(fc, ",%.9g", v[f * nk + k]); /* as metrics.json holds them */
         fprintf(fj, ", \"%s\": ", mk[k] + 5);
-        jnum(fj, v[f * nk + k], "%.17g");
+        ts__stage_jnum(fj, v[f * nk + k], "%.17g");
       }
       fprintf(fc, "\n");
       fprintf(fj, "}");
@@ -1187,9 +1161,9 @@ static int finish(const ts_run *run) {
       for (int f = 0; f < nn; f++) col[f] = v[f * nk + k];
       mean_sd(col, nn, &mean, &sd);
       fprintf(fj, ", \"%s_mean\": ", mk[k] + 5);
-      jnum(fj, mean, "%.17g");
+      ts__stage_jnum(fj, mean, "%.17g");
       fprintf(fj, ", \"%s_sd\": ", mk[k] + 5);
-      jnum(fj, sd, "%.17g");
+      ts__stage_jnum(fj, sd, "%.17g");
     }
     pooled_json(fj, &pl, regression);
     pooled_free(&pl);
@@ -1198,13 +1172,7 @@ static int finish(const ts_run *run) {
   fprintf(fj, "\n]}\n");
   fclose(fc);
   fclose(fj);
-  if (rc >= 0) rc = ts_run_path(run, "mil", path, sizeof path);
-  if (rc >= 0) rc = ts_io_mkdirs(path, 0755);
-  if (rc >= 0) rc = ts_run_path(run, "mil/summary.csv", path, sizeof path);
-  if (rc >= 0) rc = ts_io_write_atomic(path, csv, strlen(csv));
-  if (rc >= 0) rc = ts_run_path(run, "mil/summary.json", path, sizeof path);
-  if (rc >= 0) rc = ts_io_write_atomic(path, json, strlen(json));
-  if (rc >= 0) fprintf(stderr, "mil: summary in %s (and summary.csv)\n", path);
+  if (rc >= 0) rc = ts__stage_write_summary(run, "mil", csv, json);
   free(csv);
   free(json);
   return rc;

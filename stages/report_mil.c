@@ -159,59 +159,10 @@ static void mil_release(void *data) {
 
 /* ---- reading ---- */
 
-static double jnum(const ts_json *j, const char *key) {
-  const ts_json *v = ts_json_get(j, key);
-  return v && v->type == TS_JNUM ? v->num : NAN;
-}
-static int64_t jint(const ts_json *j, const char *key) {
-  double v = jnum(j, key);
-  return isfinite(v) ? (int64_t)v : -1;
-}
-/* Element i of the array member key, NaN when absent or not a number. */
-static double jnum_at(const ts_json *j, const char *key, int i) {
-  const ts_json *v = ts_json_get(j, key);
-  if (!v || v->type != TS_JARR || i >= v->n || v->kids[i].type != TS_JNUM) return NAN;
-  return v->kids[i].num;
-}
-
-/* Read a run-relative text file; NULL (no error kept) when absent or unreadable. */
-static char *read_rel(const ts_report *r, const char *rel) {
-  char path[TS_PATH_MAX];
-  char *text = NULL;
-  if (ts_report_path(r, rel, path, sizeof path) < 0 || !ts_io_exists(path) ||
-      ts_io_read_all(path, &text, NULL) < 0) {
-    ts_error_clear();
-    return NULL;
-  }
-  return text;
-}
-
-static bool exists_rel(const ts_report *r, const char *rel) {
-  char path[TS_PATH_MAX];
-  bool ok = ts_report_path(r, rel, path, sizeof path) == 0 && ts_io_exists(path);
-  ts_error_clear();
-  return ok;
-}
-
-/* Split LINE in place at commas into at most max fields; the count. A trailing '\r' goes. */
-static int split_csv(char *line, char **f, int max) {
-  size_t len = strlen(line);
-  if (len && line[len - 1] == '\r') line[len - 1] = '\0';
-  int n = 0;
-  for (char *p = line; n < max;) {
-    f[n++] = p;
-    char *c = strchr(p, ',');
-    if (!c) break;
-    *c = '\0';
-    p = c + 1;
-  }
-  return n;
-}
-
 static void read_metrics(const ts_report *r, const mil_data *d, const char *model, mil_fold *f) {
   char rel[512];
   snprintf(rel, sizeof rel, "mil/%s/fold%d/metrics.json", model, f->fold);
-  char *text = read_rel(r, rel);
+  char *text = ts_report_read_text(r, rel);
   ts_json j;
   if (!text || ts_json_parse(text, &j) < 0) {
     ts_error_clear();
@@ -219,25 +170,25 @@ static void read_metrics(const ts_report *r, const mil_data *d, const char *mode
     return;
   }
   f->have = true;
-  f->classes = (int)jint(&j, "classes");
-  f->n_train = jint(&j, "n_train");
-  f->n_val = jint(&j, "n_val");
-  f->n_test = jint(&j, "n_test");
-  f->epochs_run = jint(&j, "epochs_run");
-  f->best_epoch = jint(&j, "best_epoch");
-  f->best_val_loss = jnum(&j, "best_val_loss");
+  f->classes = (int)ts_json_count(&j, "classes");
+  f->n_train = ts_json_count(&j, "n_train");
+  f->n_val = ts_json_count(&j, "n_val");
+  f->n_test = ts_json_count(&j, "n_test");
+  f->epochs_run = ts_json_count(&j, "epochs_run");
+  f->best_epoch = ts_json_count(&j, "best_epoch");
+  f->best_val_loss = ts_json_num(&j, "best_val_loss");
   for (int k = 0; k < d->ms->n; k++)
-    f->m[k] = jnum(&j, d->ms->file_key[k]);
+    f->m[k] = ts_json_num(&j, d->ms->file_key[k]);
   if (d->regression) {
-    f->target_mean = jnum(&j, "target_mean");
-    f->target_sd = jnum(&j, "target_sd");
+    f->target_mean = ts_json_num(&j, "target_mean");
+    f->target_sd = ts_json_num(&j, "target_sd");
     for (int k = 0; k < 2; k++) {
       char key[64];
       snprintf(key, sizeof key, "test_%s_ci95", k ? "spearman" : "pearson");
-      f->ci[k][0] = jnum_at(&j, key, 0);
-      f->ci[k][1] = jnum_at(&j, key, 1);
+      f->ci[k][0] = ts_json_num_at(&j, key, 0);
+      f->ci[k][1] = ts_json_num_at(&j, key, 1);
       snprintf(key, sizeof key, "test_%s_p", k ? "spearman" : "pearson");
-      f->p[k] = jnum(&j, key);
+      f->p[k] = ts_json_num(&j, key);
     }
   }
   ts_json_clear(&j);
@@ -248,7 +199,7 @@ static void read_metrics(const ts_report *r, const mil_data *d, const char *mode
 static int read_curve(const ts_report *r, const char *model, mil_fold *f) {
   char rel[512];
   snprintf(rel, sizeof rel, "mil/%s/fold%d/curve.csv", model, f->fold);
-  char *text = read_rel(r, rel);
+  char *text = ts_report_read_text(r, rel);
   if (!text) return 0;
   int lines = 0;
   for (const char *p = text; *p; p++)
@@ -266,7 +217,7 @@ static int read_curve(const ts_report *r, const char *model, mil_fold *f) {
       continue;
     }
     char *c[8];
-    if (split_csv(line, c, 8) < 5) continue;
+    if (ts_report_csv_split(line, c, 8) < 5) continue;
     mil_epoch *e = &f->ep[f->n_ep++];
     e->epoch = atoi(c[0]);
     e->train_loss = strtod(c[1], NULL);
@@ -300,12 +251,12 @@ static void find_heatmap(const ts_report *r, const char *model, int fold, const 
   if (!ts_id_is_safe(slide)) return;
   char rel[600];
   snprintf(rel, sizeof rel, "mil/%s/fold%d/heatmaps/%s.png", model, fold, slide);
-  if (exists_rel(r, rel)) {
+  if (ts_report_exists(r, rel)) {
     snprintf(buf, n, "%s", rel);
     return;
   }
   snprintf(rel, sizeof rel, "mil/%s/heatmaps/%s.png", model, slide);
-  if (exists_rel(r, rel)) snprintf(buf, n, "%s", rel);
+  if (ts_report_exists(r, rel)) snprintf(buf, n, "%s", rel);
 }
 
 /* predictions.csv: slide_id,patient_id,label,prob_0..prob_{C-1},pred; regression:
@@ -314,13 +265,13 @@ static int read_predictions(const ts_report *r, mil_data *d, int mi, int fold) {
   const char *model = d->m[mi].name;
   char rel[512];
   snprintf(rel, sizeof rel, "mil/%s/fold%d/predictions.csv", model, fold);
-  char *text = read_rel(r, rel);
+  char *text = ts_report_read_text(r, rel);
   if (!text) return 0;
   int rc = 0, C = -1;
   char *save = NULL;
   for (char *line = strtok_r(text, "\n", &save); line && rc >= 0; line = strtok_r(NULL, "\n", &save)) {
     char *c[72];
-    int nf = split_csv(line, c, 72);
+    int nf = ts_report_csv_split(line, c, 72);
     if (C < 0) { /* the header: count the prob_ columns */
       C = 0;
       for (int k = 3; k < nf; k++)
@@ -474,7 +425,7 @@ static int pool(mil_data *d, mil_model *m) {
 }
 
 static int mil_load(const ts_report *r, void **data_out) {
-  char *text = read_rel(r, "mil/summary.json");
+  char *text = ts_report_read_text(r, "mil/summary.json");
   if (!text) return 0; /* the stage did not finish here: no section */
   ts_json j;
   memset(&j, 0, sizeof j);
@@ -493,7 +444,7 @@ static int mil_load(const ts_report *r, void **data_out) {
   TS_TRY(ts_report_stage_info_get(r, "mil", &d->info));
   TS_TRY(ts_report_units_load(r, "mil", &d->units));
   const ts_json *models = ts_json_get(&j, "models");
-  double folds = jnum(&j, "folds");
+  double folds = ts_json_num(&j, "folds");
   if (!models || models->type != TS_JARR || !isfinite(folds) || folds < 0 || folds > 1000)
     TS_FAIL(TS_EINPUT, "REPORT_IO", "mil/summary.json: no \"folds\" and \"models\"");
   const char *task = ts_json_str(&j, "task"); /* absent before regression existed: classification */
@@ -559,20 +510,6 @@ static const char *fold_status(const mil_fold *f) {
   return f->u && strcmp(f->u->state, "done") ? "pending" : "missing";
 }
 
-static void json_count(ts_report_out *o, const char *key, int64_t v) {
-  if (v >= 0)
-    ts_report_json_int(o, key, v);
-  else
-    ts_report_json_null(o, key);
-}
-
-static void json_pair(ts_report_out *o, const char *key, double a, double b) {
-  ts_report_json_array(o, key);
-  ts_report_json_num(o, NULL, a);
-  ts_report_json_num(o, NULL, b);
-  ts_report_json_end(o);
-}
-
 static void json_roc(ts_report_out *o, const char *key, const ts_roc_curve *roc) {
   if (!roc) {
     ts_report_json_null(o, key);
@@ -596,11 +533,11 @@ static void fold_json(ts_report_out *o, const mil_data *d, const mil_fold *f) {
   ts_report_json_str(o, "status", fold_status(f));
   bool failed = f->u && !strcmp(f->u->state, "failed");
   ts_report_json_str(o, "error_token", failed ? f->u->error_token : NULL);
-  json_count(o, "n_train", f->n_train);
-  json_count(o, "n_val", f->n_val);
-  json_count(o, "n_test", f->n_test);
-  json_count(o, "epochs_run", f->epochs_run);
-  json_count(o, "best_epoch", f->best_epoch);
+  ts_report_json_count(o, "n_train", f->n_train);
+  ts_report_json_count(o, "n_val", f->n_val);
+  ts_report_json_count(o, "n_test", f->n_test);
+  ts_report_json_count(o, "epochs_run", f->epochs_run);
+  ts_report_json_count(o, "best_epoch", f->best_epoch);
   ts_report_json_num(o, "best_val_loss", f->best_val_loss);
   if (d->regression) {
     ts_report_json_num(o, "target_mean", f->target_mean);
@@ -611,7 +548,7 @@ static void fold_json(ts_report_out *o, const mil_data *d, const mil_fold *f) {
     if (d->regression && k > 0) { /* pearson, spearman: their CI and p-value */
       char key[64];
       snprintf(key, sizeof key, "%s_ci95", d->ms->key[k]);
-      json_pair(o, key, f->ci[k - 1][0], f->ci[k - 1][1]);
+      ts_report_json_pair(o, key, f->ci[k - 1][0], f->ci[k - 1][1]);
       snprintf(key, sizeof key, "%s_p", d->ms->key[k]);
       ts_report_json_num(o, key, f->p[k - 1]);
     }
@@ -640,7 +577,7 @@ static void fold_json(ts_report_out *o, const mil_data *d, const mil_fold *f) {
 
 static void model_json_classification(ts_report_out *o, const mil_model *m) {
   ts_report_json_num(o, "pooled_auc", m->pooled_auc);
-  json_pair(o, "pooled_auc_ci95", m->lo, m->hi);
+  ts_report_json_pair(o, "pooled_auc_ci95", m->lo, m->hi);
   ts_report_json_int(o, "pooled_n", (int64_t)m->pooled_n);
   ts_report_json_str(o, "pooled_auc_method", m->ovr ? "one-vs-rest macro" : "binary");
   ts_report_json_str(o, "ci_method", m->ovr ? NULL : "DeLong");
@@ -651,7 +588,7 @@ static void model_json_classification(ts_report_out *o, const mil_model *m) {
     ts_report_json_object(o, NULL);
     ts_report_json_int(o, "class", pc->cls);
     ts_report_json_num(o, "auc", pc->auc);
-    json_pair(o, "ci95", pc->lo, pc->hi);
+    ts_report_json_pair(o, "ci95", pc->lo, pc->hi);
     ts_report_json_int(o, "n_pos", (int64_t)pc->n_pos);
     ts_report_json_int(o, "n_neg", (int64_t)pc->n_neg);
     json_roc(o, "roc", pc->roc);
@@ -667,7 +604,7 @@ static void model_json_regression(ts_report_out *o, const mil_model *m) {
     snprintf(key, sizeof key, "pooled_%s", k ? "spearman" : "pearson");
     ts_report_json_num(o, key, c->r);
     snprintf(key, sizeof key, "pooled_%s_ci95", k ? "spearman" : "pearson");
-    json_pair(o, key, c->lower, c->upper);
+    ts_report_json_pair(o, key, c->lower, c->upper);
     snprintf(key, sizeof key, "pooled_%s_p", k ? "spearman" : "pearson");
     ts_report_json_num(o, key, c->p_value);
   }

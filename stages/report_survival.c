@@ -137,47 +137,6 @@ static void surv_release(void *data) {
 
 /* ---- reading ---- */
 
-static double jnum(const ts_json *j, const char *key) {
-  const ts_json *v = ts_json_get(j, key);
-  return v && v->type == TS_JNUM ? v->num : NAN;
-}
-static int64_t jint(const ts_json *j, const char *key) {
-  double v = jnum(j, key);
-  return isfinite(v) && v >= 0 ? (int64_t)v : -1;
-}
-/* Element i of the array member key, NaN when absent or not a number. */
-static double jnum_at(const ts_json *j, const char *key, int i) {
-  const ts_json *v = ts_json_get(j, key);
-  if (!v || v->type != TS_JARR || i >= v->n || v->kids[i].type != TS_JNUM) return NAN;
-  return v->kids[i].num;
-}
-
-/* Read a run-relative text file; NULL (no error kept) when absent or unreadable. */
-static char *read_rel(const ts_report *r, const char *rel) {
-  char path[TS_PATH_MAX];
-  char *text = NULL;
-  if (ts_report_path(r, rel, path, sizeof path) < 0 || !ts_io_exists(path) || ts_io_read_all(path, &text, NULL) < 0) {
-    ts_error_clear();
-    return NULL;
-  }
-  return text;
-}
-
-/* Split LINE in place at commas into at most max fields; the count. A trailing '\r' goes. */
-static int split_csv(char *line, char **f, int max) {
-  size_t len = strlen(line);
-  if (len && line[len - 1] == '\r') line[len - 1] = '\0';
-  int n = 0;
-  for (char *p = line; n < max;) {
-    f[n++] = p;
-    char *c = strchr(p, ',');
-    if (!c) break;
-    *c = '\0';
-    p = c + 1;
-  }
-  return n;
-}
-
 /* A CSV number; NaN when empty or not a number. */
 static double csv_num(const char *s) {
   if (!s || !*s) return NAN;
@@ -189,7 +148,7 @@ static double csv_num(const char *s) {
 static void read_metrics(const ts_report *r, const char *model, sfold *f) {
   char rel[512];
   snprintf(rel, sizeof rel, "survival/%s/fold%d/metrics.json", model, f->fold);
-  char *text = read_rel(r, rel);
+  char *text = ts_report_read_text(r, rel);
   ts_json j;
   if (!text || ts_json_parse(text, &j) < 0) {
     ts_error_clear();
@@ -197,25 +156,25 @@ static void read_metrics(const ts_report *r, const char *model, sfold *f) {
     return;
   }
   f->have = true;
-  f->n_train = jint(&j, "n_train");
-  f->n_val = jint(&j, "n_val");
-  f->n_test = jint(&j, "n_test");
-  f->test_events = jint(&j, "test_events");
-  f->n_high = jint(&j, "n_high");
-  f->n_low = jint(&j, "n_low");
-  f->c = jnum(&j, "c_index");
-  f->c_se = jnum(&j, "c_index_se");
-  f->uno = jnum(&j, "uno_c");
-  f->tau = jnum(&j, "uno_tau");
+  f->n_train = ts_json_count(&j, "n_train");
+  f->n_val = ts_json_count(&j, "n_val");
+  f->n_test = ts_json_count(&j, "n_test");
+  f->test_events = ts_json_count(&j, "test_events");
+  f->n_high = ts_json_count(&j, "n_high");
+  f->n_low = ts_json_count(&j, "n_low");
+  f->c = ts_json_num(&j, "c_index");
+  f->c_se = ts_json_num(&j, "c_index_se");
+  f->uno = ts_json_num(&j, "uno_c");
+  f->tau = ts_json_num(&j, "uno_tau");
   for (int k = 0; k < N_AUC; k++) {
-    f->at[k] = jnum_at(&j, "auc_times", k);
-    f->auc[k] = jnum_at(&j, "auc", k);
+    f->at[k] = ts_json_num_at(&j, "auc_times", k);
+    f->auc[k] = ts_json_num_at(&j, "auc", k);
   }
-  f->cut = jnum(&j, "risk_cut");
-  f->lr_p = jnum(&j, "logrank_p");
-  f->hr = jnum(&j, "hr_high_vs_low");
-  f->hr_lo = jnum_at(&j, "hr_ci95", 0);
-  f->hr_hi = jnum_at(&j, "hr_ci95", 1);
+  f->cut = ts_json_num(&j, "risk_cut");
+  f->lr_p = ts_json_num(&j, "logrank_p");
+  f->hr = ts_json_num(&j, "hr_high_vs_low");
+  f->hr_lo = ts_json_num_at(&j, "hr_ci95", 0);
+  f->hr_hi = ts_json_num_at(&j, "hr_ci95", 1);
   ts_json_clear(&j);
   free(text);
 }
@@ -224,7 +183,7 @@ static void read_metrics(const ts_report *r, const char *model, sfold *f) {
 static int read_km(const ts_report *r, const char *model, sfold *f) {
   char rel[512];
   snprintf(rel, sizeof rel, "survival/%s/fold%d/km.csv", model, f->fold);
-  char *text = read_rel(r, rel);
+  char *text = ts_report_read_text(r, rel);
   if (!text) return 0;
   size_t lines = 1;
   for (const char *p = text; *p; p++) lines += *p == '\n';
@@ -244,7 +203,7 @@ static int read_km(const ts_report *r, const char *model, sfold *f) {
   bool header = true;
   for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     char *c[8];
-    int nf = split_csv(line, c, 8);
+    int nf = ts_report_csv_split(line, c, 8);
     if (header) { /* the first line names the columns */
       header = false;
       if (nf != 7 || strcmp(c[0], "group") || strcmp(c[4], "surv")) break; /* not a file this section knows */
@@ -271,7 +230,7 @@ static int read_km(const ts_report *r, const char *model, sfold *f) {
 static int read_model(const ts_report *r, const char *model, sfold *f) {
   char rel[512];
   snprintf(rel, sizeof rel, "survival/%s/fold%d/model.json", model, f->fold);
-  char *text = read_rel(r, rel);
+  char *text = ts_report_read_text(r, rel);
   ts_json j;
   if (!text || ts_json_parse(text, &j) < 0) {
     ts_error_clear();
@@ -296,12 +255,12 @@ static int read_model(const ts_report *r, const char *model, sfold *f) {
         break;
       }
       f->n_coef++;
-      c->coef = jnum(e, "coef");
-      c->se = jnum(e, "se");
-      c->hr = jnum(e, "hr");
-      c->lo = jnum_at(e, "hr_ci95", 0);
-      c->hi = jnum_at(e, "hr_ci95", 1);
-      c->p = jnum(e, "p");
+      c->coef = ts_json_num(e, "coef");
+      c->se = ts_json_num(e, "se");
+      c->hr = ts_json_num(e, "hr");
+      c->lo = ts_json_num_at(e, "hr_ci95", 0);
+      c->hi = ts_json_num_at(e, "hr_ci95", 1);
+      c->p = ts_json_num(e, "p");
       f->coef_se |= isfinite(c->se);
     }
   }
@@ -313,13 +272,13 @@ static int read_model(const ts_report *r, const char *model, sfold *f) {
  * rows are the study. */
 static void read_study(const ts_report *r, surv_data *d) {
   d->patients = d->events = -1;
-  char *text = read_rel(r, "survival/splits.csv");
+  char *text = ts_report_read_text(r, "survival/splits.csv");
   if (!text) return;
   char *save = NULL;
   bool header = true;
   for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     char *c[8];
-    int nf = split_csv(line, c, 8);
+    int nf = ts_report_csv_split(line, c, 8);
     if (header) {
       header = false;
       if (nf != 6 || strcmp(c[0], "fold") || strcmp(c[4], "event")) break;
@@ -336,7 +295,7 @@ static void read_study(const ts_report *r, surv_data *d) {
 /* excluded.csv: patient_id,token,detail with the detail quoted ("path:line: why"). The token
  * (SURV_...) is found from the left, so an id with a comma stays whole. */
 static int read_excluded(const ts_report *r, surv_data *d) {
-  char *text = read_rel(r, "survival/excluded.csv");
+  char *text = ts_report_read_text(r, "survival/excluded.csv");
   if (!text) return 0;
   size_t lines = 1;
   for (const char *p = text; *p; p++) lines += *p == '\n';
@@ -447,7 +406,7 @@ static int summarise(const surv_data *d, smodel *m) {
 }
 
 static int surv_load(const ts_report *r, void **data_out) {
-  char *text = read_rel(r, "survival/summary.json");
+  char *text = ts_report_read_text(r, "survival/summary.json");
   if (!text) return 0; /* the stage did not finish here: no section */
   ts_json j;
   memset(&j, 0, sizeof j);
@@ -466,7 +425,7 @@ static int surv_load(const ts_report *r, void **data_out) {
   TS_TRY(ts_report_stage_info_get(r, "survival", &d->info));
   TS_TRY(ts_report_units_load(r, "survival", &d->units));
   const ts_json *models = ts_json_get(&j, "models");
-  double folds = jnum(&j, "folds");
+  double folds = ts_json_num(&j, "folds");
   if (!models || models->type != TS_JARR || !isfinite(folds) || folds < 0 || folds > 1000)
     TS_FAIL(TS_EINPUT, "REPORT_IO", "survival/summary.json: no \"folds\" and \"models\"");
   d->folds = (int)folds;
@@ -519,24 +478,6 @@ static const char *fold_status(const sfold *f) {
   return f->u && strcmp(f->u->state, "done") ? "pending" : "missing";
 }
 
-static void json_count(ts_report_out *o, const char *key, int64_t v) {
-  if (v >= 0)
-    ts_report_json_int(o, key, v);
-  else
-    ts_report_json_null(o, key);
-}
-
-static void json_nums(ts_report_out *o, const char *key, const double *v, size_t n) {
-  ts_report_json_array(o, key);
-  for (size_t i = 0; i < n; i++) ts_report_json_num(o, NULL, v[i]);
-  ts_report_json_end(o);
-}
-
-static void json_pair(ts_report_out *o, const char *key, double a, double b) {
-  double v[2] = {a, b};
-  json_nums(o, key, v, 2);
-}
-
 static void fold_json(ts_report_out *o, const sfold *f) {
   ts_report_json_object(o, NULL);
   ts_report_json_int(o, "fold", f->fold);
@@ -544,22 +485,22 @@ static void fold_json(ts_report_out *o, const sfold *f) {
   bool failed = f->u && !strcmp(f->u->state, "failed");
   ts_report_json_str(o, "error_token", failed ? f->u->error_token : NULL);
   ts_report_json_str(o, "note", f->u && f->u->note[0] ? f->u->note : NULL);
-  json_count(o, "n_train", f->n_train);
-  json_count(o, "n_val", f->n_val);
-  json_count(o, "n_test", f->n_test);
-  json_count(o, "test_events", f->test_events);
+  ts_report_json_count(o, "n_train", f->n_train);
+  ts_report_json_count(o, "n_val", f->n_val);
+  ts_report_json_count(o, "n_test", f->n_test);
+  ts_report_json_count(o, "test_events", f->test_events);
   ts_report_json_num(o, "c_index", f->c);
   ts_report_json_num(o, "c_index_se", f->c_se);
   ts_report_json_num(o, "uno_c", f->uno);
   ts_report_json_num(o, "uno_tau", f->tau);
-  json_nums(o, "auc_times", f->at, N_AUC);
-  json_nums(o, "auc", f->auc, N_AUC);
+  ts_report_json_nums(o, "auc_times", f->at, N_AUC);
+  ts_report_json_nums(o, "auc", f->auc, N_AUC);
   ts_report_json_num(o, "risk_cut", f->cut);
-  json_count(o, "n_high", f->n_high);
-  json_count(o, "n_low", f->n_low);
+  ts_report_json_count(o, "n_high", f->n_high);
+  ts_report_json_count(o, "n_low", f->n_low);
   ts_report_json_num(o, "logrank_p", f->lr_p);
   ts_report_json_num(o, "hr_high_vs_low", f->hr);
-  json_pair(o, "hr_ci95", f->hr_lo, f->hr_hi);
+  ts_report_json_pair(o, "hr_ci95", f->hr_lo, f->hr_hi);
   ts_report_json_num(o, "seconds", f->u ? f->u->seconds : NAN); /* performance (compare) */
   if (!f->have_km) {
     ts_report_json_null(o, "km");
@@ -568,12 +509,12 @@ static void fold_json(ts_report_out *o, const sfold *f) {
     for (int g = 0; g < 2; g++) {
       const km_curve *c = &f->km[g];
       ts_report_json_object(o, group_name[g]);
-      json_nums(o, "time", c->time, c->n);
-      json_nums(o, "n_risk", c->n_risk, c->n);
-      json_nums(o, "n_event", c->n_event, c->n);
-      json_nums(o, "surv", c->surv, c->n);
-      json_nums(o, "lower", c->lower, c->n);
-      json_nums(o, "upper", c->upper, c->n);
+      ts_report_json_nums(o, "time", c->time, c->n);
+      ts_report_json_nums(o, "n_risk", c->n_risk, c->n);
+      ts_report_json_nums(o, "n_event", c->n_event, c->n);
+      ts_report_json_nums(o, "surv", c->surv, c->n);
+      ts_report_json_nums(o, "lower", c->lower, c->n);
+      ts_report_json_nums(o, "upper", c->upper, c->n);
       ts_report_json_end(o);
     }
     ts_report_json_end(o);
@@ -589,7 +530,7 @@ static void fold_json(ts_report_out *o, const sfold *f) {
       ts_report_json_num(o, "coef", q->coef);
       ts_report_json_num(o, "se", q->se);
       ts_report_json_num(o, "hr", q->hr);
-      json_pair(o, "hr_ci95", q->lo, q->hi);
+      ts_report_json_pair(o, "hr_ci95", q->lo, q->hi);
       ts_report_json_num(o, "p", q->p);
       ts_report_json_end(o);
     }
@@ -603,8 +544,8 @@ static int surv_json(const ts_report *r, const void *data, ts_report_out *o) {
   (void)r;
   const surv_data *d = data;
   ts_report_json_int(o, "folds", d->folds);
-  json_count(o, "patients", d->patients);
-  json_count(o, "events", d->events);
+  ts_report_json_count(o, "patients", d->patients);
+  ts_report_json_count(o, "events", d->events);
   ts_report_json_str(o, "note", d->info.note[0] ? d->info.note : NULL);
   ts_report_json_array(o, "models");
   for (int i = 0; i < d->n_models; i++) {
@@ -624,8 +565,8 @@ static int surv_json(const ts_report *r, const void *data, ts_report_out *o) {
       snprintf(key, sizeof key, "%s_folds", stat_key[k]);
       ts_report_json_int(o, key, m->nfin[k]);
     }
-    json_nums(o, "auc_mean", m->mean + S_AUC0, N_AUC);
-    json_nums(o, "auc_sd", m->sd + S_AUC0, N_AUC);
+    ts_report_json_nums(o, "auc_mean", m->mean + S_AUC0, N_AUC);
+    ts_report_json_nums(o, "auc_sd", m->sd + S_AUC0, N_AUC);
     ts_report_json_array(o, "auc_folds");
     for (int k = 0; k < N_AUC; k++) ts_report_json_int(o, NULL, m->nfin[S_AUC0 + k]);
     ts_report_json_end(o);

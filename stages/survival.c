@@ -45,6 +45,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "stage_util.h"
 #include "ts_classify.h"
 #include "ts_error.h"
 #include "ts_io.h"
@@ -442,11 +443,6 @@ static void part_add(part *q, const patient *p, int ncov) {
 
 static ts_surv_data part_data(const part *q) { return (ts_surv_data){.n = q->n, .time = q->time, .event = q->event}; }
 
-static void jnum(FILE *f, double v) {
-  if (isfinite(v)) fprintf(f, "%.17g", v);
-  else fputs("null", f);
-}
-
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -458,13 +454,6 @@ static double quantile7(const double *v, size_t n, double q) {
   double h = (double)(n - 1) * q;
   size_t lo = (size_t)floor(h);
   return lo + 1 < n ? v[lo] + (h - (double)lo) * (v[lo + 1] - v[lo]) : v[lo];
-}
-
-static int write_text(const ts_run *run, const char *rel, const char *text, size_t len, ts_unit_record *rec) {
-  char path[TS_PATH_MAX];
-  TS_CALL(ts_run_path(run, rel, path, sizeof path));
-  TS_CALL(ts_io_write_atomic(path, text, len));
-  return ts_unit_add_output(rec, rel);
 }
 
 /* The design of a part for cox_lasso: clinical covariates then genomic columns. */
@@ -487,10 +476,10 @@ static double *lasso_design(const study *s, const part *q) {
 static int fit_lasso(const ts_config *c, const study *s, part sets[3], FILE *m, const char *model, int fold) {
   size_t p = (size_t)(s->ncov + s->ng);
   part *tr = &sets[TS_SET_TRAIN], *va = &sets[TS_SET_VAL];
-  double *xtr = lasso_design(s, tr), *xva = lasso_design(s, va), *beta = calloc(p, sizeof *beta), *best = calloc(p, sizeof *best),
-         *sc = calloc(p, sizeof *sc), grid[LASSO_GRID], vll[LASSO_GRID];
+  double *xtr = lasso_design(s, tr), *xva = lasso_design(s, va), *beta = calloc(p, sizeof *beta), *best = calloc(p, sizeof *best), grid[LASSO_GRID],
+         vll[LASSO_GRID];
   int rc = 0, kbest = -1, nz = 0;
-  if (!xtr || !xva || !beta || !best || !sc) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "cox_lasso");
+  if (!xtr || !xva || !beta || !best) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "cox_lasso");
   ts_surv_data dtr = part_data(tr), dva = part_data(va);
   ts_coxnet_options o;
   ts_coxnet_options_default(&o);
@@ -504,7 +493,7 @@ static int fit_lasso(const ts_config *c, const study *s, part sets[3], FILE *m, 
     vll[k] = NAN;
     int ve = 0;
     for (size_t i = 0; i < va->n; i++) ve += va->event[i];
-    if (va->n && ve && ts_cox_loglik(&dva, xva, p, TS_COX_BRESLOW, beta, &vll[k], sc, NULL) < 0) vll[k] = NAN;
+    if (va->n && ve && ts_cox_loglik(&dva, xva, p, TS_COX_BRESLOW, beta, &vll[k], NULL, NULL) < 0) vll[k] = NAN;
     ts_error_clear();
     if (isfinite(vll[k]) && (kbest < 0 || vll[k] > vll[kbest])) kbest = k, memcpy(best, beta, sizeof *best * p);
   }
@@ -529,7 +518,7 @@ static int fit_lasso(const ts_config *c, const study *s, part sets[3], FILE *m, 
           isfinite(vll[kbest]) ? "validation log partial likelihood" : "none (no validation event): the grid's middle");
   for (int k = 0; k < LASSO_GRID; k++) fprintf(m, "%s%.17g", k ? ", " : "", grid[k]);
   fprintf(m, "], \"val_loglik\": [");
-  for (int k = 0; k < LASSO_GRID; k++) fprintf(m, "%s", k ? ", " : ""), jnum(m, vll[k]);
+  for (int k = 0; k < LASSO_GRID; k++) fprintf(m, "%s", k ? ", " : ""), ts__stage_jnum(m, vll[k], "%.17g");
   fprintf(m, "],\n \"nonzero\": %d, \"coefficients\": [", nz);
   for (size_t j = 0, w = 0; j < p; j++) {
     if (best[j] == 0) continue;
@@ -537,7 +526,7 @@ static int fit_lasso(const ts_config *c, const study *s, part sets[3], FILE *m, 
   }
   fprintf(m, "]}\n");
 out:
-  free(xtr), free(xva), free(beta), free(best), free(sc);
+  free(xtr), free(xva), free(beta), free(best);
   return rc;
 }
 
@@ -664,28 +653,28 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   TS_TRY(ts_io_mkdirs(path, 0755));
   if (fit) {
   fprintf(m, "{\"model\": \"%s\", \"fold\": %d, \"ties\": \"efron\", \"n\": %zu, \"events\": %zu, \"loglik\": ", model, fold, fit->n, fit->nevent);
-  jnum(m, fit->loglik);
+  ts__stage_jnum(m, fit->loglik, "%.17g");
   fprintf(m, ", \"iter\": %d, \"warning\": \"%s\", \"coefficients\": [", fit->iter, fit->warning);
   for (int j = 0; j < s.ncov; j++) {
     fprintf(m, "%s\n  {\"name\": \"%s\", \"coef\": ", j ? "," : "", s.cov[j]);
-    jnum(m, fit->coef[j]);
+    ts__stage_jnum(m, fit->coef[j], "%.17g");
     fprintf(m, ", \"se\": ");
-    jnum(m, fit->se[j]);
+    ts__stage_jnum(m, fit->se[j], "%.17g");
     fprintf(m, ", \"hr\": ");
-    jnum(m, fit->hr[j]);
+    ts__stage_jnum(m, fit->hr[j], "%.17g");
     fprintf(m, ", \"hr_ci95\": [");
-    jnum(m, fit->hr_lower[j]);
+    ts__stage_jnum(m, fit->hr_lower[j], "%.17g");
     fprintf(m, ", ");
-    jnum(m, fit->hr_upper[j]);
+    ts__stage_jnum(m, fit->hr_upper[j], "%.17g");
     fprintf(m, "], \"p\": ");
-    jnum(m, fit->pvalue[j]);
+    ts__stage_jnum(m, fit->pvalue[j], "%.17g");
     fprintf(m, "}");
   }
   fprintf(m, "]}\n");
   fclose(m);
   }
   snprintf(rel, sizeof rel, "survival/%s/fold%d/model.json", model, fold);
-  rc = write_text(run, rel, js, jl, rec);
+  rc = ts__stage_write_output(run, rel, js, jl, rec);
   free(js);
   js = NULL;
   if (rc < 0) goto out;
@@ -697,7 +686,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
               sets[k].group[i] ? "high" : "low");
   fclose(m);
   snprintf(rel, sizeof rel, "survival/%s/fold%d/risks.csv", model, fold);
-  rc = write_text(run, rel, csv, cl, rec);
+  rc = ts__stage_write_output(run, rel, csv, cl, rec);
   free(csv);
   csv = NULL;
   if (rc < 0) goto out;
@@ -714,36 +703,36 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
     }
   fclose(m);
   snprintf(rel, sizeof rel, "survival/%s/fold%d/km.csv", model, fold);
-  rc = write_text(run, rel, csv, cl, rec);
+  rc = ts__stage_write_output(run, rel, csv, cl, rec);
   if (rc < 0) goto out;
   if (!(m = open_memstream(&js, &jl))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
   fprintf(m, "{\"model\": \"%s\", \"fold\": %d, \"n_train\": %zu, \"n_val\": %zu, \"n_test\": %zu, \"test_events\": %d,\n \"c_index\": ", model, fold,
           tr->n, sets[1].n, te->n, te_events);
-  jnum(m, hc.c);
+  ts__stage_jnum(m, hc.c, "%.17g");
   fprintf(m, ", \"c_index_se\": ");
-  jnum(m, hc.std_err);
+  ts__stage_jnum(m, hc.std_err, "%.17g");
   fprintf(m, ", \"uno_c\": ");
-  jnum(m, uc.c);
+  ts__stage_jnum(m, uc.c, "%.17g");
   fprintf(m, ", \"uno_tau\": ");
-  jnum(m, tau);
+  ts__stage_jnum(m, tau, "%.17g");
   fprintf(m, ",\n \"auc_times\": [");
-  for (int k = 0; k < 3; k++) fprintf(m, "%s", k ? ", " : ""), jnum(m, at[k]);
+  for (int k = 0; k < 3; k++) fprintf(m, "%s", k ? ", " : ""), ts__stage_jnum(m, at[k], "%.17g");
   fprintf(m, "], \"auc\": [");
-  for (int k = 0; k < 3; k++) fprintf(m, "%s", k ? ", " : ""), jnum(m, auc[k]);
+  for (int k = 0; k < 3; k++) fprintf(m, "%s", k ? ", " : ""), ts__stage_jnum(m, auc[k], "%.17g");
   fprintf(m, "],\n \"risk_cut\": ");
-  jnum(m, cut);
+  ts__stage_jnum(m, cut, "%.17g");
   fprintf(m, ", \"n_high\": %d, \"n_low\": %zu, \"logrank_p\": ", n_high, te->n - (size_t)n_high);
-  jnum(m, lr_p);
+  ts__stage_jnum(m, lr_p, "%.17g");
   fprintf(m, ", \"hr_high_vs_low\": ");
-  jnum(m, hr);
+  ts__stage_jnum(m, hr, "%.17g");
   fprintf(m, ", \"hr_ci95\": [");
-  jnum(m, hr_lo);
+  ts__stage_jnum(m, hr_lo, "%.17g");
   fprintf(m, ", ");
-  jnum(m, hr_hi);
+  ts__stage_jnum(m, hr_hi, "%.17g");
   fprintf(m, "]}\n");
   fclose(m);
   snprintf(rel, sizeof rel, "survival/%s/fold%d/metrics.json", model, fold);
-  rc = write_text(run, rel, js, jl, rec);
+  rc = ts__stage_write_output(run, rel, js, jl, rec);
   if (rc >= 0) rec->items = (int64_t)tr->n;
 out:
   free(csv);
@@ -759,16 +748,6 @@ out:
 }
 
 /* ---- finish: the summary over folds ---- */
-
-static double json_num(const char *text, const char *key) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "\"%s\": ", key);
-  const char *p = strstr(text, pat);
-  if (!p) return NAN;
-  p += strlen(pat);
-  if (!strncmp(p, "null", 4)) return NAN;
-  return strtod(p, NULL);
-}
 
 static int finish(const ts_run *run) {
   const ts_config *c = run->cfg;
@@ -796,25 +775,23 @@ static int finish(const ts_run *run) {
     int done = 0;
     fprintf(fj, "%s\n  {\"model\": \"%s\", \"per_fold\": [", m ? "," : "", models[m]);
     for (int f = 0; f < folds && f < 100; f++) {
-      char rel[512], p2[TS_PATH_MAX], *text = NULL;
+      char rel[512];
       for (int k = 0; k < NK; k++) v[f][k] = NAN;
       snprintf(rel, sizeof rel, "survival/%s/fold%d/metrics.json", models[m], f);
-      if (ts_run_path(run, rel, p2, sizeof p2) < 0 || ts_io_read_all(p2, &text, NULL) < 0) {
-        ts_error_clear();
-        continue;
-      }
+      ts_json mj;
+      if (ts__stage_read_json(run, rel, &mj) < 0) continue; /* the fold failed or did not run */
       fprintf(fc, "%s,%d", models[m], f);
       fprintf(fj, "%s{\"fold\": %d", done ? ", " : "", f);
       for (int k = 0; k < NK; k++) {
-        v[f][k] = json_num(text, mk[k]);
+        v[f][k] = ts_json_num(&mj, mk[k]);
         fputc(',', fc);
         if (isfinite(v[f][k])) fprintf(fc, "%.9g", v[f][k]); /* undefined: an empty cell, not NaN */
         fprintf(fj, ", \"%s\": ", mk[k]);
-        jnum(fj, v[f][k]);
+        ts__stage_jnum(fj, v[f][k], "%.17g");
       }
       fprintf(fc, "\n");
       fprintf(fj, "}");
-      free(text);
+      ts_json_clear(&mj);
       done++;
     }
     fprintf(fj, "], \"folds_done\": %d", done);
@@ -827,9 +804,9 @@ static int finish(const ts_run *run) {
       for (int f = 0; f < folds && f < 100; f++)
         if (isfinite(v[f][k])) s2 += (v[f][k] - mean) * (v[f][k] - mean);
       fprintf(fj, ", \"%s_mean\": ", mk[k]);
-      jnum(fj, mean);
+      ts__stage_jnum(fj, mean, "%.17g");
       fprintf(fj, ", \"%s_sd\": ", mk[k]);
-      jnum(fj, nn > 1 ? sqrt(s2 / (nn - 1)) : NAN);
+      ts__stage_jnum(fj, nn > 1 ? sqrt(s2 / (nn - 1)) : NAN, "%.17g");
       fprintf(fj, ", \"%s_folds\": %d", mk[k], nn);
     }
     fprintf(fj, "}");
@@ -837,11 +814,7 @@ static int finish(const ts_run *run) {
   fprintf(fj, "\n]}\n");
   fclose(fc);
   fclose(fj);
-  if (rc >= 0) rc = ts_run_path(run, "survival/summary.csv", path, sizeof path);
-  if (rc >= 0) rc = ts_io_write_atomic(path, csv, strlen(csv));
-  if (rc >= 0) rc = ts_run_path(run, "survival/summary.json", path, sizeof path);
-  if (rc >= 0) rc = ts_io_write_atomic(path, json, strlen(json));
-  if (rc >= 0) fprintf(stderr, "survival: summary in %s (and summary.csv)\n", path);
+  if (rc >= 0) rc = ts__stage_write_summary(run, "survival", csv, json);
   free(csv);
   free(json);
   return rc;

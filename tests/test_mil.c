@@ -29,18 +29,6 @@ static int suite_init(void) {
 
 /* ---- Small helpers ------------------------------------------------------------------------------ */
 
-static uint64_t rng_next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-static double rng_unif(uint64_t *s) {
-  return ((double)(rng_next(s) >> 11) + 0.5) / 9007199254740992.0;
-}
-static double rng_normal(uint64_t *s) {
-  return sqrt(-2 * log(rng_unif(s))) * cos(2 * M_PI * rng_unif(s));
-}
 
 static ts_tensor *randn_bag(int64_t n, int64_t d, uint64_t seed, int dtype) {
   int64_t s[2] = {n, d};
@@ -547,15 +535,15 @@ static void test_mil_errors(void) {
 /* A bag of 8..12 N(0, I) instances; positive bags hold 1-2 instances of N(1.5·1, I) (6 sd away along the
  * diagonal). */
 static ts_tensor *synth_bag(uint64_t *s, bool positive) {
-  int64_t n = 8 + (int64_t)(rng_unif(s) * 5);
-  int n_pos = positive ? 1 + (rng_unif(s) < 0.5) : 0;
+  int64_t n = 8 + (int64_t)(ts_test_rng_unif(s) * 5);
+  int n_pos = positive ? 1 + (ts_test_rng_unif(s) < 0.5) : 0;
   float *x = malloc((size_t)n * SD * sizeof *x);
   for (int64_t i = 0; i < n; i++)
     for (int j = 0; j < SD; j++)
-      x[i * SD + j] = (float)(rng_normal(s) + (i < n_pos ? SHIFT : 0.0));
+      x[i * SD + j] = (float)(ts_test_rng_normal(s) + (i < n_pos ? SHIFT : 0.0));
   /* put the positive instances anywhere */
   for (int k = 0; k < n_pos; k++) {
-    int64_t to = (int64_t)(rng_unif(s) * n);
+    int64_t to = (int64_t)(ts_test_rng_unif(s) * n);
     for (int j = 0; j < SD; j++) {
       float t = x[k * SD + j];
       x[k * SD + j] = x[to * SD + j];

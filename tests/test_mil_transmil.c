@@ -32,18 +32,6 @@ static int suite_init(void) {
   return ts_nn_set_num_threads(2) == 0 ? 0 : -1;
 }
 
-static uint64_t rng_next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-static double rng_unif(uint64_t *s) {
-  return ((double)(rng_next(s) >> 11) + 0.5) / 9007199254740992.0;
-}
-static double rng_normal(uint64_t *s) {
-  return sqrt(-2 * log(rng_unif(s))) * cos(2 * M_PI * rng_unif(s));
-}
 
 static ts_tensor *randn_bag(int64_t n, int64_t d, uint64_t seed, int dtype) {
   int64_t s[2] = {n, d};
@@ -479,12 +467,12 @@ static void test_mil_transmil_small_bags(void) {
 #define SD 16
 /* 8..16 N(0, I) instances; positive bags hold 1-2 instances shifted by 1.5 along the diagonal. */
 static ts_tensor *synth_bag(uint64_t *s, bool positive) {
-  int64_t n = 8 + (int64_t)(rng_unif(s) * 9);
-  int n_pos = positive ? 1 + (rng_unif(s) < 0.5) : 0;
+  int64_t n = 8 + (int64_t)(ts_test_rng_unif(s) * 9);
+  int n_pos = positive ? 1 + (ts_test_rng_unif(s) < 0.5) : 0;
   float *x = malloc((size_t)n * SD * sizeof *x);
   for (int64_t i = 0; i < n; i++)
     for (int j = 0; j < SD; j++)
-      x[i * SD + j] = (float)(rng_normal(s) + (i < n_pos ? 1.5 : 0.0));
+      x[i * SD + j] = (float)(ts_test_rng_normal(s) + (i < n_pos ? 1.5 : 0.0));
   int64_t shape[2] = {n, SD};
   ts_tensor *t = NULL;
   CU_ASSERT_EQUAL(ts_tensor_from_data(x, TS_NN_F32, shape, 2, &t), 0);

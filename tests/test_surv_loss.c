@@ -32,18 +32,6 @@
 
 /* ---- Small helpers ------------------------------------------------------------------------------ */
 
-static uint64_t rng_next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-static double rng_unif(uint64_t *s) {
-  return ((double)(rng_next(s) >> 11) + 0.5) / 9007199254740992.0;
-}
-static double rng_normal(uint64_t *s) {
-  return sqrt(-2 * log(rng_unif(s))) * cos(2 * M_PI * rng_unif(s));
-}
 
 static ts_tensor *tensor_f64(const double *v, int64_t rows, int64_t cols) {
   int64_t s[2] = {rows, cols};
@@ -214,14 +202,14 @@ static int suite_init(void) {
   if (ts_nn_set_num_threads(1) < 0) return -1;
   uint64_t s = 20240611;
   for (int i = 0; i < NB * NK; i++)
-    nll_logits[i] = 2.0 * rng_normal(&s);
+    nll_logits[i] = 2.0 * ts_test_rng_normal(&s);
   for (int b = 0; b < NB; b++) {
-    nll_y[b] = (int64_t)(rng_next(&s) % NK);
-    nll_c[b] = rng_unif(&s) < 0.4;
+    nll_y[b] = (int64_t)(ts_test_rng_next(&s) % NK);
+    nll_c[b] = ts_test_rng_unif(&s) < 0.4;
   }
   for (int i = 0; i < NBIN_PAT; i++) {
-    bin_time[i] = round(-40.0 * log(rng_unif(&s)) * 100) / 100; /* months, 2 decimals (ties) */
-    bin_event[i] = rng_unif(&s) < 0.55;
+    bin_time[i] = round(-40.0 * log(ts_test_rng_unif(&s)) * 100) / 100; /* months, 2 decimals (ties) */
+    bin_event[i] = ts_test_rng_unif(&s) < 0.55;
   }
   double yv[NB], cv[NB], ev[NBIN_PAT];
   for (int b = 0; b < NB; b++)
@@ -630,7 +618,7 @@ static void test_surv_loss_gradients_finite_differences(void) {
   uint64_t s = 99;
   double z[B * NK];
   for (int i = 0; i < B * NK; i++)
-    z[i] = rng_normal(&s);
+    z[i] = ts_test_rng_normal(&s);
   int64_t y[B] = {0, 1, 2, 3, 3, 0};
   int c[B] = {0, 0, 1, 1, 0, 1};
   ts_tensor *zt = tensor_f64(z, B, NK), *l = NULL, *g = NULL;
@@ -656,7 +644,7 @@ static void test_surv_loss_gradients_finite_differences(void) {
   double t[N] = {9, 9, 5, 5, 5, 5, 3, 2, 2, 2, 1, 7}, w[N], r[N];
   int e[N] = {1, 1, 1, 1, 0, 1, 0, 1, 1, 1, 1, 0};
   for (int i = 0; i < N; i++)
-    w[i] = 0.5 + rng_unif(&s) * 2, r[i] = rng_normal(&s);
+    w[i] = 0.5 + ts_test_rng_unif(&s) * 2, r[i] = ts_test_rng_normal(&s);
   for (int ties = 0; ties < 2; ties++) {
     ts_tensor *rt = tensor_f64(r, N, 0);
     CU_ASSERT_EQUAL(ts_tensor_set_requires_grad(rt, true), 0);

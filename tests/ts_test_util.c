@@ -1,4 +1,5 @@
 /* test_util.c — see ts_test_util.h. */
+#include <math.h>
 #include "ts_test_util.h"
 
 #include <stdio.h>
@@ -45,3 +46,14 @@ void *ts_test_read(const char *name, size_t *len) {
   if (ts_io_read_all(p, &data, len) < 0) return NULL; /* the project's own reader */
   return data;
 }
+
+uint64_t ts_test_rng_next(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+double ts_test_rng_unif(uint64_t *s) { return ((double)(ts_test_rng_next(s) >> 11) + 0.5) / 9007199254740992.0; }
+
+double ts_test_rng_normal(uint64_t *s) { return sqrt(-2 * log(ts_test_rng_unif(s))) * cos(2 * M_PI * ts_test_rng_unif(s)); }

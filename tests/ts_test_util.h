@@ -5,6 +5,7 @@
 #define TS_TEST_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The suite's temporary directory, "" before ts_test_tmpdir_make(). */
 extern char ts_test_tmpdir[256];
@@ -19,5 +20,11 @@ void ts_test_path(char *buf, size_t n, const char *name);
 int ts_test_python(const char *name, const char *src);
 /* Contents of ts_test_tmpdir/name (malloc'd, NUL-terminated; NULL if unreadable). */
 void *ts_test_read(const char *name, size_t *len);
+
+/* A private deterministic generator for test data (splitmix64): the next 64 bits of state *s, a
+ * uniform in (0, 1), a standard normal (Box-Muller, one draw per call). */
+uint64_t ts_test_rng_next(uint64_t *s);
+double ts_test_rng_unif(uint64_t *s);
+double ts_test_rng_normal(uint64_t *s);
 
 #endif
