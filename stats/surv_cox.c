@@ -278,9 +278,10 @@ int ts_cox_loglik(const ts_surv_data *d, const double *x, size_t p, int ties, co
   int rc = 0;
   work w;
   memset(&w, 0, sizeof w);
-  double *ms = malloc(2 * p * sizeof(double)), *bs = calloc(p ? p : 1, sizeof(double));
+  double *ms = malloc(2 * p * sizeof(double)), *bs = calloc(p ? p : 1, sizeof(double)), *own = NULL;
   TS_TRY(check_x(d, x, p));
   if (!ms || !bs) TS_FAIL(TS_ENOMEM, "OUT_OF_MEMORY", "Cox log-likelihood");
+  if (!score_out && !(score_out = own = malloc(p * sizeof(double) + 1))) TS_FAIL(TS_ENOMEM, "OUT_OF_MEMORY", "Cox log-likelihood");
   TS_TRY(work_init(&w, d, x, p, ties, 0, ms, ms + p));
   for (size_t j = 0; j < p; j++) bs[j] = beta[j] / ms[p + j];
   /* centring cancels in the partial likelihood; undo the scaling of score and information */
@@ -293,6 +294,7 @@ out:
   work_free(&w);
   free(ms);
   free(bs);
+  free(own);
   return rc;
 }
 

@@ -83,10 +83,9 @@ int ts_coxnet_fit(const ts_surv_data *d, const double *x, size_t p, const ts_cox
   TS_CALL(ts_surv_data_check(d));
   size_t n = d->n;
   double *sd = malloc(sizeof *sd * p), *xs = NULL, *b = calloc(p, sizeof *b), *nb = calloc(p, sizeof *nb), *t = calloc(p, sizeof *t),
-         *g = malloc(sizeof *g * p), *h = malloc(sizeof *h * p * p), *sc = malloc(sizeof *sc * p), /* sc: ts_cox_loglik's score, unused */
-         *q = malloc(sizeof *q * p);
+         *g = malloc(sizeof *g * p), *h = malloc(sizeof *h * p * p), *q = malloc(sizeof *q * p);
   int rc = 0, it = 0;
-  if (!sd || !b || !nb || !t || !g || !h || !sc || !q) {
+  if (!sd || !b || !nb || !t || !g || !h || !q) {
     rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "coxnet");
     goto out;
   }
@@ -114,7 +113,7 @@ int ts_coxnet_fit(const ts_surv_data *d, const double *x, size_t p, const ts_cox
     double step = 1, new_obj = INFINITY, new_ll = 0, old_full = obj + penalty(b, p, o->lambda, o->alpha);
     for (int k = 0; k < 60; k++) {
       for (size_t j = 0; j < p; j++) t[j] = b[j] + step * (nb[j] - b[j]);
-      if ((rc = ts_cox_loglik(d, xs, p, o->ties, t, &new_ll, sc, NULL)) < 0) goto out;
+      if ((rc = ts_cox_loglik(d, xs, p, o->ties, t, &new_ll, NULL, NULL)) < 0) goto out;
       new_obj = -new_ll / (double)n + penalty(t, p, o->lambda, o->alpha);
       if (new_obj <= old_full) break;
       step *= 0.5;
@@ -130,6 +129,6 @@ int ts_coxnet_fit(const ts_surv_data *d, const double *x, size_t p, const ts_cox
   for (size_t j = 0; j < p; j++) beta_out[j] = b[j] / sd[j];
   if (iter_out) *iter_out = it;
 out:
-  free(sd), free(xs), free(b), free(nb), free(t), free(g), free(h), free(sc), free(q);
+  free(sd), free(xs), free(b), free(nb), free(t), free(g), free(h), free(q);
   return rc;
 }

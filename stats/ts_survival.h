@@ -173,7 +173,7 @@ int ts_cox_fit_new(const ts_surv_data *d, const double *x, size_t p, const ts_co
                    ts_cox_fit **fit_out);
 void ts_cox_fit_free(ts_cox_fit **fit);
 
-/* Log partial likelihood, score (p) and information (p x p, may be NULL) at BETA, for gradient
+/* Log partial likelihood, score (p, may be NULL) and information (p x p, may be NULL) at BETA, for gradient
  * checks and for callers that optimise their own penalties. Same conventions as the fit. */
 int ts_cox_loglik(const ts_surv_data *d, const double *x, size_t p, int ties, const double *beta,
                   double *loglik_out, double *score_out, double *info_out);
