@@ -137,7 +137,7 @@ import json, sys
 m = {m['model']: m for m in json.load(open('$R/mil/summary.json'))['models']}
 for k in m: print(k, 'pooled spearman', m[k]['pooled_spearman'], 'pearson', m[k]['pooled_pearson'], m[k]['pooled_pearson_ci95'])
 sys.exit(0 if (m['abmil']['pooled_spearman'] or 0) > 0.5 else 1)"
-check "(c) the report shows the regression" grep -q 'mil' $R/report/index.html
+check "(c) the report shows the regression: its scatter plot" grep -q 'id="mil-scatter"' $R/report/index.html
 
 # ---- (d) configuration errors ----
 cp -a $R base
