@@ -34,13 +34,15 @@
  *  - Thread safety: all functions are reentrant; objects are not shared between threads
  *    internally. Errors are reported through the thread-local ts_error module.
  *  - Complexity: Cox O(n log n + iter * n p^2); KM, log-rank, concordance O(n log n);
- *    AUC O(T n log n) for T time points.
+ *    AUC O(T n log n) for T time points; Brier score O(n T + (n + T) log n); bootstrap of C
+ *    O(B n log n) for B resamples.
  */
 #ifndef TS_SURVIVAL_H
 #define TS_SURVIVAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ts_error.h"
 
@@ -222,7 +224,15 @@ typedef struct ts_concordance {
 int ts_surv_concordance(const ts_surv_data *d, const double *risk, int timewt, double ymax,
                         ts_concordance *out);
 
-/* Uno's C with IPCW weights 1/G(t-)^2 and truncation time TAU (INFINITY: none). */
+/* Uno's C with IPCW weights 1/G(t-)^2 and truncation time TAU (INFINITY: none): exactly R's
+ * concordance(..., timewt = "n/G2", ymax = TAU) (the vignette's "Uno et al recommend the use
+ * of n/G^2 as a weight"; on lung C and SE agree to 1e-15, tests/test_survival_eval.c). A pair is
+ * weighted 1/G(t-)^2 at its earlier event time t, G the censoring Kaplan-Meier with censorings
+ * after the deaths at a tied time; pairs with t > TAU get weight 0 (R: timewt[etime > ymax] <-
+ * 0). Where this differs from Uno et al. (Stat Med 2011) as written, R's reading is kept:
+ * G(t-) rather than G(t) ("censoring weights G actually use G(t-) in the code ... Both the Uno
+ * and Schemper papers ignore this detail", vignette "Details"), t <= TAU rather than t < TAU,
+ * ties in risk count 1/2, and a patient censored at t is comparable with a death at t. */
 int ts_surv_uno_c(const ts_surv_data *d, const double *risk, double tau, ts_concordance *out);
 
 /* Cumulative/dynamic time-dependent AUC at each of NT times (Uno 2007; timeROC's IPCW
@@ -231,6 +241,58 @@ int ts_surv_uno_c(const ts_surv_data *d, const double *risk, double tau, ts_conc
  * ignored (an error, SURV_UNSUPPORTED, if given). */
 int ts_surv_auc_cd(const ts_surv_data *d, const double *risk, const double *times, size_t nt,
                    double *auc_out);
+
+/* ------------------------------------------------------------ Brier score --- */
+
+/* IPCW Brier score of predicted survival curves (Graf et al., Stat Med 1999) at NT times, and
+ * its integral. SURV: TEST->n x NT row-major, surv[i*nt + k] = S_i(times[k]) predicted for test
+ * patient i (in [0, 1]); TIMES finite, strictly increasing. With G the Kaplan-Meier estimate
+ * of the censoring distribution of CENS, i.e. R's survfit(Surv(time, 1 - event) ~ 1, CENS),
+ *     bs_out[k] = 1/n sum_i [ S_i(t)^2 I(T_i <= t, d_i = 1) / G(T_i-)
+ *                            + (1 - S_i(t))^2 I(T_i > t) / G(t) ],   t = times[k];
+ * patients censored at or before t contribute 0. G(T_i-) for a case (its censoring would come
+ * after its death), G(t) for one still at risk; at a time with deaths and censorings, the
+ * deaths stay in G's risk set (survfit's reverse KM; sksurv's reverse KM takes them out first).
+ * *ibs_out (may be NULL) = the trapezoidal integral of bs over [times[0], times[nt-1]] divided
+ * by times[nt-1] - times[0]: sksurv's integrated_brier_score (pycox integrates the same way
+ * with Simpson's rule). CENS: the data the censoring distribution is estimated on, the
+ * training part of a fold (sksurv's survival_train convention), or NULL for TEST itself
+ * (pycox's EvalSurv(censor_surv = "km") and pec's default). R's pec and riskRegression use
+ * G(T_i-) and G(t) as here; sksurv and pycox evaluate G(T_i) for cases (different only where
+ * a censoring in CENS falls exactly on a test death time), and sksurv silently drops a term
+ * whose G is 0 (1/G := 0) where this fails with SURV_BRIER_UNDEFINED.
+ * Errors: SURV_BAD_ARG (TS_EINVAL: NULL, nt 0, times not increasing, S outside [0, 1]),
+ * SURV_UNSUPPORTED (weights or strata in TEST or CENS), the data check tokens, and, TS_EINPUT:
+ * SURV_BRIER_UNDEFINED when a term needs G = 0 (a case after the last censoring time that G
+ * reaches 0 at, or patients at risk beyond it): bs_out is NaN at those times and valid at the
+ * others, *ibs_out NaN; SURV_IBS_UNDEFINED when nt < 2 and ibs_out is given (bs_out valid). */
+int ts_surv_brier(const ts_surv_data *test, const double *surv, const double *times, size_t nt,
+                  const ts_surv_data *cens, double *bs_out, double *ibs_out);
+
+/* ------------------------------------------------------ bootstrap of C ---- */
+
+/* Percentile bootstrap of Harrell's C (ts_surv_concordance with TS_TIMEWT_N, no truncation):
+ * N_BOOT resamples of D's n rows drawn with replacement (rows keep their time, event, weight,
+ * stratum and risk), deterministic from SEED (splitmix64 with unbiased bounded draws: the same
+ * resamples on every platform and thread). Resamples in which C is undefined (no comparable
+ * pair) are skipped; ts_surv_concordance_boot_reps counts them. *LO, *HI: R's
+ * quantile(reps, c((1 - level)/2, (1 + level)/2), type = 7) of the defined replicates;
+ * *BOOT_SD their sd() (denominator m - 1). Any out pointer may be NULL. Errors: SURV_BAD_ARG
+ * (TS_EINVAL: n_boot < 1, level not in (0, 1), NaN risk), the data check tokens,
+ * SURV_BOOT_UNDEFINED (TS_EINPUT: fewer than 2 defined replicates; outputs NaN). */
+int ts_surv_concordance_boot(const ts_surv_data *d, const double *risk, int n_boot, uint64_t seed,
+                             double level, double *lo, double *hi, double *boot_sd);
+
+/* The resamples ts_surv_concordance_boot draws for (n, n_boot, seed): IDX_OUT (n_boot x n,
+ * caller-allocated) gets row indices in [0, n), resample b in idx_out[b*n .. b*n + n-1]. */
+int ts_surv_boot_indices(size_t n, int n_boot, uint64_t seed, size_t *idx_out);
+
+/* Harrell's C of each of N_BOOT given resamples IDX (n_boot x n, as ts_surv_boot_indices):
+ * C_OUT (n_boot) gets the replicates, NaN where undefined; *N_UNDEFINED_OUT (may be NULL)
+ * their number. With ts_surv_boot_indices' indices these are the replicates
+ * ts_surv_concordance_boot summarises. */
+int ts_surv_concordance_boot_reps(const ts_surv_data *d, const double *risk, const size_t *idx,
+                                  int n_boot, double *c_out, int *n_undefined_out);
 
 /* ---------------------------------------------------------- Kaplan-Meier --- */
 
