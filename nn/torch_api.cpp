@@ -692,6 +692,18 @@ int ts_nn_dropout(const ts_tensor *x, double p, bool training, ts_tensor **out) 
   });
 }
 
+int ts_nn_elu(const ts_tensor *x, double alpha, ts_tensor **out) {
+  return produce(__func__, out, [&]() { return at::elu(T(x, "x"), alpha); });
+}
+
+int ts_nn_alpha_dropout(const ts_tensor *x, double p, bool training, ts_tensor **out) {
+  return produce(__func__, out, [&]() {
+    if (!(p >= 0.0 && p < 1.0))
+      fail(TS_EINVAL, "NN_ARG", "alpha dropout probability " + std::to_string(p) + " not in [0, 1)");
+    return at::alpha_dropout(T(x, "x"), p, training);
+  });
+}
+
 int ts_nn_normalize(const ts_tensor *x, double p, int dim, double eps, ts_tensor **out) {
   return produce(__func__, out, [&]() {
     namespace F = torch::nn::functional;

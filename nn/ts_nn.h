@@ -263,6 +263,13 @@ int ts_nn_log_softmax(const ts_tensor *x, int dim, ts_tensor **out);
 /* Inverted dropout: training zeroes each element with probability p and scales by 1/(1-p);
  * otherwise identity. Uses the global generator (ts_nn_manual_seed). */
 int ts_nn_dropout(const ts_tensor *x, double p, bool training, ts_tensor **out);
+/* ELU (torch.nn.functional.elu): x for x > 0, alpha (e^x - 1) otherwise (alpha 1: nn.ELU()). */
+int ts_nn_elu(const ts_tensor *x, double alpha, ts_tensor **out);
+/* Alpha dropout (torch.nn.functional.alpha_dropout, SELU networks' dropout; nn.AlphaDropout):
+ * training drops each element with probability p to SELU's negative saturation value and applies
+ * the affine map that keeps mean 0 and variance 1; otherwise identity. p in [0, 1) (NN_ARG).
+ * Uses the global generator (ts_nn_manual_seed). */
+int ts_nn_alpha_dropout(const ts_tensor *x, double p, bool training, ts_tensor **out);
 /* x / max(||x||_p along dim, eps) (torch.nn.functional.normalize; p = 2 for SwAV). */
 int ts_nn_normalize(const ts_tensor *x, double p, int dim, double eps, ts_tensor **out);
 /* Mean squared error (mean reduction) -> scalar. */
