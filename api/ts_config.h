@@ -37,7 +37,9 @@ typedef struct ts_config {
   struct { char *clinical_schema, *genomic_schema; int64_t block_rows; } records;
   struct { char *models, *task; int64_t classes, folds; double val_frac, test_frac; char *splits, *features; int64_t epochs, min_epochs, patience;
            char *optimizer; double lr, weight_decay, dropout; int64_t k_sample; bool balanced; int64_t threads; } mil;
-  struct { char *models, *time, *event, *covariates; int64_t folds; double val_frac, test_frac; int64_t time_bins; double lasso_alpha; } survival;
+  struct { char *models, *time, *event, *covariates; int64_t folds; double val_frac, test_frac; int64_t time_bins; double lasso_alpha;
+           char *loss; int64_t nll_bins; double nll_alpha; char *cox_ties, *cox_weights; double event_weight; int64_t batch, epochs, min_epochs, patience;
+           double lr, weight_decay, dropout; int64_t omic_groups, heatmaps, bootstrap, threads; } survival;
   /* Not from YAML: */
   char *text;      /* canonical resolved YAML */
   char hash[65];   /* SHA-256 of text */

@@ -16,7 +16,7 @@ typedef struct ts_bad_item {
 } ts_bad_item;
 
 /* Most outputs one unit records (its main output and TS_UNIT_MAX_OUTPUTS - 1 more). */
-#define TS_UNIT_MAX_OUTPUTS 8
+#define TS_UNIT_MAX_OUTPUTS 16
 
 typedef struct ts_unit_file {
   char path[512];      /* relative to the run directory */

@@ -97,3 +97,22 @@ TS_PARAM(survival, test_frac, FLOAT, "0.2", 0.01, 0.5, 0, "share of each stratum
 TS_PARAM(survival, time_bins, INT, "4", 1, 20, 0, "time quantile bins that, with the event, stratify the splits")
 TS_PARAM(survival, lasso_alpha, FLOAT, "1", 0.01, 1, 0,
          "cox_lasso: elastic-net mixing (1 lasso, smaller towards ridge; glmnet's alpha); lambda is chosen on the validation part")
+TS_PARAM(survival, loss, STR, "nll", 0, 0, 0,
+         "deep models' loss: nll (discrete-time negative log-likelihood, PORPOISE/MCAT) or cox (weighted Cox partial likelihood, risk sets within a batch)")
+TS_PARAM(survival, nll_bins, INT, "4", 1, 50, 0, "nll: time bins at quantiles of the training part's uncensored times (PORPOISE's 4)")
+TS_PARAM(survival, nll_alpha, FLOAT, "0", 0, 1, 0, "nll: weight moved off the censored term (PORPOISE's --alpha_surv, 0)")
+TS_PARAM(survival, cox_ties, STR, "efron", 0, 0, 0, "cox loss: efron or breslow ties")
+TS_PARAM(survival, cox_weights, STR, "none", 0, 0, 0,
+         "cox loss: per-patient weights: none, events (survival.event_weight for events, 1 for censored) or inverse_time_bin_frequency")
+TS_PARAM(survival, event_weight, FLOAT, "3", 0.001, 1000, 0, "cox_weights events: the weight of a patient with an event")
+TS_PARAM(survival, batch, INT, "16", 1, 100000, 0, "deep models: patients per optimiser step (cox: the risk sets' batch; nll: the loss averaged, as PORPOISE's gradient accumulation)")
+TS_PARAM(survival, epochs, INT, "20", 1, 100000, 0, "deep models: most training epochs per fold")
+TS_PARAM(survival, min_epochs, INT, "5", 0, 100000, 0, "deep models: epochs before early stopping may stop")
+TS_PARAM(survival, patience, INT, "5", 1, 100000, 0, "deep models: epochs without a lower validation loss before stopping")
+TS_PARAM(survival, lr, FLOAT, "2e-4", 0, 10, 0, "deep models: learning rate (Adam, PORPOISE's 2e-4)")
+TS_PARAM(survival, weight_decay, FLOAT, "1e-5", 0, 10, 0, "deep models: L2 weight decay (Adam, PORPOISE's 1e-5)")
+TS_PARAM(survival, dropout, FLOAT, "0.25", 0, 0.95, 0, "deep models: dropout (AlphaDropout in the genomic branch)")
+TS_PARAM(survival, omic_groups, INT, "6", 1, 1000, 0, "coattn: genomic tokens (the genomic + clinical vector cut into this many groups; MCAT's 6 signatures)")
+TS_PARAM(survival, heatmaps, INT, "2", 0, 1000, 0, "attention heatmaps drawn per fold for the highest- and for the lowest-risk test patients (every tile's attention is kept in attention.h5)")
+TS_PARAM(survival, bootstrap, INT, "1000", 0, 100000, 0, "bootstrap resamples of the test patients for the C-index CIs (0: none)")
+TS_PARAM(survival, threads, INT, "1", 1, 256, 0, "deep models: LibTorch threads per rank; bitwise reproducible for the same value")

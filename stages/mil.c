@@ -119,18 +119,8 @@ static int skip(const ts_run *run, char *why, size_t n) {
   return 0;
 }
 
-/* ---- small deterministic generator (splitmix64): epoch orders, per-unit seeds ---- */
-static uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-static uint64_t str_hash(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
-}
+#define mix64 ts__stage_mix64 /* stages/stage_util.c */
+#define str_hash ts__stage_str_hash
 
 static int splits_path(const ts_run *run, char *buf, size_t n) { return ts_run_path(run, "splits/splits.csv", buf, n); }
 
@@ -280,75 +270,13 @@ out:
   return rc;
 }
 
-/* ---- bags ---- */
+/* ---- bags: stages/stage_util.c (ts__stage_read_bag, shared with the survival stage) ---- */
 
-typedef struct bag {
-  float *x;       /* N x D */
-  int64_t *xy;    /* N x 2 level-0 coords */
-  int64_t n, d;
-  int64_t tile_l0; /* tile side in level-0 px (coords' patch_size_level0), 0 unknown */
-} bag;
+typedef ts__stage_bag bag;
+#define bag_clear ts__stage_bag_clear
 
-static void bag_clear(bag *b) {
-  free(b->x);
-  free(b->xy);
-  memset(b, 0, sizeof *b);
-}
-
-/* features/<encoder>/<slide>.h5 → its features (float16 files read as float32) and coords. */
 static int read_bag(const ts_run *run, const char *slide, bag *b) {
-  char rel[1024], tag[256], path[TS_PATH_MAX];
-  memset(b, 0, sizeof *b);
-  /* any rank: the feature file's name is the extract stage's; no ledger here */
-  ts_encoder_tag(run->cfg->extract.encoder, tag, sizeof tag);
-  snprintf(rel, sizeof rel, "features/%s/%s.h5", tag, slide);
-  if (run->cfg->mil.features && run->cfg->mil.features[0]) {
-    snprintf(rel, sizeof rel, "%s.h5", slide);
-    TS_CALL(ts_io_join(run->cfg->mil.features, rel, path, sizeof path));
-  } else {
-    TS_CALL(ts_run_path(run, rel, path, sizeof path));
-  }
-  ts__h5_quiet();
-  int rc = 0;
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = -1, sp = -1;
-  if (f < 0) {
-    if (!ts_io_exists(path)) return ts_error_set(TS_EINPUT, "MIL_FEATURES_MISSING", "slide %s: no feature file %s", slide, path);
-    return ts__h5_fail(TS_EINPUT, "MIL_FEATURES_BAD", "slide %s: %s is not a readable HDF5 file (truncated?)", slide, path);
-  }
-  hsize_t dims[2] = {0, 0};
-  if ((d = H5Dopen2(f, "features", H5P_DEFAULT)) < 0 || (sp = H5Dget_space(d)) < 0 || H5Sget_simple_extent_ndims(sp) != 2 ||
-      H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
-    rc = ts_error_set(TS_EINPUT, "MIL_FEATURES_BAD", "slide %s: %s has no N x D 'features'", slide, path);
-    goto out;
-  }
-  b->n = (int64_t)dims[0];
-  b->d = (int64_t)dims[1];
-  b->x = malloc(sizeof *b->x * (size_t)(b->n * b->d + 1));
-  b->xy = malloc(sizeof *b->xy * (size_t)(b->n * 2 + 2));
-  if (!b->x || !b->xy) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "slide %s: %lld x %lld features", slide, (long long)b->n, (long long)b->d);
-  if (b->n && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, b->x) < 0) {
-    rc = ts_error_set(TS_EINPUT, "MIL_FEATURES_BAD", "slide %s: %s: features unreadable (truncated?)", slide, path);
-    goto out;
-  }
-  H5Sclose(sp);
-  sp = -1;
-  H5Dclose(d);
-  d = -1;
-  if ((d = H5Dopen2(f, "coords", H5P_DEFAULT)) < 0 || (b->n && H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, b->xy) < 0)) {
-    rc = ts_error_set(TS_EINPUT, "MIL_FEATURES_BAD", "slide %s: %s: coords unreadable", slide, path);
-    goto out;
-  }
-  if (ts__h5_read_attr_i64(d, "patch_size_level0", &b->tile_l0) < 0) { /* TRIDENT's name; tessera writes it too */
-    b->tile_l0 = 0;
-    ts_error_clear();
-  }
-  if (b->n == 0) rc = ts_error_set(TS_EINPUT, "MIL_EMPTY_BAG", "slide %s: %s holds no tile", slide, path);
-out:
-  if (sp >= 0) H5Sclose(sp);
-  if (d >= 0) H5Dclose(d);
-  H5Fclose(f);
-  if (rc < 0) bag_clear(b);
-  return rc;
+  return ts__stage_read_bag(run, run->cfg->mil.features, slide, "MIL", b);
 }
 
 /* ---- work ---- */
@@ -514,22 +442,7 @@ static int evaluate(trainer *t, const fold_set *s, eval_out *e, att_sink sink, v
 }
 
 /* A copy of the model's weights (the best epoch's). */
-static int snapshot(const ts_mil *m, ts_nn_state **out) {
-  *out = NULL;
-  ts_nn_state *src = ts_mil_state(m), *dst = NULL;
-  TS_CALL(ts_nn_state_new(&dst));
-  int rc = 0;
-  for (int i = 0; rc >= 0 && i < ts_nn_state_count(src); i++) {
-    ts_tensor *d = NULL, *c = NULL;
-    if ((rc = ts_tensor_detach(ts_nn_state_tensor(src, i), &d)) >= 0 && (rc = ts_tensor_clone(d, &c)) >= 0)
-      rc = ts_nn_state_add(dst, ts_nn_state_name(src, i), c);
-    ts_tensor_free(&d);
-    ts_tensor_free(&c);
-  }
-  if (rc < 0) ts_nn_state_free(&dst);
-  *out = dst;
-  return rc;
-}
+static int snapshot(const ts_mil *m, ts_nn_state **out) { return ts__stage_state_clone(ts_mil_state(m), out); }
 
 typedef struct att_writer {
   hid_t f;
@@ -540,50 +453,14 @@ typedef struct att_writer {
 } att_writer;
 
 /* The heatmap of one test slide: the attention of its predicted class's branch (CLAM-MB has one
- * per class), as percentiles over the slide's tiles, on its thumbnail inside its tissue mask,
- * and its top tiles. Needs the slide itself: without it (mil.features from elsewhere, a slide
- * moved) the values are still in attention.h5, and the manifest says the picture is missing. */
+ * per class); ts__stage_heatmap draws it (or lists it as missing in the manifest). */
 static int draw_heatmap(att_writer *w, const ts_split_row *r, const bag *b, const float *att, int heads, const double *prob, int C) {
   int head = 0;
   if (heads > 1)
     for (int k = 1; k < C && k < heads; k++)
       if (prob[k] > prob[head]) head = k;
-  const ts_cohort_row *row = ts_cohort_find(w->run->cohort, r->slide_id);
-  ts_slide *s = NULL;
-  ts_mask m;
-  memset(&m, 0, sizeof m);
-  if (!row || b->tile_l0 <= 0 || ts_slide_open(row->path, r->slide_id, &s) < 0) {
-    ts_error_clear();
-    w->n_no_slide++;
-    fprintf(w->manifest, "missing  %s (the slide file or its tile geometry is not at hand)\n", r->slide_id);
-    return 0;
-  }
-  char rel[1024], mpath[TS_PATH_MAX], png[TS_PATH_MAX], top[TS_PATH_MAX], dir[TS_PATH_MAX];
-  int rc = 0;
-  snprintf(rel, sizeof rel, "tissue/%s.h5", r->slide_id);
-  bool have_mask = ts_run_path(w->run, rel, mpath, sizeof mpath) >= 0 && ts_io_exists(mpath) && ts_mask_load_h5(mpath, &m) >= 0;
-  ts_error_clear();
-  snprintf(rel, sizeof rel, "%s/heatmaps", w->dir_rel);
-  TS_TRY(ts_run_path(w->run, rel, dir, sizeof dir));
-  TS_TRY(ts_io_mkdirs(dir, 0755));
-  snprintf(rel, sizeof rel, "%s/heatmaps/%s.png", w->dir_rel, r->slide_id);
-  TS_TRY(ts_run_path(w->run, rel, png, sizeof png));
-  snprintf(rel, sizeof rel, "%s/heatmaps/%s.top.png", w->dir_rel, r->slide_id);
-  TS_TRY(ts_run_path(w->run, rel, top, sizeof top));
-  ts_heatmap_opts o;
-  ts_heatmap_opts_default(&o);
-  TS_TRY(ts_heatmap_png(s, have_mask ? &m : NULL, b->xy, b->n, b->tile_l0, att + (size_t)head * (size_t)b->n, &o, png, top));
-  for (int k = 0; k < 2; k++) {
-    char sum[65];
-    int64_t bytes = 0;
-    TS_TRY(ts_io_sha256_file(k ? top : png, sum, &bytes));
-    fprintf(w->manifest, "%s  heatmaps/%s%s\n", sum, r->slide_id, k ? ".top.png" : ".png");
-  }
-  w->n_maps++;
-out:
-  ts_mask_clear(&m);
-  ts_slide_free(&s);
-  return rc;
+  return ts__stage_heatmap(w->run, w->dir_rel, r->slide_id, b->xy, b->n, b->tile_l0, att + (size_t)head * (size_t)b->n, w->manifest,
+                           &w->n_maps, &w->n_no_slide);
 }
 
 static int write_att(void *ctx, const ts_split_row *r, const bag *b, const float *att, int heads, const double *prob, int C) {

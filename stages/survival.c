@@ -46,16 +46,22 @@
 #include <unistd.h>
 
 #include "stage_util.h"
+#include "survival_deep.h"
 #include "ts_classify.h"
 #include "ts_error.h"
 #include "ts_io.h"
 #include "ts_records.h"
 #include "ts_stage.h"
+#include "ts_surv_loss.h"
 #include "ts_survival.h"
+#include "ts_survnet.h"
 
-static const char *const needs[] = {NULL}; /* cox_clinical reads cohort.clinical itself; the deep models will need extract */
+static const char *const needs[] = {NULL}; /* the Cox models read cohort.clinical/genomic themselves; pathology models need extract (needs_for) */
 static const char *const keys[] = {"cohort.csv", "cohort.clinical", "survival", NULL};
-static const char *const known_models[] = {"cox_clinical", "cox_lasso", NULL};
+static const char *const known_models[] = {"cox_clinical", "cox_lasso", "amil", "snn", "mmf_concat", "mmf_bilinear", "coattn", NULL};
+#define KNOWN_MODELS "cox_clinical, cox_lasso, amil, snn, mmf_concat, mmf_bilinear, coattn"
+
+static bool is_deep(const char *m) { return strcmp(m, "cox_clinical") && strcmp(m, "cox_lasso"); }
 
 #define MAX_MODELS 8
 #define MAX_COV 64
@@ -67,7 +73,7 @@ static int parse_list(const char *list, char *buf, size_t cap, const char **name
   for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
     bool ok = !known;
     for (int k = 0; known && known[k]; k++) ok |= !strcmp(known[k], t);
-    if (!ok) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "%s: unknown model '%s' (known: cox_clinical, cox_lasso)", key, t);
+    if (!ok) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "%s: unknown model '%s' (known: " KNOWN_MODELS ")", key, t);
     for (int j = 0; j < *n_out; j++)
       if (!strcmp(names[j], t)) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "%s: '%s' listed twice", key, t);
     if (*n_out == max) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "%s: at most %d entries", key, max);
@@ -82,7 +88,18 @@ static int check(const ts_config *c) {
   int n = 0, nc = 0;
   TS_CALL(parse_list(c->survival.models, buf, sizeof buf, names, MAX_MODELS, &n, "survival.models", known_models));
   TS_CALL(parse_list(c->survival.covariates, cbuf, sizeof cbuf, cov, MAX_COV, &nc, "survival.covariates", NULL));
-  if (n && nc == 0) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "survival.covariates is empty: cox_clinical needs clinical covariates");
+  bool need_cov = false;
+  for (int i = 0; i < n; i++) need_cov |= !strcmp(names[i], "cox_clinical");
+  if (need_cov && nc == 0) return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "survival.covariates is empty: cox_clinical needs clinical covariates");
+  if (strcmp(c->survival.loss, "nll") && strcmp(c->survival.loss, "cox"))
+    return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "survival.loss: '%s' is neither nll nor cox", c->survival.loss);
+  if (strcmp(c->survival.cox_ties, "efron") && strcmp(c->survival.cox_ties, "breslow"))
+    return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "survival.cox_ties: '%s' is neither efron nor breslow", c->survival.cox_ties);
+  if (strcmp(c->survival.cox_weights, "none") && strcmp(c->survival.cox_weights, "events") && strcmp(c->survival.cox_weights, "inverse_time_bin_frequency"))
+    return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "survival.cox_weights: '%s' is not one of none, events, inverse_time_bin_frequency", c->survival.cox_weights);
+  for (int i = 0; i < n; i++)
+    if ((!strcmp(names[i], "cox_lasso") || (is_deep(names[i]) && ts_survnet_uses_omic(names[i]))) && (!c->cohort.genomic || !c->cohort.genomic[0]))
+      return ts_error_set(TS_ECONFIG, "SURV_NO_GENOMIC_TABLE", "survival.models: %s uses genomic data: set cohort.genomic", names[i]);
   if (c->survival.val_frac + c->survival.test_frac >= 0.9)
     return ts_error_set(TS_ECONFIG, "CONFIG_RANGE", "survival.val_frac + survival.test_frac (%g) leaves too little to train on",
                         c->survival.val_frac + c->survival.test_frac);
@@ -114,6 +131,8 @@ typedef struct patient {
   double x[MAX_COV];
   double *g; /* genomic values (study.ng), when a model uses them */
   int stratum;
+  char **slides; /* the slides with features (pathology models: survival/slides.csv) */
+  int n_slides;
 } patient;
 
 typedef struct study {
@@ -132,12 +151,31 @@ static bool uses_genomic(const ts_config *c) {
   int n = 0;
   if (parse_list(c->survival.models, buf, sizeof buf, names, MAX_MODELS, &n, "survival.models", known_models) < 0) return false;
   for (int i = 0; i < n; i++)
-    if (!strcmp(names[i], "cox_lasso")) return true;
+    if (!strcmp(names[i], "cox_lasso") || (is_deep(names[i]) && ts_survnet_uses_omic(names[i]))) return true;
   return false;
 }
 
+static bool uses_path(const ts_config *c) {
+  char buf[512];
+  const char *names[MAX_MODELS];
+  int n = 0;
+  if (parse_list(c->survival.models, buf, sizeof buf, names, MAX_MODELS, &n, "survival.models", known_models) < 0) return false;
+  for (int i = 0; i < n; i++)
+    if (is_deep(names[i]) && ts_survnet_uses_path(names[i])) return true;
+  return false;
+}
+
+static int needs_for(const ts_config *c, const char **out, int max) {
+  if (max < 1 || !uses_path(c)) return 0;
+  out[0] = "extract";
+  return 1;
+}
+
 static void study_clear(study *s) {
-  for (size_t i = 0; i < s->n; i++) free(s->p[i].id), free(s->p[i].g);
+  for (size_t i = 0; i < s->n; i++) {
+    for (int j = 0; j < s->p[i].n_slides; j++) free(s->p[i].slides[j]);
+    free(s->p[i].slides), free(s->p[i].id), free(s->p[i].g);
+  }
   for (int j = 0; j < s->ng; j++) free(s->gname[j]);
   free(s->gname);
   free(s->p);
@@ -290,6 +328,83 @@ out:
   return rc;
 }
 
+/* Pathology models (plan, rank 0): every patient's slides whose features the extract stage
+ * recorded done with at least one tile; a patient left with none leaves the study
+ * (SURV_NO_FEATURES), so that every model sees the same patients. The list goes to
+ * survival/slides.csv (patient_id,slide_id,features_sha256), which the units read; keytext gets
+ * the checksums. */
+static int select_slides(const ts_run *run, study *s, FILE *ex, int *nx, FILE *slides_csv) {
+  size_t keep = 0;
+  fprintf(slides_csv, "patient_id,slide_id,features_sha256\n");
+  for (size_t i = 0; i < s->n; i++) {
+    patient *p = &s->p[i];
+    int cnt = 0, no_feat = 0, blank = 0;
+    for (int r = 0; r < run->cohort->n; r++)
+      cnt += !strcmp(run->cohort->rows[r].patient_id, p->id);
+    if (!(p->slides = calloc((size_t)cnt + 1, sizeof *p->slides))) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "survival slides");
+    for (int r = 0; r < run->cohort->n; r++) {
+      const ts_cohort_row *row = &run->cohort->rows[r];
+      if (strcmp(row->patient_id, p->id)) continue;
+      char rel[1024], sum[65];
+      int64_t tiles = 0;
+      TS_CALL(ts_run_unit_output(run, "extract", row->slide_id, rel, sizeof rel, sum));
+      if (!rel[0]) {
+        no_feat++;
+        continue;
+      }
+      TS_CALL(ts_run_unit_items(run, "tile", row->slide_id, &tiles));
+      if (tiles == 0) {
+        blank++;
+        continue;
+      }
+      if (!(p->slides[p->n_slides] = strdup(row->slide_id))) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "survival slides");
+      p->n_slides++;
+      fprintf(slides_csv, "%s,%s,%s\n", p->id, row->slide_id, sum);
+    }
+    if (p->n_slides == 0) {
+      char why[160];
+      snprintf(why, sizeof why, "%d slide(s): %d without features (see the extract stage), %d blank (no tile)", cnt, no_feat, blank);
+      excluded(ex, nx, p->id, "SURV_NO_FEATURES", "no slide of this patient has tile features: ", why, 0, run->cfg->cohort.csv);
+      for (int j = 0; j < p->n_slides; j++) free(p->slides[j]);
+      free(p->slides), free(p->id), free(p->g);
+      continue;
+    }
+    s->p[keep++] = *p;
+  }
+  s->n = keep;
+  return 0;
+}
+
+/* The units' side: the slides plan chose, from survival/slides.csv. */
+static int read_slides(const ts_run *run, study *s) {
+  char path[TS_PATH_MAX];
+  TS_CALL(ts_run_path(run, "survival/slides.csv", path, sizeof path));
+  ts_rec_table *t = NULL;
+  TS_CALL(ts_rec_table_open("slides", path, NULL, &t));
+  int rc = 0;
+  for (int64_t r = 0; r < t->nrows && rc >= 0; r++) {
+    char **f = NULL;
+    int nf = 0;
+    if ((rc = ts_rec_row_fields(t, r, &f, &nf)) < 0) break;
+    for (size_t i = 0; nf >= 2 && i < s->n; i++) {
+      patient *p = &s->p[i];
+      if (strcmp(p->id, f[0])) continue;
+      char **sl = realloc(p->slides, sizeof *sl * (size_t)(p->n_slides + 2));
+      if (!sl || !(sl[p->n_slides] = strdup(f[1]))) {
+        if (sl) p->slides = sl;
+        rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "survival slides");
+        break;
+      }
+      p->slides = sl;
+      p->n_slides++;
+      break;
+    }
+    free(f);
+  }
+  ts_rec_table_free(&t);
+  return rc;
+}
+
 static int cmp_time(const void *a, const void *b) {
   const patient *const *x = a, *const *y = b;
   if ((*x)->time != (*y)->time) return (*x)->time < (*y)->time ? -1 : 1;
@@ -315,10 +430,31 @@ static int plan(const ts_run *run, ts_units *units) {
   TS_CALL(ts_io_tmp_path(path, tmp, sizeof tmp));
   if (!(ex = fopen(tmp, "w"))) return ts_error_set(TS_EIO, "IO_WRITE", "cannot create %s: %s", tmp, strerror(errno));
   fprintf(ex, "patient_id,token,detail\n");
+  char *slides_text = NULL;
+  size_t slides_len = 0;
   if ((rc = load_study(run, &s, ex, &n_ex)) < 0) {
     fclose(ex);
     unlink(tmp);
     return rc;
+  }
+  if (uses_path(c)) {
+    FILE *sf = open_memstream(&slides_text, &slides_len);
+    if (!sf) rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "survival slides");
+    else {
+      rc = select_slides(run, &s, ex, &n_ex, sf);
+      fclose(sf);
+    }
+    if (rc >= 0) {
+      char sp_path[TS_PATH_MAX];
+      if ((rc = ts_run_path(run, "survival/slides.csv", sp_path, sizeof sp_path)) >= 0) rc = ts_io_write_atomic(sp_path, slides_text, slides_len);
+    }
+    if (rc < 0) {
+      free(slides_text);
+      fclose(ex);
+      unlink(tmp);
+      study_clear(&s);
+      return rc;
+    }
   }
   int closed = fclose(ex);
   ex = NULL;
@@ -371,7 +507,12 @@ static int plan(const ts_run *run, ts_units *units) {
   FILE *k = open_memstream(&key, &kl);
   if (!k) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival plan");
   fputs(ckey, k);
-  if (uses_genomic(c)) { /* cox_lasso reads every genomic value */
+  if (slides_text) { /* pathology models read these feature files */
+    char ssum[65];
+    ts_io_sha256(slides_text, slides_len, ssum);
+    fprintf(k, "slides=%s\n", ssum);
+  }
+  if (uses_genomic(c)) { /* cox_lasso and the genomic models read every genomic value */
     char gsum[65];
     int64_t gb = 0;
     if (ts_io_sha256_file(c->cohort.genomic, gsum, &gb) < 0) ts_error_clear(), gsum[0] = 0;
@@ -395,6 +536,7 @@ static int plan(const ts_run *run, ts_units *units) {
   fprintf(stderr, "survival: %zu patients (%d with an event), %d folds stratified by event x %d time bins\n", s.n, events, sp->folds, B);
 out:
   if (ex) fclose(ex);
+  free(slides_text);
   free(order);
   free(sl);
   ts_splits_free(&sp);
@@ -530,6 +672,58 @@ out:
   return rc;
 }
 
+/* A deep model (stages/survival_deep.c) on the fold: the patients' vectors (genomic for snn;
+ * genomic + clinical for mmf_* and coattn), standardised with the training part's mean and SD
+ * (a constant column: SD 1), then training and the three parts' risks. model.json gets the fit. */
+static int fit_deep(const ts_run *run, const char *model, int fold, const study *s, part sets[3], ts__surv_deep *d, float **omic_out,
+                    ts__surv_pt **pts_out, const ts__surv_pt ***ptr_out, FILE *m, ts_unit_record *rec) {
+  size_t n = sets[0].n + sets[1].n + sets[2].n;
+  bool with_omic = ts_survnet_uses_omic(model), with_clin = with_omic && strcmp(model, "snn");
+  int64_t G = with_omic ? s->ng + (with_clin ? s->ncov : 0) : 0;
+  ts__surv_pt *pts = calloc(n + 1, sizeof *pts);
+  const ts__surv_pt **ptr = calloc(n + 1, sizeof *ptr);
+  float *om = calloc(n * (size_t)G + 1, sizeof *om);
+  double *mu = calloc((size_t)G + 1, sizeof *mu), *sd = calloc((size_t)G + 1, sizeof *sd);
+  *pts_out = pts, *ptr_out = ptr, *omic_out = om;
+  if (!pts || !ptr || !om || !mu || !sd) {
+    free(mu), free(sd);
+    return ts_error_set(TS_ENOMEM, "NO_MEMORY", "survival %s", model);
+  }
+#define RAW(p, j) ((j) < s->ng ? (p)->g[j] : (p)->x[(j) - s->ng])
+  const part *tr = &sets[TS_SET_TRAIN];
+  for (int64_t j = 0; j < G; j++) {
+    double a = 0, b = 0;
+    for (size_t i = 0; i < tr->n; i++) a += RAW(tr->p[i], j);
+    a /= (double)tr->n;
+    for (size_t i = 0; i < tr->n; i++) b += (RAW(tr->p[i], j) - a) * (RAW(tr->p[i], j) - a);
+    b = tr->n > 1 ? sqrt(b / (double)(tr->n - 1)) : 0;
+    mu[j] = a, sd[j] = b > 0 ? b : 1;
+  }
+  size_t q = 0;
+  for (int k = 0; k < 3; k++) {
+    d->set[k] = ptr + q;
+    d->n[k] = sets[k].n;
+    for (size_t i = 0; i < sets[k].n; i++, q++) {
+      const patient *p = sets[k].p[i];
+      pts[q] = (ts__surv_pt){.id = p->id, .time = p->time, .event = p->event, .slides = (const char *const *)p->slides, .n_slides = p->n_slides};
+      if (G) {
+        pts[q].omic = om + q * (size_t)G;
+        for (int64_t j = 0; j < G; j++) om[q * (size_t)G + (size_t)j] = (float)((RAW(p, j) - mu[j]) / sd[j]);
+      }
+      ptr[q] = &pts[q];
+    }
+  }
+#undef RAW
+  free(mu), free(sd);
+  d->run = run, d->model = model, d->fold = fold, d->omic_dim = G;
+  fprintf(m, "{\"model\": \"%s\", \"fold\": %d, \"inputs\": \"%s\", ", model, fold,
+          !with_omic ? "pathology" : !ts_survnet_uses_path(model) ? "genomic" : "pathology + genomic + clinical");
+  TS_CALL(ts__surv_deep_fit(d, m, rec));
+  fprintf(m, "}\n");
+  for (int k = 0; k < 3; k++) memcpy(sets[k].risk, d->risk[k], sizeof *d->risk[k] * sets[k].n);
+  return 0;
+}
+
 static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   char model[64], path[TS_PATH_MAX], rel[512];
   int fold = -1, rc = 0, n_ex = 0;
@@ -539,6 +733,15 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   snprintf(model, sizeof model, "%.*s", (int)(colon - u->id), u->id);
   study s;
   TS_CALL(load_study(run, &s, NULL, &n_ex));
+  if (is_deep(model) && ts_survnet_uses_path(model) && (rc = read_slides(run, &s)) < 0) {
+    study_clear(&s);
+    return rc;
+  }
+  ts__surv_deep deep;
+  memset(&deep, 0, sizeof deep);
+  float *omic = NULL;
+  ts__surv_pt *pts = NULL;
+  const ts__surv_pt **ptr = NULL;
   part sets[3];
   memset(sets, 0, sizeof sets);
   ts_rec_table *t = NULL;
@@ -577,6 +780,10 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   if (!m) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
   if (!strcmp(model, "cox_lasso")) {
     rc = fit_lasso(run->cfg, &s, sets, m, model, fold);
+    fclose(m);
+    if (rc < 0) goto out;
+  } else if (is_deep(model)) {
+    rc = fit_deep(run, model, fold, &s, sets, &deep, &omic, &pts, &ptr, m, rec);
     fclose(m);
     if (rc < 0) goto out;
   } else if ((rc = ts_cox_fit_new(&dtr, tr->x, (size_t)s.ncov, &o, &fit)) < 0) {
@@ -744,6 +951,8 @@ out:
   ts_rec_table_free(&t);
   for (int k = 0; k < 3; k++) part_clear(&sets[k]);
   study_clear(&s);
+  ts__surv_deep_clear(&deep);
+  free(omic), free(pts), free(ptr);
   return rc;
 }
 
@@ -833,6 +1042,7 @@ const struct ts_stage ts_stage_survival = {
     .work = work,
     .finish = finish,
     .check = check,
+    .needs_for = needs_for,
     .skip = skip,
     .items_unit = "patients",
     .unit_noun = "fold",
