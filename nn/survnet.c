@@ -173,7 +173,7 @@ int ts__sn_relu_drop_fwd(const ts__sn_linear *l, const ts_tensor *x, double p, b
   int rc = 0;
   TS_TRY(ts__sn_linear_fwd(l, x, &z));
   TS_TRY(ts_nn_relu(z, &r));
-  TS_TRY(ts_nn_dropout(r, p, training, out));
+  TS_TRY(ts_nn_dropout_fast(r, p, training, out));
 out:
   ts_tensor_free(&z);
   ts_tensor_free(&r);
@@ -212,10 +212,10 @@ int ts__sn_gated_pool(const ts__sn_gated *g, const ts_tensor *x, double p, bool 
   if (araw_out) *araw_out = NULL;
   TS_TRY(ts__sn_linear_fwd(&g->a, x, za));
   TS_TRY(ts_nn_tanh(*za, ta));
-  TS_TRY(ts_nn_dropout(*ta, p, training, da));
+  TS_TRY(ts_nn_dropout_fast(*ta, p, training, da));
   TS_TRY(ts__sn_linear_fwd(&g->b, x, zb));
   TS_TRY(ts_nn_sigmoid(*zb, sb));
-  TS_TRY(ts_nn_dropout(*sb, p, training, db));
+  TS_TRY(ts_nn_dropout_fast(*sb, p, training, db));
   TS_TRY(ts_nn_mul(*da, *db, ab));
   TS_TRY(ts__sn_linear_fwd(&g->c, *ab, a));  /* [N, 1] */
   TS_TRY(ts_tensor_transpose(*a, 0, 1, at)); /* [1, N] */
@@ -393,7 +393,7 @@ static int bilinear_fusion(const struct mmf *f, const ts_tensor *v1, const ts_te
   TS_TRY(ts_tensor_transpose(*o1, 0, 1, o1t));       /* [33, 1] */
   TS_TRY(ts_nn_matmul(*o1t, *o2, outer));            /* [33, 33] */
   TS_TRY(ts_tensor_reshape(*outer, sflat, 2, flat)); /* o1-major */
-  TS_TRY(ts_nn_dropout(*flat, p, training, d));      /* post_fusion_dropout */
+  TS_TRY(ts_nn_dropout_fast(*flat, p, training, d)); /* post_fusion_dropout */
   TS_TRY(relu_linear(&f->e1, *d, e1));
   const ts_tensor *skip[3] = {*e1, v1, v2};
   TS_TRY(ts_nn_cat(skip, 3, 1, sk));
@@ -412,7 +412,7 @@ static int mmf_forward(ts_survnet *m, void *impl, const ts_tensor *bag, const ts
   ts_tensor **x = ts__sn_tmp(&P), **h = ts__sn_tmp(&P), **pooled = ts__sn_tmp(&P), **hp = ts__sn_tmp(&P),
             **s1 = ts__sn_tmp(&P), **ho = ts__sn_tmp(&P), **c = ts__sn_tmp(&P), **m0 = ts__sn_tmp(&P),
             **hm = ts__sn_tmp(&P);
-  TS_TRY(ts_nn_dropout(bag, f->p_in, training, x));
+  TS_TRY(ts_nn_dropout_fast(bag, f->p_in, training, x));
   TS_TRY(ts__sn_relu_drop_fwd(&f->fc, *x, p, training, h));
   TS_TRY(ts__sn_gated_pool(&f->g, *h, p, training, pooled, &out->a_raw));
   TS_TRY(ts__sn_relu_drop_fwd(&f->rho, *pooled, p, training, hp)); /* [1, 256] */

@@ -179,7 +179,7 @@ static int mha_fwd(const struct mha *a, const ts_tensor *xq, const ts_tensor *xk
     TS_TRY(ts_nn_mean(*s2, 0, false, raw_out));
   }
   TS_TRY(ts_nn_softmax(*sc, -1, sm));
-  TS_TRY(ts_nn_dropout(*sm, p, training, dr));
+  TS_TRY(ts_nn_dropout_fast(*sm, p, training, dr));
   TS_TRY(ts_nn_matmul(*dr, *t[2], o));       /* [h, S, hd] */
   TS_TRY(ts_tensor_transpose(*o, 0, 1, ot)); /* [S, h, hd] */
   TS_TRY(ts_tensor_contiguous(*ot, oc));
@@ -205,14 +205,14 @@ static int tlayer_fwd(const struct tlayer *l, const ts_tensor *x, double p, bool
             **f1 = ts__sn_tmp(&P), **a1 = ts__sn_tmp(&P), **fd = ts__sn_tmp(&P), **f2 = ts__sn_tmp(&P),
             **d2 = ts__sn_tmp(&P), **r2 = ts__sn_tmp(&P);
   TS_TRY(mha_fwd(&l->sa, x, x, HEADS, p, training, sa, NULL));
-  TS_TRY(ts_nn_dropout(*sa, p, training, d1));
+  TS_TRY(ts_nn_dropout_fast(*sa, p, training, d1));
   TS_TRY(ts_nn_add(x, *d1, r1));
   TS_TRY(ts_nn_layer_norm(*r1, &e, 1, l->n1w, l->n1b, 1e-5, n1));
   TS_TRY(ts__sn_linear_fwd(&l->l1, *n1, f1));
   TS_TRY(ts_nn_relu(*f1, a1));
-  TS_TRY(ts_nn_dropout(*a1, p, training, fd));
+  TS_TRY(ts_nn_dropout_fast(*a1, p, training, fd));
   TS_TRY(ts__sn_linear_fwd(&l->l2, *fd, f2));
-  TS_TRY(ts_nn_dropout(*f2, p, training, d2));
+  TS_TRY(ts_nn_dropout_fast(*f2, p, training, d2));
   TS_TRY(ts_nn_add(*n1, *d2, r2));
   TS_TRY(ts_nn_layer_norm(*r2, &e, 1, l->n2w, l->n2b, 1e-5, out));
 out:

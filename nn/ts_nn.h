@@ -263,6 +263,12 @@ int ts_nn_log_softmax(const ts_tensor *x, int dim, ts_tensor **out);
 /* Inverted dropout: training zeroes each element with probability p and scales by 1/(1-p);
  * otherwise identity. Uses the global generator (ts_nn_manual_seed). */
 int ts_nn_dropout(const ts_tensor *x, double p, bool training, ts_tensor **out);
+/* ts_nn_dropout with tessera's own mask (nn/torch_api.cpp): the same distribution (each element
+ * dropped with probability p, to float32's 2^-24 resolution; kept ones scaled by 1/(1-p)), drawn
+ * from the same global generator (uniform_), ~3x faster on CPU than LibTorch 1.13's bool
+ * bernoulli_ mask, but not the masks at::dropout would draw for the same seed. float32/float64
+ * (other dtypes: ts_nn_dropout). Used by the survival models (ts_survnet.h). */
+int ts_nn_dropout_fast(const ts_tensor *x, double p, bool training, ts_tensor **out);
 /* ELU (torch.nn.functional.elu): x for x > 0, alpha (e^x - 1) otherwise (alpha 1: nn.ELU()). */
 int ts_nn_elu(const ts_tensor *x, double alpha, ts_tensor **out);
 /* Alpha dropout (torch.nn.functional.alpha_dropout, SELU networks' dropout; nn.AlphaDropout):

@@ -78,6 +78,9 @@
  * Attn_Net_Gated, SNN_Block and BilinearFusion), except PorpoiseMMF's input dropout, which is its
  * own 0.10 (0 when opts.dropout is 0: dropout 0 switches every dropout off). AlphaDropout in the
  * SNN blocks. All draw from LibTorch's global generator: the caller seeds it (ts_nn_manual_seed).
+ * The ordinary dropouts use ts_nn_dropout_fast (the same Bernoulli masks in distribution, ~3x
+ * cheaper than LibTorch's CPU bernoulli_ here, but not the masks PyTorch would draw for a seed);
+ * AlphaDropout is LibTorch's (it only ever sees [1, 256]).
  *
  * Deviations from the reference code, on purpose:
  *  - PorpoiseMMF is built with the class's defaults (gate_path = gate_omic = 1, skip = 1,

@@ -504,6 +504,49 @@ static void test_survnet_dropout_and_seed(void) {
   ts_tensor_free(&omic);
 }
 
+/* ts_nn_dropout_fast (nn/ts_nn.h, added for these models): the dropped fraction is p, kept values
+ * are x / (1 - p), the gradient is the mask, eval is the identity, the global seed decides. */
+static void test_survnet_dropout_fast(void) {
+  const int dts[2] = {TS_NN_F32, TS_NN_F64};
+  for (int k = 0; k < 2; k++) {
+    int64_t s[2] = {400, 500};
+    ts_tensor *x = NULL, *y = NULL, *y2 = NULL, *e = NULL, *sum = NULL, *g = NULL;
+    CU_ASSERT_EQUAL_FATAL(ts_tensor_ones(s, 2, dts[k], &x), 0);
+    CU_ASSERT_EQUAL(ts_tensor_set_requires_grad(x, true), 0);
+    CU_ASSERT_EQUAL(ts_nn_manual_seed(9), 0);
+    CU_ASSERT_EQUAL_FATAL(ts_nn_dropout_fast(x, 0.3, true, &y), 0);
+    CU_ASSERT_EQUAL(ts_nn_manual_seed(9), 0);
+    CU_ASSERT_EQUAL_FATAL(ts_nn_dropout_fast(x, 0.3, true, &y2), 0);
+    CU_ASSERT(rel_diff(y, y2) == 0);
+    CU_ASSERT_EQUAL_FATAL(ts_nn_dropout_fast(x, 0.3, false, &e), 0);
+    CU_ASSERT(rel_diff(e, x) == 0);
+    size_t n = 0;
+    double *v = values(y, &n), zeros = 0, bad = 0;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    for (size_t i = 0; i < n; i++) {
+      if (v[i] == 0)
+        zeros++;
+      else if (fabs(v[i] - 1 / 0.7) > 1e-6)
+        bad++;
+    }
+    /* 200000 Bernoulli(0.3): sd of the fraction 0.001 */
+    CU_ASSERT(fabs(zeros / (double)n - 0.3) < 0.005);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(ts_nn_sum(y, TS_NN_ALL_DIMS, false, &sum), 0);
+    CU_ASSERT_EQUAL(ts_tensor_backward(sum), 0);
+    CU_ASSERT_EQUAL(ts_tensor_grad(x, &g), 0);
+    CU_ASSERT(rel_diff(g, y) < 1e-12); /* x = 1: the output is the mask */
+    free(v);
+    ts_tensor *all[] = {x, y, y2, e, sum, g};
+    for (size_t i = 0; i < 6; i++)
+      ts_tensor_free(&all[i]);
+  }
+  ts_tensor *x = randn(3, 3, TS_NN_F32, 1), *y = NULL;
+  CU_ASSERT(token_is(ts_nn_dropout_fast(x, 1.0, true, &y), "NN_ARG"));
+  CU_ASSERT(token_is(ts_nn_dropout_fast(x, -0.1, true, &y), "NN_ARG"));
+  ts_tensor_free(&x);
+}
+
 static void test_survnet_state_round_trip(void) {
   ts_tensor *bag = randn(5, 16, TS_NN_F32, 21), *omic = randn(1, 12, TS_NN_F32, 22);
   ts_survnet *m = new_model("coattn", 16, 12, 4, TS_NN_F32, 1),
@@ -872,6 +915,7 @@ int ts_test_register(void) {
       !CU_add_test(s, "test_survnet_linear_matches_torch", test_survnet_linear_matches_torch) ||
       !CU_add_test(s, "test_survnet_param_counts", test_survnet_param_counts) ||
       !CU_add_test(s, "test_survnet_dropout_and_seed", test_survnet_dropout_and_seed) ||
+      !CU_add_test(s, "test_survnet_dropout_fast", test_survnet_dropout_fast) ||
       !CU_add_test(s, "test_survnet_state_round_trip", test_survnet_state_round_trip) ||
       !CU_add_test(s, "test_survnet_errors", test_survnet_errors))
     return -1;
