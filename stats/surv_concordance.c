@@ -16,6 +16,7 @@
  * dfbeta_i = w_i ((I_C - I_D)/npair - somers/npair (I_C + I_D + I_T)), var(C) = sum dfbeta^2/4.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,34 @@ static int cmp_crow(const void *a, const void *b) {
   if (x->event != y->event) return x->event < y->event ? -1 : 1;
   if (x->rank != y->rank) return x->rank < y->rank ? -1 : 1;
   return x->i < y->i ? -1 : (x->i > y->i);
+}
+
+/* cmp_crow's order by stable radix passes ((event, rank), then time descending); C is in
+ * increasing row order within its stratum, so ties end on the row index as in cmp_crow.
+ * -1 when out of memory (the caller falls back to qsort). */
+static int sort_crow_radix(crow *c, size_t m) {
+  uint64_t *key = malloc(m * sizeof *key);
+  size_t *pos = malloc(m * sizeof *pos);
+  crow *tmp = malloc(m * sizeof *tmp);
+  void *scr = ts__radix_scratch(m);
+  int rc = -1;
+  if (key && pos && tmp && scr) {
+    for (size_t k = 0; k < m; k++) { /* event, then rank (< 2^40): one key */
+      pos[k] = k;
+      key[k] = ((uint64_t)c[k].event << 40) | (uint64_t)c[k].rank;
+    }
+    ts__radix_sort(key, pos, m, scr);
+    for (size_t k = 0; k < m; k++) key[k] = ~ts__radix_dkey(c[pos[k]].time);
+    ts__radix_sort(key, pos, m, scr);
+    for (size_t k = 0; k < m; k++) tmp[k] = c[pos[k]];
+    memcpy(c, tmp, m * sizeof *c);
+    rc = 0;
+  }
+  free(key);
+  free(pos);
+  free(tmp);
+  free(scr);
+  return rc;
 }
 
 /* Time weights at the unique event times of one stratum, in DEscending time order (the order
@@ -111,7 +140,7 @@ int ts_surv_concordance(const ts_surv_data *d, const double *risk, int timewt, d
   size_t n = d ? d->n : 0;
   crow *c = NULL;
   double *imat = NULL, *tw = NULL, *wt = NULL;
-  size_t *sidx = NULL, *ranks = NULL;
+  size_t *sidx = NULL, *ranks = NULL, *perm = NULL;
   fen T = {0}, D = {0};
   memset(out, 0, sizeof *out);
   TS_TRY(ts_surv_data_check(d));
@@ -121,17 +150,18 @@ int ts_surv_concordance(const ts_surv_data *d, const double *risk, int timewt, d
   for (size_t i = 0; i < n; i++)
     if (isnan(risk[i])) TS_FAIL(TS_EINVAL, "SURV_BAD_ARG", "risk score of row %zu is NaN", i);
 
-  c = malloc(n * sizeof *c);
-  imat = calloc(3 * n, sizeof *imat);
+  c = ts__big_alloc(n * sizeof *c);
+  imat = ts__big_calloc(3 * n, sizeof *imat);
   tw = malloc(n * sizeof *tw);
   wt = malloc(n * sizeof *wt);
   sidx = malloc(n * sizeof *sidx);
   ranks = malloc(n * sizeof *ranks);
-  T.t = calloc(n + 1, sizeof(double));
-  T.eq = calloc(n, sizeof(double));
-  D.t = calloc(n + 1, sizeof(double));
-  D.eq = calloc(n, sizeof(double));
-  if (!c || !imat || !tw || !wt || !sidx || !ranks || !T.t || !T.eq || !D.t || !D.eq)
+  perm = malloc(n * sizeof *perm);
+  T.t = ts__big_calloc(n + 1, sizeof(double));
+  T.eq = ts__big_calloc(n, sizeof(double));
+  D.t = ts__big_calloc(n + 1, sizeof(double));
+  D.eq = ts__big_calloc(n, sizeof(double));
+  if (!c || !imat || !tw || !wt || !sidx || !ranks || !perm || !T.t || !T.eq || !D.t || !D.eq)
     TS_FAIL(TS_ENOMEM, "OUT_OF_MEMORY", "concordance of %zu rows", n);
   for (size_t i = 0; i < n; i++) wt[i] = ts__w(d, i);
 
@@ -153,9 +183,12 @@ int ts_surv_concordance(const ts_surv_data *d, const double *risk, int timewt, d
     sidx[i] = i;
     skey[i] = ts__s(d, i);
   }
-  ts__surv_sort_by(sidx, n, skey);
+  if (d->strata) ts__surv_sort_by(sidx, n, skey);
   free(skey);
 
+  /* imat is indexed by position in the sorted order (sequential access in the loops below);
+   * perm maps a position back to its row */
+  for (size_t q = 0; q < n; q++) perm[q] = q;
   double cnt[5] = {0, 0, 0, 0, 0};
   for (size_t s0 = 0; s0 < n;) {
     size_t s1 = s0;
@@ -166,14 +199,17 @@ int ts_surv_concordance(const ts_surv_data *d, const double *risk, int timewt, d
       c[k] = (crow){d->time[i], d->event[i], ranks[i], i};
       nevt += d->event[i];
     }
+    double *im = imat + 3 * s0;
+    size_t *pm = perm + s0;
     s0 = s1;
     if (nevt == 0) continue;
-    qsort(c, m, sizeof *c, cmp_crow);
+    if (m < 1024 || sort_crow_radix(c, m) < 0) qsort(c, m, sizeof *c, cmp_crow);
     /* count unique event times */
     size_t ne = 0;
     for (size_t k = 0; k < m; k++)
       if (c[k].event && (k == 0 || !c[k - 1].event || c[k - 1].time != c[k].time)) ne++;
     time_weights(c, m, wt, timewt, ymax, tw, ne);
+    for (size_t k = 0; k < m; k++) pm[k] = c[k].i;
     /* the trees are reused: clear what this stratum will touch */
     memset(T.t, 0, (nr + 1) * sizeof(double));
     memset(T.eq, 0, nr * sizeof(double));
@@ -186,9 +222,9 @@ int ts_surv_concordance(const ts_surv_data *d, const double *risk, int timewt, d
       const crow *ck = &c[k];
       if (!ck->event) {
         fen_query(&D, ck->rank, q);
-        imat[3 * ck->i + 0] -= q[1];
-        imat[3 * ck->i + 1] -= q[0];
-        imat[3 * ck->i + 2] -= q[2];
+        im[3 * k + 0] -= q[1];
+        im[3 * k + 1] -= q[0];
+        im[3 * k + 2] -= q[2];
         fen_add(&T, ck->rank, wt[ck->i]);
         k++;
         continue;
@@ -204,9 +240,9 @@ int ts_surv_concordance(const ts_surv_data *d, const double *risk, int timewt, d
         cnt[0] += wt[i] * q[0] * a;
         cnt[1] += wt[i] * q[1] * a;
         cnt[2] += wt[i] * q[2] * a;
-        imat[3 * i + 0] += q[0] * a;
-        imat[3 * i + 1] += q[1] * a;
-        imat[3 * i + 2] += q[2] * a;
+        im[3 * j + 0] += q[0] * a;
+        im[3 * j + 1] += q[1] * a;
+        im[3 * j + 2] += q[2] * a;
         fen_add(&D, c[j].rank, a * wt[i]);
         /* tied on time (and on both) */
         cnt[3] += wt[i] * dw * a;
@@ -218,18 +254,18 @@ int ts_surv_concordance(const ts_surv_data *d, const double *risk, int timewt, d
       for (size_t j = k; j < k1; j++) {
         size_t i = c[j].i;
         fen_query(&D, c[j].rank, q);
-        imat[3 * i + 0] -= q[1];
-        imat[3 * i + 1] -= q[0];
-        imat[3 * i + 2] -= q[2];
+        im[3 * j + 0] -= q[1];
+        im[3 * j + 1] -= q[0];
+        im[3 * j + 2] -= q[2];
         fen_add(&T, c[j].rank, wt[i]);
       }
       k = k1;
     }
     for (size_t k = 0; k < m; k++) {
       fen_query(&D, c[k].rank, q);
-      imat[3 * c[k].i + 0] += q[1];
-      imat[3 * c[k].i + 1] += q[0];
-      imat[3 * c[k].i + 2] += q[2];
+      im[3 * k + 0] += q[1];
+      im[3 * k + 1] += q[0];
+      im[3 * k + 2] += q[2];
     }
   }
   double npair = cnt[0] + cnt[1] + cnt[2];
@@ -243,8 +279,9 @@ int ts_surv_concordance(const ts_surv_data *d, const double *risk, int timewt, d
     goto out;
   }
   double somer = (cnt[0] - cnt[1]) / npair, v = 0;
-  for (size_t i = 0; i < n; i++) {
-    const double *im = imat + 3 * i;
+  for (size_t q = 0; q < n; q++) {
+    size_t i = perm[q];
+    const double *im = imat + 3 * q;
     double db = wt[i] * ((im[0] - im[1]) / npair - somer / npair * (im[0] + im[1] + im[2]));
     v += db * db;
   }
@@ -257,6 +294,7 @@ out:
   free(wt);
   free(sidx);
   free(ranks);
+  free(perm);
   free(T.t);
   free(T.eq);
   free(D.t);

@@ -2,8 +2,13 @@
  * (Therneau & Grambsch, "Modeling Survival Data", 2000, ch. 3; survival/src/coxfit6.c).
  *
  * Design, and why it matches R to rounding:
- *  - Rows are sorted once by (stratum, time descending); risk sets are then running sums, so
- *    one pass costs O(n p^2) (the p x p sums) and the fit O(n log n + iter n p^2).
+ *  - Rows are sorted once by (stratum, time descending; a radix sort for large n, the sort
+ *    also serves the baseline hazard); risk sets are then running sums of risk and risk x, and
+ *    the information's risk-set second moments are regrouped by rows into one weighted Gram
+ *    matrix X' diag(c) X per pass (cox_iter), so a pass costs one O(n p) sweep, one O(n p^2)
+ *    Gram product in vectors of 4 columns (gram_add), and an O(p^2) update per death time.
+ *    At n = 10^6, p = 20 this made the fit (concordance included, as R's coxph) about 4x
+ *    faster than the running p x p sums of coxfit6 (bench/bench_cox.sh).
  *  - Covariates are centred on their weighted means and scaled by 1/mean|x - mean| as coxfit6
  *    does; the Cholesky pivot tolerance (aliasing) is applied on that scale, like R.
  *  - Ties: Breslow, or Efron's approximation where the d tied deaths enter the risk-set sums in
@@ -46,7 +51,10 @@ typedef struct work {
   size_t ngroup;
   size_t *gstart;  /* ngroup + 1: group g = rows gstart[g] .. gstart[g+1]-1 (tied time) */
   unsigned char *snew; /* group starts a new stratum */
+  size_t *idx;     /* n: input row of each sorted row */
   double *eta;     /* n */
+  double *risk;    /* n: w exp(eta - shift of the row's group) */
+  double *gshift, *gh, *ge; /* ngroup: shift, hazard sums h_g and e_g (see cox_iter) */
   double *a, *a2, *cmat, *cmat2; /* p, p, p*p, p*p scratch */
   double *pen;     /* p: ridge * scale^2 (0 without ridge) */
 } work;
@@ -57,32 +65,78 @@ static void work_free(work *w) {
   free(w->ev);
   free(w->gstart);
   free(w->snew);
+  free(w->idx);
   free(w->eta);
   free(w->a);
   free(w->pen);
 }
 
-static void rescale(work *w, double f, double *denom, double *denom2) {
-  size_t p = w->p;
-  *denom *= f;
-  *denom2 *= f;
-  for (size_t i = 0; i < p; i++) {
-    w->a[i] *= f;
-    w->a2[i] *= f;
+/* C += sum_r c[r] x_r x_r' over N rows of X (row-major, P columns): the lower triangle and the
+ * diagonal of C (p x p, row-major) are updated (a few elements above the diagonal get partial
+ * sums, which the caller overwrites). Four rows at a time, so that each element of C is loaded
+ * and stored once per four rows, in vectors of four columns. Every element gets the same
+ * operations in the same order in the vector and scalar paths (and no fused multiply-add:
+ * the clone is AVX2 without FMA), so the result is bitwise the same on every x86-64 CPU. */
+typedef double v4d __attribute__((vector_size(32)));
+/* unaligned loads and stores (macros: a function returning v4d would change the ABI) */
+#define ld4(p) __extension__({ v4d v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define st4(p, v) __extension__({ v4d w_ = (v); memcpy((p), &w_, sizeof w_); })
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void gram_add(size_t n, size_t p, const double *restrict x, const double *restrict c,
+                     double *restrict C) {
+  size_t r = 0;
+  for (; r + 4 <= n; r += 4) {
+    const double *x0 = x + r * p, *x1 = x0 + p, *x2 = x1 + p, *x3 = x2 + p;
+    double c0 = c[r], c1 = c[r + 1], c2 = c[r + 2], c3 = c[r + 3];
+    for (size_t i = 0; i < p; i++) {
+      double v0 = c0 * x0[i], v1 = c1 * x1[i], v2 = c2 * x2[i], v3 = c3 * x3[i];
+      double *Ci = C + i * p;
+      size_t j = 0;
+      for (; j <= i && j + 4 <= p; j += 4)
+        st4(Ci + j, ld4(Ci + j) + (((v0 * ld4(x0 + j) + v1 * ld4(x1 + j)) + v2 * ld4(x2 + j)) + v3 * ld4(x3 + j)));
+      for (; j <= i; j++) Ci[j] += ((v0 * x0[j] + v1 * x1[j]) + v2 * x2[j]) + v3 * x3[j];
+    }
   }
-  for (size_t i = 0; i < p * p; i++) {
-    w->cmat[i] *= f;
-    w->cmat2[i] *= f;
+  for (; r < n; r++) {
+    const double *x0 = x + r * p;
+    for (size_t i = 0; i < p; i++) {
+      double v0 = c[r] * x0[i];
+      double *Ci = C + i * p;
+      for (size_t j = 0; j <= i; j++) Ci[j] += v0 * x0[j];
+    }
   }
 }
 
-/* Log partial likelihood at beta (scaled space), score u, information imat (upper triangle,
- * imat[j*p+i] for j <= i is filled, then symmetrised). BASE (optional, ngroup): hazard
- * increment of each group on the centred scale times exp(-shift) convention resolved:
- * base[g] = increment for risk exp(eta) (centred), i.e. already multiplied back by the shift. */
+/* C -= A U' + B V' (lower triangle and diagonal) */
+static void rank2_sub(size_t p, const double *A, const double *U, const double *B, const double *V,
+                      double *C) {
+  for (size_t i = 0; i < p; i++) {
+    double ai = A[i], bi = B[i];
+    double *Ci = C + i * p;
+    for (size_t j = 0; j <= i; j++) Ci[j] -= ai * U[j] + bi * V[j];
+  }
+}
+
+/* Log partial likelihood at beta (scaled space), score u, information imat (p x p, symmetric).
+ * BASE (optional, ngroup): hazard increment of each group for risk exp(eta) (centred scale).
+ *
+ * How the information is summed (why the fit is O(n p^2) with a small constant): at a death
+ * time the information gains  wt (C/D - a a'/D^2)  with D, a, C the risk set's sums of risk,
+ * risk x and risk x x'. Keeping C as a running p x p sum costs a p x p update per row and
+ * another per death. Instead, the C/D part is regrouped by rows: row r is in the risk set of
+ * every death time at or before its own time, so it contributes risk_r x_r x_r' times the sum
+ * of wt/D over those times (h_g below; for Efron's d tied deaths the sum runs over the d steps,
+ * and a dying row itself enters step k with weight (k+1)/d: e_g). That is one weighted Gram
+ * matrix X' diag(c) X after a backward pass for the suffix sums; the a a'/D^2 part stays one
+ * rank-1 (Breslow) or rank-2 (Efron: sum_k w_k (A + s_k B)(A + s_k B)') update per death time.
+ * Same terms as coxfit6, summed in another order. */
 static double cox_iter(work *w, const double *beta, double *u, double *imat, double *base) {
   size_t n = w->n, p = w->p;
-  double loglik = 0, denom = 0, denom2 = 0, shift = 0;
+  double loglik = 0, denom = 0, shift = 0;
+  double *A = w->a, *B = w->a2, *U = w->cmat, *V = w->cmat + p;
   for (size_t i = 0; i < p; i++) u[i] = 0;
   if (imat)
     for (size_t i = 0; i < p * p; i++) imat[i] = 0;
@@ -94,90 +148,101 @@ static double cox_iter(work *w, const double *beta, double *u, double *imat, dou
   }
   for (size_t g = 0; g < w->ngroup; g++) {
     size_t r0 = w->gstart[g], r1 = w->gstart[g + 1];
+    double emax = w->eta[r0];
+    for (size_t r = r0 + 1; r < r1; r++)
+      if (w->eta[r] > emax) emax = w->eta[r];
     if (w->snew[g]) {
       denom = 0;
-      shift = w->eta[r0];
-      memset(w->a, 0, p * sizeof(double));
-      memset(w->cmat, 0, p * p * sizeof(double));
+      shift = emax;
+      memset(A, 0, p * sizeof(double));
+    } else if (emax > shift + 30) { /* keep exp() finite: rescale the running sums */
+      double f = exp(shift - emax);
+      denom *= f;
+      for (size_t i = 0; i < p; i++) A[i] *= f;
+      shift = emax;
     }
+    w->gshift[g] = shift;
     int ndead = 0;
-    double deadwt = 0;
-    denom2 = 0;
-    memset(w->a2, 0, p * sizeof(double));
-    memset(w->cmat2, 0, p * p * sizeof(double));
+    double deadwt = 0, denom2 = 0;
+    memset(B, 0, p * sizeof(double));
     for (size_t r = r0; r < r1; r++) {
       const double *xr = w->x + r * p;
-      double e = w->eta[r];
-      if (e > shift + 30) {
-        rescale(w, exp(shift - e), &denom, &denom2);
-        shift = e;
-      }
-      double risk = exp(e - shift) * w->w[r];
-      double *av = w->a, *cm = w->cmat;
+      double e = w->eta[r], risk = exp(e - shift) * w->w[r];
+      double *av = A;
+      w->risk[r] = risk;
       if (w->ev[r]) {
         ndead++;
         deadwt += w->w[r];
         denom2 += risk;
         loglik += w->w[r] * e;
         for (size_t i = 0; i < p; i++) u[i] += w->w[r] * xr[i];
-        av = w->a2;
-        cm = w->cmat2;
+        av = B;
       } else {
         denom += risk;
       }
-      if (!imat && !w->ev[r]) { /* only the sums the score needs */
-        for (size_t i = 0; i < p; i++) av[i] += risk * xr[i];
-        continue;
-      }
-      for (size_t i = 0; i < p; i++) {
-        double rx = risk * xr[i];
-        av[i] += rx;
-        double *ci = cm + i * p;
-        for (size_t j = 0; j <= i; j++) ci[j] += rx * xr[j];
-      }
+      for (size_t i = 0; i < p; i++) av[i] += risk * xr[i];
     }
+    w->gh[g] = w->ge[g] = 0;
     if (ndead == 0) {
       if (base) base[g] = 0;
       continue;
     }
-    double hz = 0;
+    double hz;
     if (w->ties == TS_COX_BRESLOW || ndead == 1) {
       denom += denom2;
       loglik -= deadwt * (log(denom) + shift);
       hz = deadwt / denom;
+      double wk = hz / denom;
       for (size_t i = 0; i < p; i++) {
-        w->a[i] += w->a2[i];
-        double m = w->a[i] / denom;
-        u[i] -= deadwt * m;
-        if (!imat) continue;
-        for (size_t j = 0; j <= i; j++) {
-          w->cmat[i * p + j] += w->cmat2[i * p + j];
-          imat[j * p + i] += deadwt * (w->cmat[i * p + j] - m * w->a[j]) / denom;
-        }
+        A[i] += B[i];
+        u[i] -= hz * A[i];
+        U[i] = wk * A[i];
+        V[i] = 0;
       }
+      w->gh[g] = w->ge[g] = hz;
     } else {
-      double wtave = deadwt / ndead;
+      /* step k: D_k = D_others + s_k D_deaths, a_k = A + s_k B, s_k = (k+1)/d */
+      double wtave = deadwt / ndead, hs = 0, es = 0, al = 0, be = 0, ga = 0;
       for (int k = 0; k < ndead; k++) {
         denom += denom2 / ndead;
+        double sk = (k + 1.0) / ndead, wk = wtave / denom;
         loglik -= wtave * (log(denom) + shift);
-        hz += wtave / denom;
-        for (size_t i = 0; i < p; i++) {
-          w->a[i] += w->a2[i] / ndead;
-          double m = w->a[i] / denom;
-          u[i] -= wtave * m;
-          if (!imat) continue;
-          for (size_t j = 0; j <= i; j++) {
-            w->cmat[i * p + j] += w->cmat2[i * p + j] / ndead;
-            imat[j * p + i] += wtave * (w->cmat[i * p + j] - m * w->a[j]) / denom;
-          }
-        }
+        hs += wk;
+        es += wk * sk;
+        wk /= denom;
+        al += wk;
+        be += wk * sk;
+        ga += wk * sk * sk;
       }
+      for (size_t i = 0; i < p; i++) {
+        u[i] -= hs * A[i] + es * B[i];
+        U[i] = al * A[i] + be * B[i];
+        V[i] = be * A[i] + ga * B[i];
+      }
+      hz = hs;
+      w->gh[g] = hs;
+      w->ge[g] = es;
     }
+    if (imat) rank2_sub(p, A, U, B, V, imat); /* before A takes in the deaths (Efron) */
+    if (!(w->ties == TS_COX_BRESLOW || ndead == 1))
+      for (size_t i = 0; i < p; i++) A[i] += B[i];
     if (base) base[g] = hz * exp(-shift);
   }
-  if (imat)
+  if (imat) {
+    /* backward pass: T_g = sum over death times at or before group g's time of h, on group g's
+     * shift; row coefficients c_r = risk_r (own + T_{g+1}), then X' diag(c) X */
+    double T = 0;
+    for (size_t g = w->ngroup; g-- > 0;) {
+      bool last = g + 1 == w->ngroup || w->snew[g + 1];
+      double tn = last ? 0 : T * exp(w->gshift[g] - w->gshift[g + 1]);
+      for (size_t r = w->gstart[g]; r < w->gstart[g + 1]; r++)
+        w->risk[r] *= tn + (w->ev[r] ? w->ge[g] : w->gh[g]);
+      T = w->gh[g] + tn;
+    }
+    gram_add(n, p, w->x, w->risk, imat);
     for (size_t i = 0; i < p; i++)
-      for (size_t j = 0; j < i; j++) imat[i * p + j] = imat[j * p + i];
+      for (size_t j = 0; j < i; j++) imat[j * p + i] = imat[i * p + j];
+  }
   /* ridge: loglik - 1/2 sum pen_i beta_i^2 (pen = lambda * scale^2 on the scaled betas) */
   for (size_t i = 0; i < p; i++) {
     if (w->pen[i] == 0) continue;
@@ -188,7 +253,8 @@ static double cox_iter(work *w, const double *beta, double *u, double *imat, dou
   return loglik;
 }
 
-/* Sort, centre, scale; fills w and the means/scales. */
+/* Sort, centre, scale; fills w and the means/scales. The sums run row by row (the design is
+ * row-major), each column's in the same order as a column loop would. */
 static int work_init(work *w, const ts_surv_data *d, const double *x, size_t p, int ties,
                      double ridge, double *means, double *scale) {
   int rc = 0;
@@ -197,42 +263,56 @@ static int work_init(work *w, const ts_surv_data *d, const double *x, size_t p, 
   w->n = n;
   w->p = p;
   w->ties = ties;
-  w->x = malloc(n * p * sizeof(double));
+  w->x = ts__big_alloc(n * p * sizeof(double));
   w->w = malloc(n * sizeof(double));
   w->ev = malloc(n * sizeof(int));
   w->gstart = malloc((n + 1) * sizeof(size_t));
   w->snew = malloc(n + 1);
-  w->eta = malloc(n * sizeof(double));
+  w->eta = ts__big_alloc((2 * n + 3 * (n + 1)) * sizeof(double));
   w->a = malloc((2 * p + 2 * p * p) * sizeof(double));
   w->pen = calloc(p, sizeof(double));
-  idx = malloc(n * sizeof(size_t));
+  w->idx = idx = malloc(n * sizeof(size_t));
   if (!w->x || !w->w || !w->ev || !w->gstart || !w->snew || !w->eta || !w->a || !w->pen || !idx)
     TS_FAIL(TS_ENOMEM, "OUT_OF_MEMORY", "Cox fit of %zu rows x %zu covariates", n, p);
+  w->risk = w->eta + n;
+  w->gshift = w->risk + n;
+  w->gh = w->gshift + (n + 1);
+  w->ge = w->gh + (n + 1);
   w->a2 = w->a + p;
   w->cmat = w->a2 + p;
   w->cmat2 = w->cmat + p * p;
   TS_TRY(ts__surv_order_desc(d, idx));
   double wsum = 0;
+  for (size_t j = 0; j < p; j++) means[j] = scale[j] = 0;
   for (size_t r = 0; r < n; r++) {
     size_t i = idx[r];
-    w->w[r] = ts__w(d, i);
+    if (r + 8 < n) { /* the gather is random access: fetch a row 8 ahead (p * 8 bytes) */
+      const char *ahead = (const char *)(x + idx[r + 8] * p);
+      for (size_t b = 0; b < p * sizeof(double); b += 64) __builtin_prefetch(ahead + b);
+    }
+    double wr = w->w[r] = ts__w(d, i);
     w->ev[r] = d->event[i];
-    memcpy(w->x + r * p, x + i * p, p * sizeof(double));
-    wsum += w->w[r];
+    const double *xi = x + i * p;
+    double *xr = w->x + r * p;
+    memcpy(xr, xi, p * sizeof(double));
+    for (size_t j = 0; j < p; j++) means[j] += wr * xr[j];
+    wsum += wr;
+  }
+  for (size_t j = 0; j < p; j++) means[j] /= wsum;
+  for (size_t r = 0; r < n; r++) {
+    double *xr = w->x + r * p;
+    for (size_t j = 0; j < p; j++) {
+      xr[j] -= means[j];
+      scale[j] += w->w[r] * fabs(xr[j]);
+    }
   }
   for (size_t j = 0; j < p; j++) {
-    double m = 0, s = 0;
-    for (size_t r = 0; r < n; r++) m += w->w[r] * w->x[r * p + j];
-    m /= wsum;
-    for (size_t r = 0; r < n; r++) {
-      w->x[r * p + j] -= m;
-      s += w->w[r] * fabs(w->x[r * p + j]);
-    }
-    s = s > 0 ? wsum / s : 1.0;
-    for (size_t r = 0; r < n; r++) w->x[r * p + j] *= s;
-    means[j] = m;
-    scale[j] = s;
-    w->pen[j] = ridge * s * s; /* beta_orig = beta_scaled * s */
+    scale[j] = scale[j] > 0 ? wsum / scale[j] : 1.0;
+    w->pen[j] = ridge * scale[j] * scale[j]; /* beta_orig = beta_scaled * s */
+  }
+  for (size_t r = 0; r < n; r++) {
+    double *xr = w->x + r * p;
+    for (size_t j = 0; j < p; j++) xr[j] *= scale[j];
   }
   w->ngroup = 0;
   for (size_t r = 0; r < n; r++) {
@@ -244,8 +324,8 @@ static int work_init(work *w, const ts_surv_data *d, const double *x, size_t p, 
     }
   }
   w->gstart[w->ngroup] = n;
+  w->snew[w->ngroup] = 1;
 out:
-  free(idx);
   return rc;
 }
 
@@ -497,16 +577,9 @@ int ts_cox_fit_new(const ts_surv_data *d, const double *x, size_t p, const ts_co
     f->base_time = malloc(w.ngroup * sizeof(double));
     f->base_cumhaz = malloc(w.ngroup * sizeof(double));
     f->base_strata = malloc(w.ngroup * sizeof(int));
-    size_t *ord = malloc(n * sizeof(size_t));
-    if (!f->base_time || !f->base_cumhaz || !f->base_strata || !ord) {
-      free(ord);
+    const size_t *ord = w.idx; /* the fit's sort */
+    if (!f->base_time || !f->base_cumhaz || !f->base_strata)
       TS_FAIL(TS_ENOMEM, "OUT_OF_MEMORY", "Cox baseline hazard");
-    }
-    rc = ts__surv_order_desc(d, ord);
-    if (rc < 0) {
-      free(ord);
-      goto out;
-    }
     /* groups are in (stratum asc, time desc) order: reverse each stratum's block */
     size_t g = 0, k = 0;
     while (g < w.ngroup) {
@@ -523,7 +596,6 @@ int ts_cox_fit_new(const ts_surv_data *d, const double *x, size_t p, const ts_co
       }
       g = g1;
     }
-    free(ord);
   }
   f->concordance = f->concordance_se = NAN;
   if (o.concordance) {

@@ -3,14 +3,26 @@
 #define TS_SURV_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ts_survival.h"
 
 /* Order of rows: by stratum (ascending), then time DEscending, then event ascending (censored
  * before events at a tied time: the order R's C routines use). idx_out has n entries. */
 int ts__surv_order_desc(const ts_surv_data *d, size_t *idx_out);
-/* Stable sort of idx by key ascending (key indexed by idx values). */
+/* Sort of idx by key ascending (key indexed by idx values), ties by idx value. */
 void ts__surv_sort_by(size_t *idx, size_t n, const double *key);
+
+/* Stable LSD radix sort of (KEY, VAL) pairs by KEY ascending; SCRATCH from ts__radix_scratch(n)
+ * (malloc'ed, the caller frees it). ts__radix_dkey maps a double to a key with the same order
+ * (-0 and +0 equal; no NaN). */
+int ts__radix_sort(uint64_t *key, size_t *val, size_t n, void *scratch);
+void *ts__radix_scratch(size_t n);
+uint64_t ts__radix_dkey(double x);
+
+/* malloc/calloc for large work arrays (freed with free): on transparent huge pages above 8 MB. */
+void *ts__big_alloc(size_t bytes);
+void *ts__big_calloc(size_t n, size_t size);
 
 /* R's cholesky2/chsolve2/chinv2 (survival/src): LDL' in place on a symmetric n x n row-major
  * matrix; pivots below toler * max(diag) are zeroed (aliased columns). Returns the rank. */

@@ -2,13 +2,71 @@
  * R's survival package (cholesky2/chsolve2, so that aliased columns are detected with the same
  * tolerance rule), tail probabilities, and the data checks with their error tokens. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "surv_internal.h"
 
 /* ------------------------------------------------------------------ sorting */
+
+/* Large inputs are sorted by an LSD radix sort (stable; 16-bit digits, 8-bit below 2^16 rows; a
+ * pass skipped when all keys share its digit): one O(n) pass per digit instead of qsort's
+ * n log n comparisons through a function pointer (at n = 10^6, the sorts were a third of a Cox
+ * fit). Composite orders are
+ * stable passes from the least significant key to the most; the result is the comparator's
+ * order exactly, since every comparator below ends its ties on the row index, i.e. on the
+ * initial (identity) order a stable sort keeps. */
+#define RADIX_MIN 1024
+#define RADIX_SIZE (1u << 16) /* the counters: 16-bit digits for large n, 8-bit below 2^16 rows */
+
+uint64_t ts__radix_dkey(double x) {
+  uint64_t u;
+  if (x == 0) x = 0; /* -0 == +0 */
+  memcpy(&u, &x, sizeof u);
+  return (u >> 63) ? ~u : u | 0x8000000000000000ULL;
+}
+
+int ts__radix_sort(uint64_t *key, size_t *val, size_t n, void *scratch) {
+  uint64_t *ka = key, *kb = scratch;
+  size_t *va = val, *vb = (size_t *)(kb + n), *cnt = vb + n;
+  if (n < 2) return 0;
+  unsigned bits = n >= (1u << 16) ? 16 : 8;
+  size_t nb = (size_t)1 << bits, mask = nb - 1;
+  for (unsigned shift = 0; shift < 64; shift += bits) {
+    memset(cnt, 0, nb * sizeof *cnt);
+    for (size_t i = 0; i < n; i++) cnt[(ka[i] >> shift) & mask]++;
+    if (cnt[(ka[0] >> shift) & mask] == n) continue; /* one digit: nothing to do */
+    size_t sum = 0;
+    for (size_t b = 0; b < nb; b++) {
+      size_t c = cnt[b];
+      cnt[b] = sum;
+      sum += c;
+    }
+    for (size_t i = 0; i < n; i++) {
+      size_t o = cnt[(ka[i] >> shift) & mask]++;
+      kb[o] = ka[i];
+      vb[o] = va[i];
+    }
+    uint64_t *kt = ka;
+    size_t *vt = va;
+    ka = kb;
+    va = vb;
+    kb = kt;
+    vb = vt;
+  }
+  if (ka != key) { /* the last pass wrote into the scratch */
+    memcpy(key, ka, n * sizeof *key);
+    memcpy(val, va, n * sizeof *val);
+  }
+  return 0;
+}
+
+void *ts__radix_scratch(size_t n) {
+  return malloc(n * (sizeof(uint64_t) + sizeof(size_t)) + RADIX_SIZE * sizeof(size_t));
+}
 
 typedef struct {
   double time;
@@ -26,16 +84,39 @@ static int cmp_desc(const void *a, const void *b) {
 }
 
 int ts__surv_order_desc(const ts_surv_data *d, size_t *idx_out) {
-  okey *k = malloc(d->n * sizeof *k);
-  if (!k) return ts_error_set(TS_ENOMEM, "OUT_OF_MEMORY", "sorting %zu survival rows", d->n);
-  for (size_t i = 0; i < d->n; i++) {
+  size_t n = d->n;
+  if (n >= RADIX_MIN) {
+    uint64_t *key = malloc(n * sizeof *key);
+    void *scr = ts__radix_scratch(n);
+    if (key && scr) {
+      for (size_t i = 0; i < n; i++) {
+        idx_out[i] = i;
+        key[i] = (uint64_t)d->event[i];
+      }
+      ts__radix_sort(key, idx_out, n, scr);
+      for (size_t k = 0; k < n; k++) key[k] = ~ts__radix_dkey(d->time[idx_out[k]]); /* desc */
+      ts__radix_sort(key, idx_out, n, scr);
+      if (d->strata) {
+        for (size_t k = 0; k < n; k++) key[k] = (uint64_t)((uint32_t)d->strata[idx_out[k]] ^ 0x80000000u);
+        ts__radix_sort(key, idx_out, n, scr);
+      }
+      free(key);
+      free(scr);
+      return 0;
+    }
+    free(key);
+    free(scr);
+  }
+  okey *k = malloc(n * sizeof *k);
+  if (!k) return ts_error_set(TS_ENOMEM, "OUT_OF_MEMORY", "sorting %zu survival rows", n);
+  for (size_t i = 0; i < n; i++) {
     k[i].time = d->time[i];
     k[i].strata = ts__s(d, i);
     k[i].event = d->event[i];
     k[i].i = i;
   }
-  qsort(k, d->n, sizeof *k, cmp_desc);
-  for (size_t i = 0; i < d->n; i++) idx_out[i] = k[i].i;
+  qsort(k, n, sizeof *k, cmp_desc);
+  for (size_t i = 0; i < n; i++) idx_out[i] = k[i].i;
   free(k);
   return 0;
 }
@@ -52,6 +133,21 @@ static int cmp_key(const void *a, const void *b) {
 }
 
 void ts__surv_sort_by(size_t *idx, size_t n, const double *key) {
+  if (n >= RADIX_MIN) { /* stable = the comparator's order when idx is increasing */
+    bool inc = true;
+    for (size_t a = 1; a < n && inc; a++) inc = idx[a] > idx[a - 1];
+    uint64_t *kk = inc ? malloc(n * sizeof *kk) : NULL;
+    void *scr = kk ? ts__radix_scratch(n) : NULL;
+    if (kk && scr) {
+      for (size_t a = 0; a < n; a++) kk[a] = ts__radix_dkey(key[idx[a]]);
+      ts__radix_sort(kk, idx, n, scr);
+      free(kk);
+      free(scr);
+      return;
+    }
+    free(kk);
+    free(scr);
+  }
   vkey *k = malloc(n * sizeof *k);
   if (!k) { /* fall back: insertion sort is correct, just slow; n is small if malloc fails */
     for (size_t a = 1; a < n; a++)
@@ -69,6 +165,30 @@ void ts__surv_sort_by(size_t *idx, size_t n, const double *key) {
   qsort(k, n, sizeof *k, cmp_key);
   for (size_t a = 0; a < n; a++) idx[a] = k[a].i;
   free(k);
+}
+
+/* ------------------------------------------------------------ large arrays */
+
+/* Large work arrays on transparent huge pages where the kernel offers them (madvise mode):
+ * the sorted Cox design is 160 MB at n = 10^6, p = 20, and with 4 KiB pages its first touch and
+ * every pass over it pay page faults and TLB misses (a fifth of a fit on a VM). */
+void *ts__big_alloc(size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  if (bytes >= ((size_t)8 << 20)) {
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)2 << 20, bytes) != 0) return NULL;
+    madvise(p, bytes, MADV_HUGEPAGE); /* advice only: failure is harmless */
+    return p;
+  }
+#endif
+  return malloc(bytes);
+}
+
+void *ts__big_calloc(size_t n, size_t size) {
+  if (size && n > SIZE_MAX / size) return NULL;
+  void *p = ts__big_alloc(n * size);
+  if (p) memset(p, 0, n * size);
+  return p;
 }
 
 /* ------------------------------------------------------------------ Cholesky */

@@ -371,6 +371,81 @@ static void test_survival_eval_boot_matches_r(void) {
   unload_lung(&s);
 }
 
+/* n above the radix-sort threshold (1024), with tied times, strata and case weights: Harrell's C
+ * against brute-force pair counting, and the Breslow Cox fit against the O(n^2) partial
+ * likelihood written out (its log-likelihood equal, its score zero at the estimate). */
+static void test_survival_eval_large_n_paths(void) {
+  enum { N = 3000, P = 3 };
+  double *time = malloc(N * sizeof *time), *w = malloc(N * sizeof *w), *x = malloc(N * P * sizeof *x),
+         *r = malloc(N * sizeof *r);
+  int *ev = malloc(N * sizeof *ev), *st = malloc(N * sizeof *st);
+  CU_ASSERT_FATAL(time && w && x && r && ev && st);
+  uint64_t rs = 99;
+  for (int i = 0; i < N; i++) {
+    double lp = 0;
+    for (int j = 0; j < P; j++) {
+      x[i * P + j] = ts_test_rng_normal(&rs);
+      lp += (0.4 - 0.3 * j) * x[i * P + j];
+    }
+    double t = -log(ts_test_rng_unif(&rs)) * exp(-lp), c = -log(ts_test_rng_unif(&rs)) * 2;
+    time[i] = ceil(fmin(t, c) * 10) / 10; /* heavy ties */
+    ev[i] = t <= c;
+    w[i] = 0.5 + (double)(i % 4) / 2;
+    st[i] = (int)(i % 3) - 1;
+    r[i] = floor(lp * 4); /* tied risks */
+  }
+  ts_surv_data d = {N, time, ev, w, st, NULL};
+  ts_concordance c;
+  CU_ASSERT_EQUAL_FATAL(ts_surv_concordance(&d, r, TS_TIMEWT_N, INFINITY, &c), 0);
+  double con = 0, dis = 0, tie = 0;
+  for (int i = 0; i < N; i++) {
+    if (!ev[i]) continue;
+    for (int j = 0; j < N; j++) {
+      if (st[j] != st[i] || !(time[j] > time[i] || (time[j] == time[i] && !ev[j]))) continue;
+      double ww = w[i] * w[j];
+      if (r[i] > r[j]) con += ww;
+      else if (r[i] < r[j]) dis += ww;
+      else tie += ww;
+    }
+  }
+  CHECK_ABS(c.concordant, con, 1e-6 * con, "large-n concordant pairs");
+  CHECK_ABS(c.discordant, dis, 1e-6 * dis, "large-n discordant pairs");
+  CHECK_ABS(c.c, (con + tie / 2) / (con + dis + tie), 1e-12, "large-n Harrell's C");
+
+  ts_cox_options o;
+  ts_cox_options_default(&o);
+  o.ties = TS_COX_BRESLOW;
+  o.concordance = false;
+  ts_cox_fit *f = NULL;
+  CU_ASSERT_EQUAL_FATAL(ts_cox_fit_new(&d, x, P, &o, &f), 0);
+  CU_ASSERT_EQUAL(f->status, TS_COX_CONVERGED);
+  double ll = 0, u[P] = {0}, *eta = malloc(N * sizeof *eta);
+  CU_ASSERT_FATAL(eta != NULL);
+  for (int i = 0; i < N; i++) eta[i] = f->lp[i];
+  for (int i = 0; i < N; i++) {
+    if (!ev[i]) continue;
+    double den = 0, num[P] = {0};
+    for (int j = 0; j < N; j++) {
+      if (st[j] != st[i] || time[j] < time[i]) continue;
+      double e = w[j] * exp(eta[j]);
+      den += e;
+      for (int k = 0; k < P; k++) num[k] += e * x[j * P + k];
+    }
+    ll += w[i] * (eta[i] - log(den));
+    for (int k = 0; k < P; k++) u[k] += w[i] * (x[i * P + k] - num[k] / den);
+  }
+  CHECK_ABS(f->loglik, ll, 1e-9 * fabs(ll), "large-n Breslow loglik (O(n^2) sum)");
+  for (int k = 0; k < P; k++) CHECK_ABS(u[k], 0, 1e-6, "large-n Breslow score at the estimate");
+  ts_cox_fit_free(&f);
+  free(eta);
+  free(time);
+  free(w);
+  free(x);
+  free(r);
+  free(ev);
+  free(st);
+}
+
 int ts_test_register(void) {
   CU_pSuite s = CU_add_suite("survival_eval", oracle_init, ts_test_tmpdir_remove);
   if (!s) return -1;
@@ -379,7 +454,8 @@ int ts_test_register(void) {
       !CU_add_test(s, "test_survival_eval_brier_hand_ties", test_survival_eval_brier_hand_ties) ||
       !CU_add_test(s, "test_survival_eval_brier_undefined", test_survival_eval_brier_undefined) ||
       !CU_add_test(s, "test_survival_eval_uno_matches_r", test_survival_eval_uno_matches_r) ||
-      !CU_add_test(s, "test_survival_eval_boot_matches_r", test_survival_eval_boot_matches_r))
+      !CU_add_test(s, "test_survival_eval_boot_matches_r", test_survival_eval_boot_matches_r) ||
+      !CU_add_test(s, "test_survival_eval_large_n_paths", test_survival_eval_large_n_paths))
     return -1;
   return 0;
 }
