@@ -12,8 +12,10 @@
 # runs tessera, torch (tuned), torch (default) one after the other, so that a noisy machine slows
 # all three alike; the figures are medians over the rounds. ARCH (env, default mmf_bilinear) may be
 # mmf_concat; STEPS (60), WARMUP (5), TILES (2000), OMIC (200) are passed to both sides.
-# Prints
-#   mmf_bilinear: tessera X patients/s, torch (tuned malloc) Y patients/s = R×, torch (default) Z = R2×
+# Both sides report wall time and their process's CPU time; at 1 thread on a machine shared with
+# other jobs the CPU-time throughput is the steadier comparison. Prints
+#   mmf_bilinear wall: tessera X patients/s, torch (tuned malloc) Y = R×, torch (default malloc) Z = R2×
+#   mmf_bilinear cpu:  the same per CPU-second
 # and BENCH lines for bench/report.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +39,7 @@ run() { # run LABEL CMD...: the RESULT line's patients_per_s, appended to result
   line=$("$@" | grep '^RESULT ') || { echo "bench_survnet.sh: $label failed" >&2; exit 1; }
   echo "  $label: $line"
   echo "$label $(sed -n 's/.* patients_per_s=\([0-9.]*\).*/\1/p' <<< "$line")" >> "$results"
+  echo "$label.cpu $(sed -n 's/.* patients_per_cpu_s=\([0-9.]*\).*/\1/p' <<< "$line")" >> "$results"
 }
 export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
 for r in $(seq 1 "$rounds"); do
@@ -48,9 +51,12 @@ done
 
 median() { grep "^$1 " "$results" | cut -d' ' -f2 | sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 t=$(median tessera) y=$(median torch_tuned) z=$(median torch_default)
-echo "medians over $rounds rounds ($threads thread(s)):"
-awk -v m="$arch" -v t="$t" -v y="$y" -v z="$z" -v th="$threads" 'BEGIN {
-  printf "%s: tessera %.2f patients/s, torch (tuned malloc) %.2f patients/s = %.2f×, torch (default malloc) %.2f patients/s = %.2f×\n", m, t, y, t / y, z, t / z
+tc=$(median tessera.cpu) yc=$(median torch_tuned.cpu) zc=$(median torch_default.cpu)
+echo "medians over $rounds rounds ($threads thread(s)); wall clock, then per CPU-second of the process:"
+awk -v m="$arch" -v t="$t" -v y="$y" -v z="$z" -v tc="$tc" -v yc="$yc" -v zc="$zc" -v th="$threads" 'BEGIN {
+  printf "%s wall: tessera %.2f patients/s, torch (tuned malloc) %.2f = %.2f×, torch (default malloc) %.2f = %.2f×\n", m, t, y, t / y, z, t / z
+  printf "%s cpu:  tessera %.2f patients/cpu-s, torch (tuned malloc) %.2f = %.2f×, torch (default malloc) %.2f = %.2f×\n", m, tc, yc, tc / yc, zc, tc / zc
   printf "BENCH name=survnet.%s.vs_torch_tuned_malloc value=%.3f unit=patients/s baseline=%.3f ratio=%.3f better=higher note=threads_%d_goal_1.5\n", m, t, y, t / y, th
   printf "BENCH name=survnet.%s.vs_torch_default_malloc value=%.3f unit=patients/s baseline=%.3f ratio=%.3f better=higher note=threads_%d\n", m, t, z, t / z, th
+  printf "BENCH name=survnet.%s.cpu.vs_torch_tuned_malloc value=%.3f unit=patients/cpu_s baseline=%.3f ratio=%.3f better=higher note=threads_%d_goal_1.5\n", m, tc, yc, tc / yc, th
 }'

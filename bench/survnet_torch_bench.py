@@ -13,7 +13,8 @@ Patients: 8 in memory, bag i of TILES - 400 + (137 i mod 801) tiles x 1024 float
 normals (torch's generator: the same shapes as the C side, other values), an omic vector of OMIC
 values, bin i mod 4, censored when i mod 3 == 0. torch.set_num_threads(THREADS), deterministic
 algorithms on; OpenBLAS's threads are the caller's (bench_survnet.sh sets OPENBLAS_NUM_THREADS).
-Prints RESULT side=torch ... patients_per_s=... in bench_survnet's format.
+Prints RESULT side=torch ... patients_per_s=... patients_per_cpu_s=... (wall and process CPU time) in
+bench_survnet's format.
 """
 import sys
 import time
@@ -142,11 +143,11 @@ def main():
     model = PorpoiseMMF(omic_input_dim=g, fusion=arch[4:])
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=2e-4, weight_decay=1e-5)
-    t0, total, ntiles = 0.0, 0.0, 0
+    t0, c0, total, ntiles = 0.0, 0.0, 0.0, 0
     for i in range(-warmup, steps):
         b = i % pat
         if i == 0:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
         logits = model(bags[b], omics[b])
         loss = nll_loss(logits, ys[b], cs[b], alpha=0.0)
         opt.zero_grad()
@@ -156,10 +157,10 @@ def main():
         if i >= 0:
             total += v
             ntiles += bags[b].shape[0]
-    secs = time.perf_counter() - t0
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     nparams = sum(p.numel() for p in model.parameters())
     print(f"RESULT side=torch model={arch} steps={steps} tiles={ntiles} seconds={secs:.3f} "
-          f"patients_per_s={steps / secs:.3f} mean_loss={total / steps:.4f} threads={threads} params={nparams} "
+          f"patients_per_s={steps / secs:.3f} cpu_seconds={cpu:.3f} patients_per_cpu_s={steps / cpu:.3f} mean_loss={total / steps:.4f} threads={threads} params={nparams} "
           f"torch={torch.__version__}")
 
 
