@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""clam_like_patching.py SLIDE PATCH_SIZE — the baseline of bench/bench_tile.sh.
+"""clam_like_patching.py SLIDE PATCH_SIZE [OUT_DIR] — the baseline of bench/bench_tile.sh.
 
 A re-implementation (written for this benchmark, not CLAM's code) of the algorithm of CLAM's
 `create_patches_fp.py` with its TCGA preset, as CLAM users run it: OpenCV segmentation on the
@@ -7,9 +7,16 @@ pyramid level nearest downsample 64 (HSV saturation, median blur 7, threshold 8,
 contours with area filter a_t=16 x 512^2 px and holes a_h=4), then for every contour a level-0
 grid of PATCH_SIZE px with step PATCH_SIZE, each candidate checked with the 'four_pt' rule
 (centre +- size/4, any point inside the contour and not in a hole) in a multiprocessing pool.
-Prints: tiles, seconds (from opening the slide to the last coordinate; imports excluded).
+With OUT_DIR it also writes what CLAM writes per slide, timed as CLAM times it: the
+segmentation mask picture (masks/<slide>.jpg: the segmentation level with the contours drawn,
+as WholeSlideImage.visWSI), the coordinates (patches/<slide>.h5, dataset coords with CLAM's
+attributes, as save_hdf5) and the stitched picture (stitches/<slide>.jpg: the patches drawn on
+the level nearest downsample 64, as StitchCoords).
+Prints: tiles, seconds (from opening the slide to the last output; imports excluded), then the
+segmentation, patching and stitching seconds, CLAM's own three timers.
 """
 import multiprocessing as mp
+import os
 import sys
 import time
 
@@ -79,11 +86,23 @@ def _check(pt):
 
 def main():
     path, size = sys.argv[1], int(sys.argv[2])
+    out = sys.argv[3] if len(sys.argv) > 3 else None
+    name = os.path.splitext(os.path.basename(path))[0]
     t0 = time.perf_counter()
     slide = openslide.OpenSlide(path)
     w, h = slide.dimensions
     tissue, holes = segment(slide)
-    n = 0
+    if out:  # CLAM: seg + the mask picture (visWSI at the segmentation level)
+        level = slide.get_best_level_for_downsample(64)
+        ds = slide.level_downsamples[level]
+        img = np.array(slide.read_region((0, 0), level, slide.level_dimensions[level]).convert("RGB"))
+        cv2.drawContours(img, [(c / ds).astype(np.int32) for c in tissue], -1, (0, 255, 0), 2)
+        for hs in holes:
+            cv2.drawContours(img, [(c / ds).astype(np.int32) for c in hs], -1, (0, 0, 255), 2)
+        os.makedirs(os.path.join(out, "masks"), exist_ok=True)
+        cv2.imwrite(os.path.join(out, "masks", name + ".jpg"), img[:, :, ::-1])
+    t_seg = time.perf_counter() - t0
+    coords = []
     with mp.Pool(2) as pool:
         for cont, hs in zip(tissue, holes):
             x0, y0, cw, ch = cv2.boundingRect(cont)
@@ -93,8 +112,27 @@ def main():
             pool_init = (cont, hs, size)
             _init(*pool_init)
             res = pool.starmap(_check_with, [(pool_init, c) for c in cand], chunksize=256)
-            n += sum(r is not None for r in res)
-    print(n, time.perf_counter() - t0)
+            coords.extend(r for r in res if r is not None)
+    if out:  # CLAM's save_hdf5: coords (N x 2 int64), chunked, maxshape (None, 2), attributes
+        import h5py
+        os.makedirs(os.path.join(out, "patches"), exist_ok=True)
+        with h5py.File(os.path.join(out, "patches", name + ".h5"), "w") as f:
+            a = np.array(coords, dtype=np.int64).reshape(-1, 2)
+            d = f.create_dataset("coords", data=a, maxshape=(None, 2), chunks=(max(1, min(len(a), 1024)), 2))
+            d.attrs.update(patch_size=size, patch_level=0, downsample=(1.0, 1.0), downsampled_level_dim=(w, h),
+                           level_dim=(w, h), name=name, save_path=out)
+    t_patch = time.perf_counter() - t0 - t_seg
+    if out:  # CLAM's StitchCoords: the patches drawn on the level nearest downsample 64
+        level = slide.get_best_level_for_downsample(64)
+        ds = slide.level_downsamples[level]
+        canvas = np.array(slide.read_region((0, 0), level, slide.level_dimensions[level]).convert("RGB"))
+        ps = max(1, int(round(size / ds)))
+        for x, y in coords:
+            cv2.rectangle(canvas, (int(x / ds), int(y / ds)), (int(x / ds) + ps, int(y / ds) + ps), (0, 0, 255), 1)
+        os.makedirs(os.path.join(out, "stitches"), exist_ok=True)
+        cv2.imwrite(os.path.join(out, "stitches", name + ".jpg"), canvas[:, :, ::-1])
+    t_stitch = time.perf_counter() - t0 - t_seg - t_patch
+    print(len(coords), time.perf_counter() - t0, t_seg, t_patch, t_stitch)
 
 
 def _check_with(init, pt):

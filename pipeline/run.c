@@ -389,6 +389,12 @@ int ts_cmd_run(int argc, char **argv) {
   }
 
   int provided = 0;
+  /* Started without mpirun/srun, Open MPI's singleton MPI_Init forks an orted to host a
+   * one-process job (about half of MPI_Init's ~1 s on the development VM): an isolated
+   * singleton needs none, and tessera never spawns or connects to other jobs. Only the
+   * singleton reads this parameter (mpirun and srun use other ess components); a value the
+   * user set wins. */
+  setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
   /* FUNNELED: only the main thread of a rank calls MPI (the scheduler's and the collective
    * stages' communication both run there; worker threads never do). */
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);

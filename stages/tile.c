@@ -4,6 +4,7 @@
  * and tiles/<slide>.png (thumbnail, mask outline and tile grid, for QC). */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ts_error.h"
 #include "ts_io.h"
@@ -36,6 +37,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   memset(&g, 0, sizeof g);
   int rc = 0;
   char dir[TS_PATH_MAX], mask_path[TS_PATH_MAX], h5[TS_PATH_MAX], png[TS_PATH_MAX + 256], rel[512];
+  char h5_tmp[TS_PATH_MAX] = "", png_tmp[TS_PATH_MAX] = "";
   TS_TRY(ts_slide_open(row->path, row->slide_id, &s));
   TS_TRY(ts_slide_resolve_mpp(s, row->mpp, run->cfg->cohort.mpp));
   snprintf(rel, sizeof rel, "tissue/%s.h5", u->id);
@@ -60,8 +62,13 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   snprintf(rec->output, sizeof rec->output, "tiles/%s.h5", u->id);
   TS_TRY(ts_run_path(run, rec->output, h5, sizeof h5));
   snprintf(png, sizeof png, "%s/%s.png", dir, u->id);
-  TS_TRY(ts_qc_png(&m, g.coords, g.n, g.tile_l0, png));
-  TS_TRY(ts_tiles_write_h5(h5, &g, &gp, &meta));
+  /* both files under temporary names, then one commit (one directory fsync for the two) */
+  TS_TRY(ts_io_tmp_path(h5, h5_tmp, sizeof h5_tmp));
+  TS_TRY(ts_io_tmp_path(png, png_tmp, sizeof png_tmp));
+  TS_TRY(ts_qc_png_to_tmp(&m, g.coords, g.n, g.tile_l0, png_tmp));
+  TS_TRY(ts_tiles_write_h5_to_tmp(h5, h5_tmp, &g, &gp, &meta));
+  TS_TRY(ts_outputs_commit((const char *const[]){h5_tmp, png_tmp}, (const char *const[]){h5, png}, 2));
+  h5_tmp[0] = png_tmp[0] = '\0';
   snprintf(rel, sizeof rel, "tiles/%s.png", u->id);
   TS_TRY(ts_unit_add_output(rec, rel));
   rec->items = g.n;
@@ -69,6 +76,8 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
     ts_unit_note(rec, "SLIDE_NO_TILES: slide %s: no tile of %d px at %g um/px has tissue >= tile.min_tissue (%g): a blank slide, or "
                  "a tissue mask that missed the tissue (see tiles/%s.png)", u->id, gp.size, gp.mpp, gp.min_tissue, u->id);
 out:
+  if (rc < 0 && h5_tmp[0]) unlink(h5_tmp);
+  if (rc < 0 && png_tmp[0]) unlink(png_tmp);
   ts_grid_clear(&g);
   ts_mask_clear(&m);
   ts_slide_free(&s);

@@ -4,6 +4,7 @@
  * (thumbnail with the mask outline, for QC). */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ts_error.h"
 #include "ts_io.h"
@@ -30,6 +31,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   memset(&m, 0, sizeof m);
   int rc = 0;
   char dir[TS_PATH_MAX], h5[TS_PATH_MAX], png[TS_PATH_MAX + 256], rel[512];
+  char h5_tmp[TS_PATH_MAX] = "", png_tmp[TS_PATH_MAX] = "";
   TS_TRY(ts_slide_open(row->path, row->slide_id, &s));
   TS_TRY(ts_slide_resolve_mpp(s, row->mpp, run->cfg->cohort.mpp));
   ts_tissue_params p;
@@ -46,12 +48,19 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   snprintf(rec->output, sizeof rec->output, "tissue/%s.h5", u->id);
   TS_TRY(ts_run_path(run, rec->output, h5, sizeof h5));
   snprintf(png, sizeof png, "%s/%s.png", dir, u->id);
-  TS_TRY(ts_qc_png(&m, NULL, 0, 0, png));
-  TS_TRY(ts_mask_save_h5(&m, h5));
+  /* both files under temporary names, then one commit (one directory fsync for the two) */
+  TS_TRY(ts_io_tmp_path(h5, h5_tmp, sizeof h5_tmp));
+  TS_TRY(ts_io_tmp_path(png, png_tmp, sizeof png_tmp));
+  TS_TRY(ts_qc_png_to_tmp(&m, NULL, 0, 0, png_tmp));
+  TS_TRY(ts_mask_save_h5_to_tmp(&m, h5_tmp));
+  TS_TRY(ts_outputs_commit((const char *const[]){h5_tmp, png_tmp}, (const char *const[]){h5, png}, 2));
+  h5_tmp[0] = png_tmp[0] = '\0';
   snprintf(rel, sizeof rel, "tissue/%s.png", u->id);
   TS_TRY(ts_unit_add_output(rec, rel));
   rec->items = 1; /* slides */
 out:
+  if (rc < 0 && h5_tmp[0]) unlink(h5_tmp);
+  if (rc < 0 && png_tmp[0]) unlink(png_tmp);
   ts_mask_clear(&m);
   ts_slide_free(&s);
   return rc;

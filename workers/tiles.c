@@ -42,7 +42,7 @@ void ts_grid_clear(ts_grid *g) {
 }
 
 /* Integral of the mask (0/1) over [0, u) × [0, v), u, v in mask px, clamped to the mask. */
-static double sat_at(const int64_t *S, int w, int h, double u, double v) {
+static double sat_at(const uint32_t *S, int w, int h, double u, double v) {
   if (u <= 0 || v <= 0) return 0;
   if (u > w) u = w;
   if (v > h) v = h;
@@ -70,7 +70,7 @@ static int64_t axis_count(int64_t len, double step, int64_t size) {
 int ts_grid_build(int64_t w0, int64_t h0, double mpp0, const ts_mask *mask, const ts_grid_params *p,
                   ts_grid *out) {
   int rc = 0;
-  int64_t *S = NULL;
+  uint32_t *S = NULL; /* mask pixels are < 2^28 (ts_tissue_mask): the counts fit 32 bits */
   if (!out || !p) return ts_error_set(TS_EINVAL, "EINVAL", "ts_grid_build: NULL argument");
   memset(out, 0, sizeof *out);
   if (!(mpp0 > 0) || !(p->mpp > 0) || p->size <= 0 || p->overlap < 0 || p->overlap >= p->size || w0 <= 0 ||
@@ -96,10 +96,10 @@ int ts_grid_build(int64_t w0, int64_t h0, double mpp0, const ts_mask *mask, cons
     mw = mask->w;
     mh = mask->h;
     size_t W1 = (size_t)mw + 1;
-    S = calloc(W1 * ((size_t)mh + 1), sizeof *S);
+    S = ts__huge_alloc(W1 * ((size_t)mh + 1) * sizeof *S); /* zeroed; few page faults */
     if (!S) TS_FAIL(TS_ENOMEM, "ENOMEM", "tile grid: integral image %dx%d", mw, mh);
     for (int i = 0; i < mh; i++) {
-      int64_t row = 0;
+      uint32_t row = 0;
       for (int j = 0; j < mw; j++) {
         row += mask->data[(size_t)i * mw + j] ? 1 : 0;
         S[(size_t)(i + 1) * W1 + j + 1] = S[(size_t)i * W1 + j + 1] + row;
@@ -126,7 +126,7 @@ int ts_grid_build(int64_t w0, int64_t h0, double mpp0, const ts_mask *mask, cons
     }
   }
 out:
-  free(S);
+  ts__huge_free(S);
   if (rc < 0) ts_grid_clear(out);
   return rc;
 }
@@ -175,18 +175,14 @@ static int write_attrs(hid_t d, const char *path, const ts_grid *g, const ts_gri
   return 0;
 }
 
-int ts_tiles_write_h5(const char *path, const ts_grid *g, const ts_grid_params *p, const ts_tiles_meta *m) {
+int ts_tiles_write_h5_to_tmp(const char *path, const char *tmp, const ts_grid *g, const ts_grid_params *p,
+                             const ts_tiles_meta *m) {
   int rc = 0;
-  char tmp[TS_PATH_MAX];
   hid_t f = -1, sp = -1, dcpl = -1, d = -1;
-  if (!path || !g || !p || !m || (g->n > 0 && !g->coords) || g->n < 0 || !(m->mpp0 > 0) || p->size <= 0)
+  if (!path || !tmp || !g || !p || !m || (g->n > 0 && !g->coords) || g->n < 0 || !(m->mpp0 > 0) || p->size <= 0)
     return ts_error_set(TS_EINVAL, "EINVAL", "ts_tiles_write_h5: bad arguments");
-  TS_CALL(ts_io_tmp_path(path, tmp, sizeof tmp));
   f = ts__h5_create(tmp);
-  if (f < 0) {
-    rc = ts__h5_fail(TS_EIO, "H5_WRITE", "cannot create %s", tmp);
-    goto out;
-  }
+  if (f < 0) return ts__h5_fail(TS_EIO, "H5_WRITE", "cannot create %s", tmp);
   hsize_t dims[2] = {(hsize_t)g->n, 2}, maxd[2] = {H5S_UNLIMITED, 2};
   hsize_t chunk = g->n < 1 ? 1 : (g->n < 1024 ? (hsize_t)g->n : 1024);
   sp = H5Screate_simple(2, dims, maxd);
@@ -210,6 +206,14 @@ out:
   if (dcpl >= 0) H5Pclose(dcpl);
   if (sp >= 0) H5Sclose(sp);
   if (f >= 0 && H5Fclose(f) < 0 && rc == 0) rc = ts__h5_fail(TS_EIO, "H5_WRITE", "closing %s", tmp);
+  return rc;
+}
+
+int ts_tiles_write_h5(const char *path, const ts_grid *g, const ts_grid_params *p, const ts_tiles_meta *m) {
+  char tmp[TS_PATH_MAX];
+  if (!path) return ts_error_set(TS_EINVAL, "EINVAL", "ts_tiles_write_h5: bad arguments");
+  TS_CALL(ts_io_tmp_path(path, tmp, sizeof tmp));
+  int rc = ts_tiles_write_h5_to_tmp(path, tmp, g, p, m);
   if (rc == 0) rc = ts_io_commit(tmp, path);
   if (rc < 0) unlink(tmp);
   return rc;

@@ -59,5 +59,9 @@ typedef struct ts_tiles_meta {
  * patch_size_level0), so both tools cut exactly the tessera tile. Written to a tmp name,
  * fsynced, renamed; byte-identical for the same input. Tokens H5_WRITE, IO_COMMIT. */
 int ts_tiles_write_h5(const char *path, const ts_grid *g, const ts_grid_params *p, const ts_tiles_meta *m);
+/* The file that would be `path`, written to exactly `tmp`, neither synced nor renamed (the
+ * caller commits it, with the unit's other outputs: ts_outputs_commit). */
+int ts_tiles_write_h5_to_tmp(const char *path, const char *tmp, const ts_grid *g, const ts_grid_params *p,
+                             const ts_tiles_meta *m);
 
 #endif

@@ -14,7 +14,7 @@
  * past the slide edge).
  *
  * Thread safety: ts_tissue_mask reads through the slide handle; different slides may be
- * processed in parallel. Needs VIPS_INIT done by the caller.
+ * processed in parallel.
  */
 #ifndef TS_TISSUE_H
 #define TS_TISSUE_H
@@ -32,6 +32,12 @@ typedef struct ts_tissue_params {
   int sat_floor;       /* Otsu threshold never below this (0..255); default 15 */
 } ts_tissue_params;
 
+/* Where ts_tissue_mask's time went (ms), in ts_mask.prof_ms (wall clock) and prof_cpu_ms
+ * (process CPU: on a shared machine the wall clock measures the neighbours too): for
+ * benchmarks and profiles; never part of a result. */
+enum { TS_TISSUE_NPROF = 7 };
+#define TS_TISSUE_PROF_NAMES "read", "colour", "median", "pen", "otsu", "close", "components"
+
 typedef struct ts_mask {
   int w, h;                /* mask size in px */
   double scale_x, scale_y; /* level-0 px per mask px */
@@ -40,6 +46,9 @@ typedef struct ts_mask {
   int threshold;           /* Otsu threshold used (saturation 0..255) */
   uint8_t *data;           /* w*h, 0 or 255 */
   uint8_t *thumb_rgb;      /* w*h*3 thumbnail the mask was computed from (for QC) */
+  double prof_ms[TS_TISSUE_NPROF];     /* wall time per step of ts_tissue_mask (TS_TISSUE_PROF_NAMES) */
+  double prof_cpu_ms[TS_TISSUE_NPROF]; /* process CPU time per step (all threads: the reader's too) */
+  void *arena; /* when set, data and thumb_rgb live in this ts__huge_alloc block (ts_mask_clear) */
 } ts_mask;
 
 void ts_tissue_params_default(ts_tissue_params *p);
@@ -47,6 +56,8 @@ void ts_tissue_params_default(ts_tissue_params *p);
  * mpp on s (else SLIDE_NO_MPP). Errors: SLIDE_UNREADABLE, TISSUE_TOO_LARGE (mask over 2^28
  * px: target_mpp far too fine), VIPS, ENOMEM. On error *out is cleared. */
 int ts_tissue_mask(ts_slide *s, const ts_tissue_params *p, ts_mask *out);
+/* Frees data and thumb_rgb (or the arena holding them) and zeroes *m. A mask built by hand
+ * with malloc'ed data and thumb_rgb (arena NULL) may be cleared too. */
 void ts_mask_clear(ts_mask *m);
 
 /* Otsu threshold of a 256-bin histogram (exposed for tests): the t maximising the
@@ -56,15 +67,38 @@ int ts_otsu_threshold(const uint64_t hist[256]);
  * image side); in and out must not overlap. Exposed for tests. */
 int ts_median_filter(const uint8_t *in, int w, int h, int size, uint8_t *out);
 
-/* Save / load the mask as HDF5: dataset "mask" (h×w uint8, chunked, deflate) with
- * attributes scale_x, scale_y, mpp (f64), level, threshold (i64). Saved atomically (tmp name,
- * fsync, rename) and byte-reproducibly (no object timestamps). Tokens H5_WRITE / H5_READ. */
+/* Save / load the mask as HDF5: dataset "mask" (h×w uint8, chunked 256², deflate 1) with
+ * attributes scale_x, scale_y, mpp (f64), level, threshold (i64), and "thumbnail" (h×w×3
+ * uint8, contiguous, raw: the view the mask was computed on) when thumb_rgb is set. Saved
+ * atomically (tmp name, fsync, rename) and byte-reproducibly (no object timestamps). Tokens
+ * H5_WRITE / H5_READ. */
 int ts_mask_save_h5(const ts_mask *m, const char *path);
+/* The same file written to exactly `tmp`, neither synced nor renamed: for a unit that commits
+ * all its outputs at once (ts_outputs_commit). */
+int ts_mask_save_h5_to_tmp(const ts_mask *m, const char *tmp);
 int ts_mask_load_h5(const char *path, ts_mask *out); /* thumb_rgb from "thumbnail" when present */
 
-/* QC PNG at mask resolution: thumbnail (grey mask when thumb_rgb is NULL) with the tile
- * squares (level-0 coords, side tile_l0 px) in blue and the mask outline on top in green.
- * Written atomically, metadata stripped. Token QC_PNG. */
+/* QC PNG: thumbnail (grey mask when thumb_rgb is NULL) with the tile squares (level-0 coords,
+ * side tile_l0 px) in blue and the mask outline on top in green, at mask resolution divided by
+ * the smallest integer that brings the long side to <= TS_QC_MAX_PX (box average; a QC pixel
+ * is tissue when half its mask pixels are). 8-bit RGB, no ancillary chunks (reproducible).
+ * Written atomically. Token QC_PNG. */
+#define TS_QC_MAX_PX 1024
 int ts_qc_png(const ts_mask *m, const int64_t *coords, int64_t n_tiles, double tile_l0, const char *path);
+/* The same picture written to exactly `tmp`, neither synced nor renamed (ts_outputs_commit). */
+int ts_qc_png_to_tmp(const ts_mask *m, const int64_t *coords, int64_t n_tiles, double tile_l0, const char *tmp);
+
+/* Commit n files written under temporary names: fsync each tmp[i], rename it to path[i], then
+ * fsync each distinct directory once (ts_io_commit per file would sync the directory per
+ * file; an fsync is a journal commit, ~5 ms on the development VM). On failure the tmp files
+ * not yet renamed are removed; token IO_COMMIT. (Belongs in base/ts_io.h as ts_io_commit_many;
+ * here until base takes it.) */
+int ts_outputs_commit(const char *const *tmp, const char *const *path, int n);
+
+/* Zero-filled buffers of a few MB on 2 MiB-aligned, huge-page-advised anonymous memory (one page
+ * fault per 2 MiB instead of one per 4 KiB: ~40x less time to first touch on the development
+ * VM); shared-internal to workers/. NULL when out of memory. */
+void *ts__huge_alloc(size_t n);
+void ts__huge_free(void *p);
 
 #endif
