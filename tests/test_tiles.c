@@ -185,6 +185,14 @@ static void test_tiles_write_h5_c_api(void) {
   char cmd[1300];
   snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, path2);
   CU_ASSERT_EQUAL(system(cmd), 0); /* byte-reproducible */
+  /* the stages' path: written under the temporary name, committed with the unit's other
+   * outputs; the same bytes (save_path is the final directory, not the temporary name's) */
+  char tmp2[700];
+  snprintf(tmp2, sizeof tmp2, "%s.tmp.7", path2);
+  unlink(path2);
+  CU_ASSERT_EQUAL_FATAL(ts_tiles_write_h5_to_tmp(path2, tmp2, &g, &p, &meta), 0);
+  CU_ASSERT_EQUAL_FATAL(ts_outputs_commit((const char *const[]){tmp2}, (const char *const[]){path2}, 1), 0);
+  CU_ASSERT_EQUAL(system(cmd), 0);
 
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

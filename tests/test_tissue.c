@@ -1,6 +1,7 @@
-/* test_tissue.c — tissue mask: Otsu against a brute-force oracle, the whole pipeline on a
- * synthetic Aperio-style slide with a known disc of tissue, a green pen stroke and a speck
- * of debris, the HDF5 round trip and the QC PNG. */
+/* test_tissue.c — tissue mask: Otsu and the median against brute-force oracles, the whole
+ * pipeline on a synthetic Aperio-style slide with a known disc of tissue, a green pen stroke and
+ * a speck of debris (IoU >= 0.95 against the disc; the mask bit for bit equal to a reference
+ * pipeline of straightforward steps), the HDF5 round trip, the QC PNG and the joint commit. */
 #include <CUnit/Basic.h>
 #include <math.h>
 #include <stdio.h>
@@ -91,7 +92,7 @@ static int suite_init(void) {
 }
 
 static int suite_clean(void) {
-  static const char *files[] = {"synth.tiff", "mask.h5", "mask2.h5", "qc.png", NULL};
+  static const char *files[] = {"synth.tiff", "mask.h5", "mask2.h5", "qc.png", "qc_big.png", NULL};
   char p[600];
   for (int i = 0; files[i]; i++) {
     snprintf(p, sizeof p, "%s/%s", tmpdir, files[i]);
@@ -281,13 +282,218 @@ static void test_tissue_median_matches_brute_force(void) {
   }
 }
 
+
+/* ---- the reference pipeline: the straightforward versions of every step (double hue with
+ * fmod, window max/min per pixel, breadth-first components), as tissue.c had them before
+ * issue 15; the fast ones must give the same mask bit for bit. ---- */
+static void ref_colour(const uint8_t *rgb, size_t n, uint8_t *sat, uint8_t *pen) {
+  for (size_t i = 0; i < n; i++) {
+    int r = rgb[3 * i], g = rgb[3 * i + 1], b = rgb[3 * i + 2];
+    int mx = r > g ? (r > b ? r : b) : (g > b ? g : b), mn = r < g ? (r < b ? r : b) : (g < b ? g : b);
+    int d = mx - mn, sv = mx ? (255 * d + mx / 2) / mx : 0;
+    sat[i] = (uint8_t)sv;
+    pen[i] = 0;
+    if (d == 0) continue;
+    double h = mx == r ? 60.0 * fmod((double)(g - b) / d + 6.0, 6.0)
+               : mx == g ? 60.0 * ((double)(b - r) / d + 2.0)
+                         : 60.0 * ((double)(r - g) / d + 4.0);
+    if ((h >= 75 && h < 190 && sv >= 40) || (h >= 190 && h < 240 && sv >= 90)) pen[i] = 1;
+  }
+}
+
+static void ref_morph(uint8_t *m, int w, int h, int size, int dilate, uint8_t *tmp) {
+  if (size <= 1) return;
+  int r0 = (size - 1) / 2, r1 = size - 1 - r0;
+  if (!dilate) {
+    int t = r0;
+    r0 = r1;
+    r1 = t;
+  }
+  uint8_t fill = dilate ? 0 : 255;
+  for (int pass = 0; pass < 2; pass++) {
+    const uint8_t *src = pass ? tmp : m;
+    uint8_t *dst = pass ? m : tmp;
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++) {
+        uint8_t v = fill;
+        for (int d = -r0; d <= r1; d++) {
+          int xx = pass ? x : x + d, yy = pass ? y + d : y;
+          uint8_t q = (xx < 0 || xx >= w || yy < 0 || yy >= h) ? fill : src[(size_t)yy * w + xx];
+          v = dilate ? (q > v ? q : v) : (q < v ? q : v);
+        }
+        dst[(size_t)y * w + x] = v;
+      }
+  }
+}
+
+static void ref_components(uint8_t *m, int w, int h, uint8_t val, int conn8, int64_t min_px, int skip_border,
+                           uint8_t repl) {
+  if (min_px <= 1) return;
+  size_t n = (size_t)w * h;
+  uint8_t *seen = calloc(n, 1);
+  int32_t *q = malloc(n * sizeof *q);
+  static const int dx[8] = {1, -1, 0, 0, 1, 1, -1, -1}, dy[8] = {0, 0, 1, -1, 1, -1, 1, -1};
+  for (size_t s0 = 0; s0 < n; s0++) {
+    if (seen[s0] || m[s0] != val) continue;
+    size_t head = 0, tail = 0;
+    int border = 0;
+    q[tail++] = (int32_t)s0;
+    seen[s0] = 1;
+    while (head < tail) {
+      int32_t p = q[head++];
+      int x = p % w, y = p / w;
+      if (x == 0 || y == 0 || x == w - 1 || y == h - 1) border = 1;
+      for (int d = 0; d < (conn8 ? 8 : 4); d++) {
+        int xx = x + dx[d], yy = y + dy[d];
+        if (xx < 0 || yy < 0 || xx >= w || yy >= h) continue;
+        size_t pp = (size_t)yy * w + xx;
+        if (!seen[pp] && m[pp] == val) {
+          seen[pp] = 1;
+          q[tail++] = (int32_t)pp;
+        }
+      }
+    }
+    if ((int64_t)tail < min_px && !(skip_border && border))
+      for (size_t i = 0; i < tail; i++) m[q[i]] = repl;
+  }
+  free(seen);
+  free(q);
+}
+
+/* The whole of ts_tissue_mask after the read, the reference way, on the view it read. */
+static void ref_mask(const ts_mask *m, const ts_tissue_params *p, double mpp0, uint8_t *out) {
+  int w = m->w, h = m->h;
+  size_t n = (size_t)w * h;
+  uint8_t *sat = malloc(n), *pen = malloc(n), *med = malloc(n), *tmp = malloc(n);
+  ref_colour(m->thumb_rgb, n, sat, pen);
+  int msize = p->median_px > 1 ? (p->median_px | 1) : 1;
+  ts_median_filter(sat, w, h, msize, med); /* itself checked against sorting above */
+  for (size_t i = 0; i < n; i++) pen[i] = pen[i] ? 255 : 0;
+  ref_morph(pen, w, h, msize + (p->close_px > 1 ? p->close_px : 0), 1, tmp);
+  uint64_t hist[256] = {0};
+  for (size_t i = 0; i < n; i++)
+    if (!pen[i]) hist[med[i]]++;
+  int thr = ts_otsu_threshold(hist);
+  if (thr < p->sat_floor) thr = p->sat_floor;
+  for (size_t i = 0; i < n; i++) out[i] = med[i] > thr ? 255 : 0;
+  if (p->close_px > 1) {
+    ref_morph(out, w, h, p->close_px, 1, tmp);
+    ref_morph(out, w, h, p->close_px, 0, tmp);
+  }
+  for (size_t i = 0; i < n; i++)
+    if (pen[i]) out[i] = 0;
+  double px_um2 = m->mpp * (mpp0 * m->scale_y);
+  ref_components(out, w, h, 255, 1, (int64_t)ceil(p->min_area_um2 / px_um2), 0, 0);
+  ref_components(out, w, h, 0, 0, (int64_t)ceil(p->min_hole_um2 / px_um2), 1, 255);
+  free(sat);
+  free(pen);
+  free(med);
+  free(tmp);
+}
+
+static void test_tissue_mask_matches_reference(void) {
+  ts_slide *s = NULL;
+  CU_ASSERT_EQUAL_FATAL(ts_slide_open(synth_path, "synth", &s), 0);
+  CU_ASSERT_EQUAL_FATAL(ts_slide_resolve_mpp(s, 0, 0), 0);
+  /* the defaults, then settings that exercise other window sizes, holes and object sizes */
+  for (int variant = 0; variant < 3; variant++) {
+    ts_tissue_params p;
+    ts_tissue_params_default(&p);
+    if (variant == 1) {
+      p.target_mpp = 4;
+      p.median_px = 5;
+      p.close_px = 8;
+      p.min_area_um2 = 200000;
+      p.min_hole_um2 = 50000;
+    } else if (variant == 2) {
+      p.target_mpp = 12;
+      p.median_px = 1;
+      p.close_px = 0;
+      p.sat_floor = 40;
+    }
+    ts_mask m;
+    CU_ASSERT_EQUAL_FATAL(ts_tissue_mask(s, &p, &m), 0);
+    uint8_t *ref = malloc((size_t)m.w * m.h);
+    ref_mask(&m, &p, ts_slide_mpp(s), ref);
+    size_t diff = 0, on = 0;
+    for (size_t i = 0; i < (size_t)m.w * m.h; i++) {
+      diff += ref[i] != m.data[i];
+      on += m.data[i] != 0;
+    }
+    CU_ASSERT_EQUAL(diff, 0);
+    CU_ASSERT(on > 0);
+    free(ref);
+    ts_mask_clear(&m);
+  }
+  ts_slide_free(&s);
+}
+
+/* A large mask gives a QC picture of at most TS_QC_MAX_PX a side (integer box factor). */
+static void test_tissue_qc_png_downscaled(void) {
+  ts_mask m = {0};
+  m.w = 2100;
+  m.h = 1000;
+  m.scale_x = m.scale_y = 16;
+  m.mpp = 8;
+  m.data = calloc((size_t)m.w * m.h, 1);
+  m.thumb_rgb = malloc((size_t)m.w * m.h * 3);
+  for (int y = 0; y < m.h; y++)
+    for (int x = 0; x < m.w; x++) {
+      m.data[(size_t)y * m.w + x] = (x - 1000) * (x - 1000) + (y - 500) * (y - 500) < 400 * 400 ? 255 : 0;
+      memset(m.thumb_rgb + ((size_t)y * m.w + x) * 3, m.data[(size_t)y * m.w + x] ? 120 : 240, 3);
+    }
+  char qc[600];
+  snprintf(qc, sizeof qc, "%s/qc_big.png", tmpdir); /* not qc.png: libvips caches loads by name */
+  int64_t coords[2] = {16000, 8000};
+  CU_ASSERT_EQUAL_FATAL(ts_qc_png(&m, coords, 1, 256.0, qc), 0);
+  VipsImage *png = vips_image_new_from_file(qc, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(png);
+  CU_ASSERT_EQUAL(png->Xsize, 700); /* factor 3 */
+  CU_ASSERT_EQUAL(png->Ysize, 334);
+  CU_ASSERT_EQUAL(png->Bands, 3);
+  double avg = 0;
+  CU_ASSERT_EQUAL(vips_avg(png, &avg, NULL), 0); /* decodes every row: the zlib stream is whole */
+  CU_ASSERT(avg > 100 && avg < 250);
+  g_object_unref(png);
+  ts_mask_clear(&m);
+}
+
+/* Several outputs, one commit: all renamed into place; a missing one fails with IO_COMMIT and
+ * leaves no temporary file. */
+static void test_tissue_outputs_commit(void) {
+  char a[600], b[600], ta[700], tb[700];
+  snprintf(a, sizeof a, "%s/a.out", tmpdir);
+  snprintf(b, sizeof b, "%s/b.out", tmpdir);
+  snprintf(ta, sizeof ta, "%s.tmp.1", a);
+  snprintf(tb, sizeof tb, "%s.tmp.1", b);
+  FILE *f = fopen(ta, "w");
+  fputs("A", f);
+  fclose(f);
+  f = fopen(tb, "w");
+  fputs("B", f);
+  fclose(f);
+  CU_ASSERT_EQUAL(ts_outputs_commit((const char *const[]){ta, tb}, (const char *const[]){a, b}, 2), 0);
+  CU_ASSERT(access(a, F_OK) == 0 && access(b, F_OK) == 0 && access(ta, F_OK) != 0 && access(tb, F_OK) != 0);
+  f = fopen(tb, "w");
+  fputs("B2", f);
+  fclose(f);
+  CU_ASSERT(ts_outputs_commit((const char *const[]){ta, tb}, (const char *const[]){a, b}, 2) < 0);
+  CU_ASSERT_STRING_EQUAL(ts_error_token(), "IO_COMMIT");
+  CU_ASSERT(access(tb, F_OK) != 0);
+  unlink(a);
+  unlink(b);
+}
+
 int ts_test_register(void) {
   CU_pSuite su = CU_add_suite("tissue", suite_init, suite_clean);
   if (!su) return -1;
   if (!CU_add_test(su, "test_tissue_otsu_matches_brute_force", test_tissue_otsu_matches_brute_force) ||
       !CU_add_test(su, "test_tissue_median_matches_brute_force", test_tissue_median_matches_brute_force) ||
       !CU_add_test(su, "test_tissue_mask_synthetic_disc", test_tissue_mask_synthetic_disc) ||
-      !CU_add_test(su, "test_tissue_mask_h5_round_trip", test_tissue_mask_h5_round_trip))
+      !CU_add_test(su, "test_tissue_mask_h5_round_trip", test_tissue_mask_h5_round_trip) ||
+      !CU_add_test(su, "test_tissue_mask_matches_reference", test_tissue_mask_matches_reference) ||
+      !CU_add_test(su, "test_tissue_qc_png_downscaled", test_tissue_qc_png_downscaled) ||
+      !CU_add_test(su, "test_tissue_outputs_commit", test_tissue_outputs_commit))
     return -1;
   return 0;
 }
