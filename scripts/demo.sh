@@ -20,7 +20,8 @@ if [ ! -f "$cohort/.demo-24x8000" ]; then
   touch "$cohort/.demo-24x8000"
 fi
 mil=(--set mil.models=abmil,clam_sb --set mil.folds=3 --set mil.test_frac=0.3 # 3 disjoint test parts: every patient tested once
-     --set survival.models=cox_clinical --set survival.folds=3 --set survival.time_bins=2)
+     --set survival.models=cox_clinical,amil,snn,mmf_concat,mmf_bilinear,coattn --set survival.folds=3 --set survival.time_bins=2
+     --set survival.epochs=10 --set survival.batch=4)
 echo "demo: mpirun -np 2 tessera run $cohort/config.yaml --reconfigure ${mil[*]}"
 set +e
 # --reconfigure: the demo's run directory is ours; a newer tessera (new config keys) redoes
@@ -34,7 +35,7 @@ fi
 "$tessera" status "$cohort/run" || true
 echo "demo: tiles in $cohort/run/tiles, features in $cohort/run/features, QC images in $cohort/run/tissue and $cohort/run/tiles"
 echo "demo: slide classifiers (ABMIL, CLAM-SB, 3 folds) in $cohort/run/mil: summary.csv, per fold model.h5, predictions.csv, attention.h5, heatmaps/"
-echo "demo: survival models (clinical Cox, 3 folds) in $cohort/run/survival: summary.json, excluded.csv, per fold model.json, risks.csv, km.csv, metrics.json"
+echo "demo: survival models (clinical Cox; AMIL, SNN, MMF concat/bilinear, co-attention on the discrete-time NLL; 3 folds) in $cohort/run/survival: summary.json, excluded.csv, per fold model.json, risks.csv, km.csv, metrics.json; deep models also model.h5, curve.csv, attention.h5, heatmaps/"
 echo "demo: report: $cohort/run/report/index.html (report.json beside it)"
 echo "$cohort/run"
 exit $rc

@@ -549,7 +549,7 @@ out:
 typedef struct part {
   size_t n;
   const patient **p;
-  double *time, *x, *risk;
+  double *time, *x, *risk, *surv_cal;
   int *event, *group;
 } part;
 
@@ -558,6 +558,7 @@ static void part_clear(part *q) {
   free(q->time);
   free(q->x);
   free(q->risk);
+  free(q->surv_cal);
   free(q->event);
   free(q->group);
   memset(q, 0, sizeof *q);
@@ -571,7 +572,8 @@ static int part_alloc(part *q, size_t n, int ncov) {
   q->risk = calloc(n + 1, sizeof *q->risk);
   q->event = calloc(n + 1, sizeof *q->event);
   q->group = calloc(n + 1, sizeof *q->group);
-  if (!q->p || !q->time || !q->x || !q->risk || !q->event || !q->group) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "survival");
+  q->surv_cal = calloc(n + 1, sizeof *q->surv_cal);
+  if (!q->p || !q->time || !q->x || !q->risk || !q->event || !q->group || !q->surv_cal) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "survival");
   return 0;
 }
 
@@ -672,6 +674,87 @@ out:
   return rc;
 }
 
+/* Predicted survival S_i(t) of the patients of part q at time t.
+ *   nll models: the network's survival at the bin edges, constant-density interpolation inside
+ *     a bin (pycox's "CDI": S falls linearly from the bin's start to its end), S_{K-1} after the
+ *     last edge, 1 before the first;
+ *   Cox-type models (cox_clinical, cox_lasso, deep models on the cox loss): Breslow's estimate
+ *     from the TRAINING part's risks, H0(t) = sum over training event times s <= t of
+ *     d(s) / sum_{T_j >= s} exp(r_j), and S_i(t) = exp(-H0(t) exp(r_i)) (risks shifted by the
+ *     training maximum for range; the product is unchanged). */
+typedef struct surv_pred {
+  const ts__surv_deep *deep; /* nll: its bins and survival; NULL: Cox-type */
+  double rmax;
+  size_t nt;                 /* Cox-type: distinct training event times and H0 at each */
+  double *t, *h;
+} surv_pred;
+
+typedef struct trow {
+  double t, r;
+  int e;
+} trow;
+
+static int cmp_trow_desc(const void *a, const void *b) {
+  const trow *x = a, *y = b;
+  return x->t < y->t ? 1 : x->t > y->t ? -1 : 0;
+}
+
+/* Breslow's H0 at the training part's distinct event times, O(n log n). */
+static int breslow(surv_pred *sp, const part *tr) {
+  size_t n = tr->n;
+  trow *o = malloc(sizeof *o * (n + 1));
+  sp->t = malloc(sizeof *sp->t * (n + 1)), sp->h = malloc(sizeof *sp->h * (n + 1));
+  if (!o || !sp->t || !sp->h) {
+    free(o);
+    return ts_error_set(TS_ENOMEM, "NO_MEMORY", "survival");
+  }
+  sp->rmax = -INFINITY;
+  for (size_t i = 0; i < n; i++) o[i] = (trow){tr->time[i], tr->risk[i], tr->event[i]}, sp->rmax = tr->risk[i] > sp->rmax ? tr->risk[i] : sp->rmax;
+  qsort(o, n, sizeof *o, cmp_trow_desc);
+  double den = 0;
+  size_t m = 0;
+  double *inc = sp->h; /* increments at each distinct event time, descending, then reversed and summed */
+  for (size_t a = 0; a < n;) {
+    size_t b = a;
+    int d = 0;
+    for (; b < n && o[b].t == o[a].t; b++) den += exp(o[b].r - sp->rmax), d += o[b].e;
+    if (d) sp->t[m] = o[a].t, inc[m] = d / den, m++;
+    a = b;
+  }
+  for (size_t i = 0; i < m / 2; i++) { /* ascending */
+    double x = sp->t[i];
+    sp->t[i] = sp->t[m - 1 - i], sp->t[m - 1 - i] = x;
+    x = inc[i], inc[i] = inc[m - 1 - i], inc[m - 1 - i] = x;
+  }
+  for (size_t i = 1; i < m; i++) sp->h[i] += sp->h[i - 1];
+  sp->nt = m;
+  free(o);
+  return 0;
+}
+
+static double surv_at(const surv_pred *sp, int set, const part *q, size_t i, double t) {
+  if (sp->deep && sp->deep->n_bins) {
+    const ts__surv_deep *d = sp->deep;
+    int K = d->n_bins;
+    const double *S = d->surv[set] + i * (size_t)K, *e = d->edges;
+    if (t < e[0]) return 1;
+    for (int k = 0; k < K; k++)
+      if (t < e[k + 1]) {
+        double s0 = k ? S[k - 1] : 1;
+        return s0 + (S[k] - s0) * (t - e[k]) / (e[k + 1] - e[k]);
+      }
+    return S[K - 1];
+  }
+  size_t lo = 0, hi = sp->nt; /* the last event time <= t */
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (sp->t[mid] <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  double h = lo ? sp->h[lo - 1] : 0;
+  return exp(-h * exp(q->risk[i] - sp->rmax));
+}
+
 /* A deep model (stages/survival_deep.c) on the fold: the patients' vectors (genomic for snn;
  * genomic + clinical for mmf_* and coattn), standardised with the training part's mean and SD
  * (a constant column: SD 1), then training and the three parts' risks. model.json gets the fit. */
@@ -739,6 +822,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   }
   ts__surv_deep deep;
   memset(&deep, 0, sizeof deep);
+  surv_pred spred = {0};
   float *omic = NULL;
   ts__surv_pt *pts = NULL;
   const ts__surv_pt **ptr = NULL;
@@ -827,6 +911,60 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
     if (ts_surv_auc_cd(&dte, te->risk, at, 3, auc) < 0) auc[0] = auc[1] = auc[2] = NAN;
     ts_error_clear();
   }
+  /* predicted survival: the calibration time (the median event time of the fold's patients, the
+   * same for every fold: they are all the study's patients) and the integrated Brier score over
+   * 10 times from the 10th to the 90th percentile of the training event times, cut below the
+   * test part's last follow-up (IPCW with the training part's censoring, ts_surv_brier) */
+  spred.deep = is_deep(model) && deep.n_bins ? &deep : NULL;
+  if (!spred.deep) TS_TRY(breslow(&spred, tr));
+  double t_cal = NAN, ibs = NAN, ib_times[10], bs[10], boot_lo = NAN, boot_hi = NAN, boot_sd = NAN;
+  int n_ib = 0;
+  {
+    size_t na = 0;
+    double *all = malloc(sizeof *all * (s.n + 1));
+    if (!all) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
+    for (int k = 0; k < 3; k++)
+      for (size_t i = 0; i < sets[k].n; i++)
+        if (sets[k].event[i]) all[na++] = sets[k].time[i];
+    qsort(all, na, sizeof *all, cmp_double);
+    t_cal = na ? quantile7(all, na, 0.5) : NAN;
+    free(all);
+  }
+  for (int k = 0; k < 3; k++)
+    for (size_t i = 0; i < sets[k].n; i++) sets[k].surv_cal[i] = isfinite(t_cal) ? surv_at(&spred, k, &sets[k], i, t_cal) : NAN;
+  if (ne >= 2 && te_events > 0) {
+    double *et = malloc(sizeof *et * (tr->n + 1)), tmax = 0;
+    size_t m2 = 0;
+    if (!et) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
+    for (size_t i = 0; i < tr->n; i++)
+      if (tr->event[i]) et[m2++] = tr->time[i];
+    qsort(et, m2, sizeof *et, cmp_double);
+    for (size_t i = 0; i < te->n; i++) tmax = te->time[i] > tmax ? te->time[i] : tmax;
+    double lo = quantile7(et, m2, 0.1), hi = quantile7(et, m2, 0.9);
+    free(et);
+    if (hi >= tmax) hi = tmax * (1 - 1e-9);
+    if (hi > lo) {
+      n_ib = 10;
+      for (int k = 0; k < n_ib; k++) ib_times[k] = lo + (hi - lo) * k / (n_ib - 1);
+      double *sv = malloc(sizeof *sv * (te->n * (size_t)n_ib + 1));
+      if (!sv) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
+      for (size_t i = 0; i < te->n; i++)
+        for (int k = 0; k < n_ib; k++) sv[i * (size_t)n_ib + (size_t)k] = surv_at(&spred, TS_SET_TEST, te, i, ib_times[k]);
+      for (int k = 0; k < n_ib; k++) bs[k] = NAN;
+      if (ts_surv_brier(&dte, sv, ib_times, (size_t)n_ib, &dtr, bs, &ibs) < 0) {
+        ts_unit_note(rec, "SURV_IBS_UNDEFINED: fold %d: %s", fold, ts_error_detail());
+        ibs = NAN;
+        ts_error_clear();
+      }
+      free(sv);
+    }
+    if (run->cfg->survival.bootstrap > 0 &&
+        ts_surv_concordance_boot(&dte, te->risk, (int)run->cfg->survival.bootstrap, (uint64_t)run->cfg->run.seed ^ ((uint64_t)fold << 32), 0.95, &boot_lo,
+                                 &boot_hi, &boot_sd) < 0) {
+      boot_lo = boot_hi = boot_sd = NAN;
+      ts_error_clear();
+    }
+  }
   /* risk groups: above the median of the TRAINING risks = high */
   double hr = NAN, hr_lo = NAN, hr_hi = NAN, lr_p = NAN;
   int n_high = 0;
@@ -886,11 +1024,14 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   js = NULL;
   if (rc < 0) goto out;
   if (!(m = open_memstream(&csv, &cl))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
-  fprintf(m, "patient_id,set,time,event,risk,group\n");
+  fprintf(m, "patient_id,set,time,event,risk,group,surv_at_tcal\n");
   for (int k = 0; k < 3; k++)
-    for (size_t i = 0; i < sets[k].n; i++)
-      fprintf(m, "%s,%s,%.17g,%d,%.17g,%s\n", sets[k].p[i]->id, ts_split_set_name(k), sets[k].time[i], sets[k].event[i], sets[k].risk[i],
+    for (size_t i = 0; i < sets[k].n; i++) {
+      fprintf(m, "%s,%s,%.17g,%d,%.17g,%s,", sets[k].p[i]->id, ts_split_set_name(k), sets[k].time[i], sets[k].event[i], sets[k].risk[i],
               sets[k].group[i] ? "high" : "low");
+      if (isfinite(sets[k].surv_cal[i])) fprintf(m, "%.17g", sets[k].surv_cal[i]);
+      fputc('\n', m);
+    }
   fclose(m);
   snprintf(rel, sizeof rel, "survival/%s/fold%d/risks.csv", model, fold);
   rc = ts__stage_write_output(run, rel, csv, cl, rec);
@@ -918,7 +1059,23 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   ts__stage_jnum(m, hc.c, "%.17g");
   fprintf(m, ", \"c_index_se\": ");
   ts__stage_jnum(m, hc.std_err, "%.17g");
-  fprintf(m, ", \"uno_c\": ");
+  fprintf(m, ", \"c_index_boot_ci95\": [");
+  ts__stage_jnum(m, boot_lo, "%.17g");
+  fprintf(m, ", ");
+  ts__stage_jnum(m, boot_hi, "%.17g");
+  fprintf(m, "], \"c_index_boot_sd\": ");
+  ts__stage_jnum(m, boot_sd, "%.17g");
+  fprintf(m, ", \"bootstrap\": %lld", (long long)run->cfg->survival.bootstrap);
+  fprintf(m, ",\n \"ibs\": ");
+  ts__stage_jnum(m, ibs, "%.17g");
+  fprintf(m, ", \"brier_times\": [");
+  for (int k = 0; k < n_ib; k++) fprintf(m, "%s", k ? ", " : ""), ts__stage_jnum(m, ib_times[k], "%.17g");
+  fprintf(m, "], \"brier\": [");
+  for (int k = 0; k < n_ib; k++) fprintf(m, "%s", k ? ", " : ""), ts__stage_jnum(m, bs[k], "%.17g");
+  fprintf(m, "], \"calibration_time\": ");
+  ts__stage_jnum(m, t_cal, "%.17g");
+  fprintf(m, ", \"survival_prediction\": \"%s\"", spred.deep ? "discrete-time bins (CDI interpolation)" : "Breslow baseline of the training part");
+  fprintf(m, ",\n \"uno_c\": ");
   ts__stage_jnum(m, uc.c, "%.17g");
   fprintf(m, ", \"uno_tau\": ");
   ts__stage_jnum(m, tau, "%.17g");
@@ -953,10 +1110,120 @@ out:
   study_clear(&s);
   ts__surv_deep_clear(&deep);
   free(omic), free(pts), free(ptr);
+  free(spred.t), free(spred.h);
   return rc;
 }
 
 /* ---- finish: the summary over folds ---- */
+
+/* Every fold's test patients together (their risks come from different folds' models: the
+ * pooled cross-validated C, each patient tested once), the pooled Harrell C with a percentile
+ * bootstrap CI, and the calibration at the calibration time: test patients in quintiles of
+ * predicted S(t_cal), per quintile the mean prediction and the Kaplan-Meier estimate at t_cal
+ * with its 95% CI. JSON members appended to fj. */
+static void pooled(const ts_run *run, const char *model, int folds, FILE *fj) {
+  size_t n = 0, cap = 0;
+  double *tm = NULL, *rk = NULL, *sv = NULL, t_cal = NAN;
+  int *ev = NULL;
+  for (int f = 0; f < folds; f++) {
+    char rel[512], path[TS_PATH_MAX];
+    snprintf(rel, sizeof rel, "survival/%s/fold%d/risks.csv", model, f);
+    ts_rec_table *t = NULL;
+    if (ts_run_path(run, rel, path, sizeof path) < 0 || !ts_io_exists(path) || ts_rec_table_open("risks", path, NULL, &t) < 0) {
+      ts_error_clear();
+      continue;
+    }
+    for (int64_t r = 0; r < t->nrows; r++) {
+      char **fl = NULL;
+      int nf = 0;
+      if (ts_rec_row_fields(t, r, &fl, &nf) < 0) {
+        ts_error_clear();
+        break;
+      }
+      if (nf >= 7 && !strcmp(fl[1], "test")) {
+        if (n == cap) {
+          cap = cap ? 2 * cap : 256;
+          double *a = realloc(tm, sizeof *a * cap), *b = a ? realloc(rk, sizeof *b * cap) : NULL, *c = b ? realloc(sv, sizeof *c * cap) : NULL;
+          int *e = c ? realloc(ev, sizeof *e * cap) : NULL;
+          if (a) tm = a;
+          if (b) rk = b;
+          if (c) sv = c;
+          if (e) ev = e;
+          if (!e) {
+            free(fl);
+            break;
+          }
+        }
+        tm[n] = strtod(fl[2], NULL), ev[n] = atoi(fl[3]), rk[n] = strtod(fl[4], NULL), sv[n] = fl[6][0] ? strtod(fl[6], NULL) : NAN;
+        n++;
+      }
+      free(fl);
+    }
+    ts_rec_table_free(&t);
+    ts_json mj;
+    snprintf(rel, sizeof rel, "survival/%s/fold%d/metrics.json", model, f);
+    if (!isfinite(t_cal) && ts__stage_read_json(run, rel, &mj) >= 0) t_cal = ts_json_num(&mj, "calibration_time"), ts_json_clear(&mj);
+  }
+  ts_surv_data d = {.n = n, .time = tm, .event = ev};
+  ts_concordance cc = {.c = NAN, .std_err = NAN};
+  double lo = NAN, hi = NAN, sd = NAN;
+  if (n >= 2 && ts_surv_concordance(&d, rk, TS_TIMEWT_N, INFINITY, &cc) >= 0 && run->cfg->survival.bootstrap > 0 &&
+      ts_surv_concordance_boot(&d, rk, (int)run->cfg->survival.bootstrap, (uint64_t)run->cfg->run.seed, 0.95, &lo, &hi, &sd) < 0)
+    lo = hi = sd = NAN;
+  ts_error_clear();
+  fprintf(fj, ",\n   \"pooled_test\": {\"n\": %zu, \"c_index\": ", n);
+  ts__stage_jnum(fj, cc.c, "%.17g");
+  fprintf(fj, ", \"c_index_se\": ");
+  ts__stage_jnum(fj, cc.std_err, "%.17g");
+  fprintf(fj, ", \"c_index_boot_ci95\": [");
+  ts__stage_jnum(fj, lo, "%.17g");
+  fprintf(fj, ", ");
+  ts__stage_jnum(fj, hi, "%.17g");
+  fprintf(fj, "], \"bootstrap\": %lld, \"calibration_time\": ", (long long)run->cfg->survival.bootstrap);
+  ts__stage_jnum(fj, t_cal, "%.17g");
+  fprintf(fj, ", \"calibration\": [");
+  /* quintiles of the prediction (ties stay together by sorting (pred, index)) */
+  size_t *o = malloc(sizeof *o * (n + 1)), nv = 0;
+  for (size_t i = 0; o && i < n; i++)
+    if (isfinite(sv[i])) o[nv++] = i;
+  for (size_t i = 1; o && i < nv; i++) /* insertion sort by prediction: pooled test parts are small */
+    for (size_t j = i; j > 0 && sv[o[j]] < sv[o[j - 1]]; j--) {
+      size_t x = o[j];
+      o[j] = o[j - 1], o[j - 1] = x;
+    }
+  int G = nv >= 25 ? 5 : nv >= 10 ? 3 : 0, w = 0;
+  for (int g = 0; g < G && isfinite(t_cal); g++) {
+    size_t a = nv * (size_t)g / (size_t)G, b = nv * (size_t)(g + 1) / (size_t)G, k = b - a;
+    double *gt = malloc(sizeof *gt * (k + 1)), mean = 0;
+    int *ge = malloc(sizeof *ge * (k + 1));
+    ts_km *km = NULL;
+    if (!gt || !ge) {
+      free(gt), free(ge);
+      break;
+    }
+    for (size_t i = 0; i < k; i++) gt[i] = tm[o[a + i]], ge[i] = ev[o[a + i]], mean += sv[o[a + i]] / (double)k;
+    double obs = NAN, olo = NAN, ohi = NAN;
+    if (ts_km_fit_new(&(ts_surv_data){.n = k, .time = gt, .event = ge}, 0.95, &km) >= 0 && km->ncurve == 1) {
+      const ts_km_curve *kc = &km->curve[0];
+      obs = 1, olo = 1, ohi = 1;
+      for (size_t i = 0; i < kc->len && kc->time[i] <= t_cal; i++) obs = kc->surv[i], olo = kc->lower[i], ohi = kc->upper[i];
+      double last = kc->len ? kc->time[kc->len - 1] : 0;
+      if (last < t_cal) obs = olo = ohi = NAN; /* follow-up ends before t_cal: not estimable */
+    }
+    ts_error_clear();
+    ts_km_free(&km);
+    fprintf(fj, "%s{\"group\": %d, \"n\": %zu, \"predicted\": %.17g, \"observed\": ", w++ ? ", " : "", g + 1, k, mean);
+    ts__stage_jnum(fj, obs, "%.17g");
+    fprintf(fj, ", \"observed_ci95\": [");
+    ts__stage_jnum(fj, olo, "%.17g");
+    fprintf(fj, ", ");
+    ts__stage_jnum(fj, ohi, "%.17g");
+    fprintf(fj, "]}");
+    free(gt), free(ge);
+  }
+  fprintf(fj, "]}");
+  free(o), free(tm), free(rk), free(sv), free(ev);
+}
 
 static int finish(const ts_run *run) {
   const ts_config *c = run->cfg;
@@ -967,8 +1234,8 @@ static int finish(const ts_run *run) {
   TS_CALL(ts_run_path(run, "survival/splits.csv", path, sizeof path));
   if (!ts_io_exists(path)) return 0; /* the plan stopped before splitting */
   int folds = (int)c->survival.folds;
-  static const char *const mk[] = {"c_index", "uno_c", "logrank_p", "hr_high_vs_low"};
-  enum { NK = 4 };
+  static const char *const mk[] = {"c_index", "uno_c", "ibs", "logrank_p", "hr_high_vs_low"};
+  enum { NK = 5, NMEAN = 3 };
   char *csv = NULL, *json = NULL;
   size_t cl = 0, jl = 0;
   FILE *fc = open_memstream(&csv, &cl), *fj = open_memstream(&json, &jl);
@@ -977,7 +1244,7 @@ static int finish(const ts_run *run) {
     if (fj) fclose(fj);
     return ts_error_set(TS_ENOMEM, "NO_MEMORY", "survival summary");
   }
-  fprintf(fc, "model,fold,c_index,uno_c,logrank_p,hr_high_vs_low\n");
+  fprintf(fc, "model,fold,c_index,uno_c,ibs,logrank_p,hr_high_vs_low\n");
   fprintf(fj, "{\"folds\": %d, \"models\": [", folds);
   for (int m = 0; m < n_models; m++) {
     double v[100][NK];
@@ -1004,7 +1271,7 @@ static int finish(const ts_run *run) {
       done++;
     }
     fprintf(fj, "], \"folds_done\": %d", done);
-    for (int k = 0; k < 2; k++) { /* C-indices: mean and sd over the folds where defined */
+    for (int k = 0; k < NMEAN; k++) { /* C-indices and IBS: mean and sd over the folds where defined */
       double s1 = 0, s2 = 0;
       int nn = 0;
       for (int f = 0; f < folds && f < 100; f++)
@@ -1018,6 +1285,7 @@ static int finish(const ts_run *run) {
       ts__stage_jnum(fj, nn > 1 ? sqrt(s2 / (nn - 1)) : NAN, "%.17g");
       fprintf(fj, ", \"%s_folds\": %d", mk[k], nn);
     }
+    pooled(run, models[m], folds, fj);
     fprintf(fj, "}");
   }
   fprintf(fj, "\n]}\n");
