@@ -207,7 +207,7 @@ static int read_view_fast(ts_slide *s, int level, int k, int W, uint8_t *rgb, bo
   double ds = ts_slide_level_downsample(s, level), mpp0 = ts_slide_mpp(s);
   const char *v = ts_slide_vendor(s);
   if (strcmp(v, "aperio") && strcmp(v, "generic-tiff")) return 0; /* no fast path: skip the open */
-  int T = k * (1024 / k > 0 ? 1024 / k : 1);
+  int T = k * (256 / k > 0 ? 256 / k : 1); /* one TIFF tile: small reader slots (page faults) */
   ts_reader_opts o;
   ts_reader_opts_default(&o);
   o.threads = 2;
@@ -399,12 +399,19 @@ static void morph_square(uint8_t *m, int w, int h, int size, int dilate, uint8_t
   for (int y = 0; y < h; y++) {
     const uint8_t *row = m + (size_t)y * w;
     uint8_t *o = tmp + (size_t)y * w;
-    int c = 0;
-    for (int x = 0; x < r1 && x < w; x++)
-      c += row[x] == hit;
-    for (int x = 0; x < w; x++) {
+    int c = 0, x = 0;
+    for (int i = 0; i < r1 && i < w; i++)
+      c += row[i] == hit;
+    for (; x < w && x <= r0; x++) { /* nothing leaves the window yet */
       if (x + r1 < w) c += row[x + r1] == hit;
-      if (x - r0 - 1 >= 0) c -= row[x - r0 - 1] == hit;
+      o[x] = c ? on : off;
+    }
+    for (; x + r1 < w; x++) { /* interior: one in, one out */
+      c += (row[x + r1] == hit) - (row[x - r0 - 1] == hit);
+      o[x] = c ? on : off;
+    }
+    for (; x < w; x++) { /* nothing enters any more */
+      c -= row[x - r0 - 1] == hit;
       o[x] = c ? on : off;
     }
   }
@@ -889,23 +896,48 @@ int ts_qc_png_to_tmp(const ts_mask *m, const int64_t *coords, int64_t n_tiles, d
       for (size_t i = 0; i < n; i++)
         memset(img + 3 * i, mk[i] ? 190 : 255, 3);
   }
-  for (int y = 0; y < h && f > 1; y++)
-    for (int x = 0; x < w; x++) {
-      uint32_t a[3] = {0, 0, 0}, t = 0, cnt = 0;
-      for (int yy = y * f; yy < (y + 1) * f && yy < mh; yy++)
-        for (int xx = x * f; xx < (x + 1) * f && xx < mw; xx++) {
-          size_t i = (size_t)yy * mw + xx;
-          int on = m->data[i] != 0;
-          t += (uint32_t)on;
-          cnt++;
-          for (int c = 0; c < 3; c++)
-            a[c] += m->thumb_rgb ? m->thumb_rgb[3 * i + c] : (on ? 190u : 255u);
+  /* f > 1: row sums over f mask rows, then f columns; the rounding division only at the edges
+   * (a whole block divides by f*f, by a shift when f*f is a power of two) */
+  uint32_t *acc = f > 1 ? calloc((size_t)mw * 4, sizeof *acc) : NULL;
+  if (f > 1 && !acc) {
+    ts__huge_free(img);
+    return ts_error_set(TS_ENOMEM, "ENOMEM", "ts_qc_png: %dx%d", w, h);
+  }
+  int ff = f * f, shift = (ff & (ff - 1)) == 0 ? __builtin_ctz((unsigned)ff) : -1;
+  for (int y = 0; y < h && f > 1; y++) {
+    memset(acc, 0, (size_t)mw * 4 * sizeof *acc);
+    int y1 = (y + 1) * f < mh ? (y + 1) * f : mh, nr = y1 - y * f;
+    for (int yy = y * f; yy < y1; yy++) {
+      const uint8_t *mr = m->data + (size_t)yy * mw, *tr = m->thumb_rgb ? m->thumb_rgb + (size_t)yy * mw * 3 : NULL;
+      for (int xx = 0; xx < mw; xx++) {
+        uint32_t on = mr[xx] != 0;
+        acc[4 * xx + 3] += on;
+        if (tr) {
+          acc[4 * xx] += tr[3 * xx];
+          acc[4 * xx + 1] += tr[3 * xx + 1];
+          acc[4 * xx + 2] += tr[3 * xx + 2];
+        } else {
+          uint32_t g = on ? 190u : 255u;
+          acc[4 * xx] += g;
+          acc[4 * xx + 1] += g;
+          acc[4 * xx + 2] += g;
         }
+      }
+    }
+    for (int x = 0; x < w; x++) {
+      int x1 = (x + 1) * f < mw ? (x + 1) * f : mw;
+      uint32_t a[4] = {0, 0, 0, 0};
+      for (int xx = x * f; xx < x1; xx++)
+        for (int c = 0; c < 4; c++)
+          a[c] += acc[4 * xx + c];
+      uint32_t cnt = (uint32_t)(nr * (x1 - x * f));
       size_t o = (size_t)y * w + x;
       for (int c = 0; c < 3; c++)
-        img[3 * o + c] = (uint8_t)((a[c] + cnt / 2) / cnt);
-      mk[o] = 2 * t >= cnt ? 1 : 0;
+        img[3 * o + c] = (uint8_t)(cnt == (uint32_t)ff && shift >= 0 ? (a[c] + cnt / 2) >> shift : (a[c] + cnt / 2) / cnt);
+      mk[o] = 2 * a[3] >= cnt ? 1 : 0;
     }
+  }
+  free(acc);
   double sx = m->scale_x * f, sy = m->scale_y * f;
   /* Tiles first, outline on top: the outline is the thing to check. */
   for (int64_t t = 0; t < n_tiles; t++) {
