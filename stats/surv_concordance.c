@@ -16,6 +16,7 @@
  * dfbeta_i = w_i ((I_C - I_D)/npair - somers/npair (I_C + I_D + I_T)), var(C) = sum dfbeta^2/4.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,8 +262,26 @@ int ts_surv_concordance(const ts_surv_data *d, const double *risk, int timewt, d
       }
       k = k1;
     }
+    /* the final death tree, queried once per row: by prefix sums when the ranks are few
+     * enough for one O(nr) pass (T.t is free now), else by the tree */
+    bool prefix = nr <= 4 * m;
+    if (prefix) {
+      double acc = 0;
+      for (size_t r = 0; r < nr; r++) {
+        T.t[r] = acc;
+        acc += D.eq[r];
+      }
+    }
     for (size_t k = 0; k < m; k++) {
-      fen_query(&D, c[k].rank, q);
+      if (prefix) {
+        size_t rk = c[k].rank;
+        q[0] = T.t[rk];
+        q[2] = D.eq[rk];
+        q[1] = D.tot - q[0] - q[2];
+        if (q[1] < 0) q[1] = 0;
+      } else {
+        fen_query(&D, c[k].rank, q);
+      }
       im[3 * k + 0] += q[1];
       im[3 * k + 1] += q[0];
       im[3 * k + 2] += q[2];

@@ -25,6 +25,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "surv_internal.h"
@@ -55,7 +56,7 @@ typedef struct work {
   double *eta;     /* n */
   double *risk;    /* n: w exp(eta - shift of the row's group) */
   double *gshift, *gh, *ge; /* ngroup: shift, hazard sums h_g and e_g (see cox_iter) */
-  double *a, *a2, *cmat, *cmat2; /* p, p, p*p, p*p scratch */
+  double *a, *a2, *cmat, *cmat2, *gram; /* p, p, p*p, p*p, p*p scratch */
   double *pen;     /* p: ridge * scale^2 (0 without ridge) */
 } work;
 
@@ -110,6 +111,40 @@ static void gram_add(size_t n, size_t p, const double *restrict x, const double 
   }
 }
 
+/* X' diag(c) X into C (zeroed here) in two halves of the rows, the second on a thread of its own
+ * when n is large; the halves are split and added the same way whether the thread starts or
+ * not, so the numbers do not depend on it. SCRATCH: p x p. */
+typedef struct gram_job {
+  size_t n, p;
+  const double *x, *c;
+  double *C;
+} gram_job;
+
+static void *gram_thread(void *arg) {
+  gram_job *j = arg;
+  gram_add(j->n, j->p, j->x, j->c, j->C);
+  return NULL;
+}
+
+#define GRAM_SPLIT_MIN 20000
+
+static void gram(size_t n, size_t p, const double *x, const double *c, double *C, double *scratch) {
+  memset(C, 0, p * p * sizeof(double));
+  if (n < GRAM_SPLIT_MIN) {
+    gram_add(n, p, x, c, C);
+    return;
+  }
+  size_t h = (n / 2) & ~(size_t)3;
+  memset(scratch, 0, p * p * sizeof(double));
+  gram_job j = {n - h, p, x + h * p, c + h, scratch};
+  pthread_t th;
+  bool threaded = pthread_create(&th, NULL, gram_thread, &j) == 0;
+  gram_add(h, p, x, c, C);
+  if (threaded) pthread_join(th, NULL);
+  else gram_thread(&j);
+  for (size_t i = 0; i < p * p; i++) C[i] += scratch[i];
+}
+
 /* C -= A U' + B V' (lower triangle and diagonal) */
 static void rank2_sub(size_t p, const double *A, const double *U, const double *B, const double *V,
                       double *C) {
@@ -140,17 +175,16 @@ static double cox_iter(work *w, const double *beta, double *u, double *imat, dou
   for (size_t i = 0; i < p; i++) u[i] = 0;
   if (imat)
     for (size_t i = 0; i < p * p; i++) imat[i] = 0;
-  for (size_t r = 0; r < n; r++) {
-    const double *xr = w->x + r * p;
-    double e = 0;
-    for (size_t j = 0; j < p; j++) e += beta[j] * xr[j];
-    w->eta[r] = e;
-  }
   for (size_t g = 0; g < w->ngroup; g++) {
     size_t r0 = w->gstart[g], r1 = w->gstart[g + 1];
-    double emax = w->eta[r0];
-    for (size_t r = r0 + 1; r < r1; r++)
-      if (w->eta[r] > emax) emax = w->eta[r];
+    double emax = -INFINITY;
+    for (size_t r = r0; r < r1; r++) { /* eta here: the group's rows stay in cache */
+      const double *xr = w->x + r * p;
+      double e = 0;
+      for (size_t j = 0; j < p; j++) e += beta[j] * xr[j];
+      w->eta[r] = e;
+      if (e > emax) emax = e;
+    }
     if (w->snew[g]) {
       denom = 0;
       shift = emax;
@@ -239,7 +273,11 @@ static double cox_iter(work *w, const double *beta, double *u, double *imat, dou
         w->risk[r] *= tn + (w->ev[r] ? w->ge[g] : w->gh[g]);
       T = w->gh[g] + tn;
     }
-    gram_add(n, p, w->x, w->risk, imat);
+    double *g1 = w->cmat2; /* p x p scratch */
+    double *G = w->gram;
+    gram(n, p, w->x, w->risk, G, g1);
+    for (size_t i = 0; i < p; i++)
+      for (size_t j = 0; j <= i; j++) imat[i * p + j] += G[i * p + j];
     for (size_t i = 0; i < p; i++)
       for (size_t j = 0; j < i; j++) imat[j * p + i] = imat[i * p + j];
   }
@@ -269,7 +307,7 @@ static int work_init(work *w, const ts_surv_data *d, const double *x, size_t p, 
   w->gstart = malloc((n + 1) * sizeof(size_t));
   w->snew = malloc(n + 1);
   w->eta = ts__big_alloc((2 * n + 3 * (n + 1)) * sizeof(double));
-  w->a = malloc((2 * p + 2 * p * p) * sizeof(double));
+  w->a = malloc((2 * p + 3 * p * p) * sizeof(double));
   w->pen = calloc(p, sizeof(double));
   w->idx = idx = malloc(n * sizeof(size_t));
   if (!w->x || !w->w || !w->ev || !w->gstart || !w->snew || !w->eta || !w->a || !w->pen || !idx)
@@ -281,6 +319,7 @@ static int work_init(work *w, const ts_surv_data *d, const double *x, size_t p, 
   w->a2 = w->a + p;
   w->cmat = w->a2 + p;
   w->cmat2 = w->cmat + p * p;
+  w->gram = w->cmat2 + p * p;
   TS_TRY(ts__surv_order_desc(d, idx));
   double wsum = 0;
   for (size_t j = 0; j < p; j++) means[j] = scale[j] = 0;

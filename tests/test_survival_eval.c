@@ -373,7 +373,8 @@ static void test_survival_eval_boot_matches_r(void) {
 
 /* n above the radix-sort threshold (1024), with tied times, strata and case weights: Harrell's C
  * against brute-force pair counting, and the Breslow Cox fit against the O(n^2) partial
- * likelihood written out (its log-likelihood equal, its score zero at the estimate). */
+ * likelihood written out (its log-likelihood equal, its score zero at the estimate); and at
+ * n = 24000 (the threaded Gram product) the information against differences of the score. */
 static void test_survival_eval_large_n_paths(void) {
   enum { N = 3000, P = 3 };
   double *time = malloc(N * sizeof *time), *w = malloc(N * sizeof *w), *x = malloc(N * P * sizeof *x),
@@ -438,6 +439,37 @@ static void test_survival_eval_large_n_paths(void) {
   for (int k = 0; k < P; k++) CHECK_ABS(u[k], 0, 1e-6, "large-n Breslow score at the estimate");
   ts_cox_fit_free(&f);
   free(eta);
+
+  /* n above the two-thread split of the information's Gram product (20000 rows), Efron ties:
+   * the information of ts_cox_loglik against central differences of its score */
+  enum { N2 = 24000 };
+  double *t2 = malloc(N2 * sizeof *t2), *x2 = malloc(N2 * P * sizeof *x2);
+  int *e2 = malloc(N2 * sizeof *e2);
+  CU_ASSERT_FATAL(t2 && x2 && e2);
+  for (int i = 0; i < N2; i++) {
+    for (int j = 0; j < P; j++) x2[i * P + j] = ts_test_rng_normal(&rs);
+    t2[i] = ceil(-log(ts_test_rng_unif(&rs)) * 50) / 10;
+    e2[i] = ts_test_rng_unif(&rs) < 0.7;
+  }
+  ts_surv_data d2 = {N2, t2, e2, NULL, NULL, NULL};
+  double beta[P] = {0.3, -0.2, 0.1}, info[P * P], up[P], um[P], ll2;
+  CU_ASSERT_EQUAL_FATAL(ts_cox_loglik(&d2, x2, P, TS_COX_EFRON, beta, &ll2, NULL, info), 0);
+  for (int j = 0; j < P; j++) {
+    const double h = 1e-5;
+    double bp[P], bm[P];
+    for (int k = 0; k < P; k++) bp[k] = bm[k] = beta[k];
+    bp[j] += h;
+    bm[j] -= h;
+    CU_ASSERT_EQUAL_FATAL(ts_cox_loglik(&d2, x2, P, TS_COX_EFRON, bp, &ll2, up, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(ts_cox_loglik(&d2, x2, P, TS_COX_EFRON, bm, &ll2, um, NULL), 0);
+    for (int k = 0; k < P; k++) {
+      double fd = -(up[k] - um[k]) / (2 * h);
+      CHECK_ABS(info[k * P + j], fd, 1e-5 * fabs(info[j * P + j]), "n = 24000 information vs FD of the score");
+    }
+  }
+  free(t2);
+  free(x2);
+  free(e2);
   free(time);
   free(w);
   free(x);
