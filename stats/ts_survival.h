@@ -254,8 +254,8 @@ int ts_surv_auc_cd(const ts_surv_data *d, const double *risk, const double *time
  * after its death), G(t) for one still at risk; at a time with deaths and censorings, the
  * deaths stay in G's risk set (survfit's reverse KM; sksurv's reverse KM takes them out first).
  * *ibs_out (may be NULL) = the trapezoidal integral of bs over [times[0], times[nt-1]] divided
- * by times[nt-1] - times[0]: sksurv's integrated_brier_score (pycox integrates the same way
- * with Simpson's rule). CENS: the data the censoring distribution is estimated on, the
+ * by times[nt-1] - times[0]: sksurv's integrated_brier_score (pycox divides by the span too
+ * but integrates by Simpson's rule). CENS: the data the censoring distribution is estimated on, the
  * training part of a fold (sksurv's survival_train convention), or NULL for TEST itself
  * (pycox's EvalSurv(censor_surv = "km") and pec's default). R's pec and riskRegression use
  * G(T_i-) and G(t) as here; sksurv and pycox evaluate G(T_i) for cases (different only where
