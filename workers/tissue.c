@@ -932,15 +932,25 @@ int ts_qc_png_to_tmp(const ts_mask *m, const int64_t *coords, int64_t n_tiles, d
     }
     for (int x = 0; x < w; x++) {
       int x1 = (x + 1) * f < mw ? (x + 1) * f : mw;
-      uint32_t a[4] = {0, 0, 0, 0};
-      for (int xx = x * f; xx < x1; xx++)
-        for (int c = 0; c < 4; c++)
-          a[c] += acc[4 * xx + c];
-      uint32_t cnt = (uint32_t)(nr * (x1 - x * f));
-      size_t o = (size_t)y * w + x;
-      for (int c = 0; c < 3; c++)
-        img[3 * o + c] = (uint8_t)(cnt == (uint32_t)ff && shift >= 0 ? (a[c] + cnt / 2) >> shift : (a[c] + cnt / 2) / cnt);
-      mk[o] = 2 * a[3] >= cnt ? 1 : 0;
+      uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0; /* scalars: an array here spilled to the stack */
+      for (const uint32_t *q = acc + 4 * (size_t)x * f, *e = acc + 4 * (size_t)x1; q < e; q += 4) {
+        a0 += q[0];
+        a1 += q[1];
+        a2 += q[2];
+        a3 += q[3];
+      }
+      uint32_t cnt = (uint32_t)(nr * (x1 - x * f)), half = cnt / 2;
+      uint8_t *px = img + 3 * ((size_t)y * w + x);
+      if (cnt == (uint32_t)ff && shift >= 0) {
+        px[0] = (uint8_t)((a0 + half) >> shift);
+        px[1] = (uint8_t)((a1 + half) >> shift);
+        px[2] = (uint8_t)((a2 + half) >> shift);
+      } else {
+        px[0] = (uint8_t)((a0 + half) / cnt);
+        px[1] = (uint8_t)((a1 + half) / cnt);
+        px[2] = (uint8_t)((a2 + half) / cnt);
+      }
+      mk[(size_t)y * w + x] = 2 * a3 >= cnt ? 1 : 0;
     }
   }
   free(acc);
