@@ -13,14 +13,34 @@
  * ledger (read API) says which folds failed or are pending, and the note a fold completed with
  * (SURV_C_UNDEFINED, SURV_HR_INFINITE, SURV_ONE_RISK_GROUP).
  *
- * What it shows, per model:
- *  - a table of the test-part figures per fold: Harrell's C (SE), Uno's C (tau), the AUC at the
- *    fold's three times (the quartiles of its training event times), the log-rank p, the HR
- *    high vs low [95% CI], the group sizes; then the mean ± sample sd over the folds where the
- *    figure is defined (recomputed here; the count when some fold lacks it);
+ * metrics.json also gives the percentile bootstrap CI of the test C (c_index_boot_ci95, _sd,
+ * bootstrap), the integrated Brier score (ibs over brier_times, brier at each), the calibration
+ * time and how S(t) was predicted. A deep model (amil, snn, mmf_*, coattn: its model.json has
+ * "arch", and no coefficients) adds curve.csv (epoch,train_loss,val_loss,val_c_index,best) and,
+ * for a pathology model, heatmaps.csv (patient_id,group,risk,slide_id: the highest- and
+ * lowest-risk test patients) with heatmaps/<slide>.png and <slide>.top.png. The pooled test
+ * figures (every fold's test patients together: Harrell's C with its bootstrap CI, the
+ * calibration groups) come from summary.json's models[i].pooled_test, at full precision: the
+ * stage's bootstrap draws cannot be redone here.
+ *
+ * What it shows: first the table a user quotes, model x metric: Harrell's C mean ± sd over the
+ * folds, the pooled test C [bootstrap 95% CI] (patients), Uno's C and the IBS mean ± sd, the
+ * folds done. Then per model:
+ *  - a table of the test-part figures per fold: Harrell's C (SE) [bootstrap CI], Uno's C (tau),
+ *    the AUC at the fold's three times (the quartiles of its training event times), the IBS,
+ *    the log-rank p, the HR high vs low [95% CI], the group sizes; then the mean ± sample sd
+ *    over the folds where the figure is defined (recomputed here; the count when some fold
+ *    lacks it);
  *  - the Kaplan-Meier curves of the high and low risk test groups, one small inline SVG per
  *    fold (not pooled: each fold has its own risk cut), step curves with the 95% CI band of
  *    km.csv shaded and censorings ticked, annotated with the fold's log-rank p and HR;
+ *  - the calibration of the pooled test patients at t_cal: an inline SVG of the mean predicted
+ *    S(t_cal) per quintile against its Kaplan-Meier estimate with the 95% CI as bars, the
+ *    diagonal, and the same as a table (a group whose follow-up ends before t_cal: "—");
+ *  - deep models: the training curves (train and validation loss per epoch, the folds overlaid
+ *    in one SVG, each fold's best epoch marked), and the heatmaps of the highest- and lowest-
+ *    risk test patients per fold as thumbnails linking the stage's PNGs, with patient, group
+ *    and risk;
  *  - the coefficients of every model whose model.json gives them with standard errors (an
  *    unpenalised Cox fit: cox_clinical; a penalised model's list of selected coefficients is in
  *    report.json only): per covariate and fold the HR [95% CI] and p, and over the folds the
@@ -48,9 +68,9 @@
 #define UNDEF "—"       /* an undefined figure on the page */
 
 /* The figures averaged over folds: report.json key (with _mean, _sd, _folds), format. */
-enum { S_C, S_UNO, S_AUC0, S_AUC1, S_AUC2, S_LR, S_HR, N_STAT };
-static const char *const stat_key[N_STAT] = {"c_index", "uno_c", NULL, NULL, NULL, "logrank_p", "hr_high_vs_low"};
-static const char *const stat_fmt[N_STAT] = {"%.3f", "%.3f", "%.3f", "%.3f", "%.3f", "%.3g", "%.2f"};
+enum { S_C, S_UNO, S_AUC0, S_AUC1, S_AUC2, S_IBS, S_LR, S_HR, N_STAT };
+static const char *const stat_key[N_STAT] = {"c_index", "uno_c", NULL, NULL, NULL, "ibs", "logrank_p", "hr_high_vs_low"};
+static const char *const stat_fmt[N_STAT] = {"%.3f", "%.3f", "%.3f", "%.3f", "%.3f", "%.3f", "%.3g", "%.2f"};
 static const char *const group_name[2] = {"high", "low"};
 static const char *const group_col[2] = {"#b42318", "#4f7cc3"};
 
@@ -63,6 +83,25 @@ typedef struct coef {
   char *name;
   double coef, se, hr, lo, hi, p;
 } coef;
+
+#define N_BRIER 32 /* Brier times per fold kept (the stage writes 10) */
+
+typedef struct sepoch {
+  int64_t epoch;
+  double train_loss, val_loss, val_c;
+  int best; /* 1: the validation loss improved (the weights kept then) */
+} sepoch;
+
+typedef struct sheat {
+  char *patient, *group, *slide;
+  double risk;
+  char png[600], top[600]; /* run-relative, "" when the file is not there */
+} sheat;
+
+typedef struct scal { /* one calibration group of the pooled test patients */
+  int64_t group, n;
+  double predicted, observed, lo, hi;
+} scal;
 
 typedef struct sfold {
   int fold;
@@ -77,6 +116,23 @@ typedef struct sfold {
   coef *coef;
   bool coef_se;            /* some coefficient has a standard error (an unpenalised fit) */
   char *warning;           /* the fit's warning, NULL none */
+  /* predicted survival (metrics.json) */
+  double boot_lo, boot_hi, boot_sd, ibs, t_cal;
+  int64_t bootstrap;       /* resamples, -1 unknown */
+  int n_brier;
+  double brier_t[N_BRIER], brier[N_BRIER];
+  char *spred;             /* how S(t) was predicted, NULL unknown */
+  /* a deep model (model.json has "arch"): its training, curve.csv, heatmaps.csv */
+  bool deep;
+  char arch[32], loss[16], inputs[64];
+  int64_t weights, epochs_run, best_epoch; /* -1 unknown */
+  double best_val_loss;
+  bool have_curve;
+  int n_ep;
+  sepoch *ep;
+  bool have_heat;
+  int n_heat;
+  sheat *heat;
 } sfold;
 
 typedef struct coef_sum {
@@ -93,6 +149,13 @@ typedef struct smodel {
   int nfin[N_STAT];
   int n_cs;
   coef_sum *cs;
+  bool deep;               /* some fold is of a deep model */
+  /* summary.json's pooled_test: every fold's test patients together */
+  bool have_pooled;
+  int64_t p_n, p_boot;
+  double p_c, p_se, p_lo, p_hi, p_tcal;
+  int n_cal;
+  scal *cal;
 } smodel;
 
 typedef struct sexcl {
@@ -120,9 +183,14 @@ static void surv_release(void *data) {
       for (int c = 0; c < f->n_coef; c++) free(f->coef[c].name);
       free(f->coef);
       free(f->warning);
+      free(f->spred);
+      free(f->ep);
+      for (int h = 0; h < f->n_heat; h++) free(f->heat[h].patient), free(f->heat[h].group), free(f->heat[h].slide);
+      free(f->heat);
     }
     free(m->f);
     free(m->cs);
+    free(m->cal);
   }
   free(d->m);
   for (size_t i = 0; i < d->n_ex; i++) {
@@ -175,6 +243,20 @@ static void read_metrics(const ts_report *r, const char *model, sfold *f) {
   f->hr = ts_json_num(&j, "hr_high_vs_low");
   f->hr_lo = ts_json_num_at(&j, "hr_ci95", 0);
   f->hr_hi = ts_json_num_at(&j, "hr_ci95", 1);
+  f->boot_lo = ts_json_num_at(&j, "c_index_boot_ci95", 0);
+  f->boot_hi = ts_json_num_at(&j, "c_index_boot_ci95", 1);
+  f->boot_sd = ts_json_num(&j, "c_index_boot_sd");
+  f->bootstrap = ts_json_count(&j, "bootstrap");
+  f->ibs = ts_json_num(&j, "ibs");
+  f->t_cal = ts_json_num(&j, "calibration_time");
+  const ts_json *bt = ts_json_get(&j, "brier_times");
+  if (bt && bt->type == TS_JARR)
+    for (int k = 0; k < bt->n && f->n_brier < N_BRIER; k++) {
+      f->brier_t[f->n_brier] = ts_json_num_at(&j, "brier_times", k);
+      f->brier[f->n_brier++] = ts_json_num_at(&j, "brier", k);
+    }
+  const char *sp = ts_json_str(&j, "survival_prediction");
+  if (sp) f->spred = strdup(sp); /* NULL on no memory: shown as unknown */
   ts_json_clear(&j);
   free(text);
 }
@@ -242,6 +324,18 @@ static int read_model(const ts_report *r, const char *model, sfold *f) {
   f->have_model = true;
   const char *w = ts_json_str(&j, "warning");
   if (w && w[0] && !(f->warning = strdup(w))) rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "report survival: model.json");
+  const char *arch = ts_json_str(&j, "arch"); /* a deep model: its training, no coefficients */
+  if (arch) {
+    f->deep = true;
+    snprintf(f->arch, sizeof f->arch, "%s", arch);
+    const char *loss = ts_json_str(&j, "loss"), *in = ts_json_str(&j, "inputs");
+    snprintf(f->loss, sizeof f->loss, "%s", loss ? loss : "");
+    snprintf(f->inputs, sizeof f->inputs, "%s", in ? in : "");
+    f->weights = ts_json_count(&j, "weights");
+    f->epochs_run = ts_json_count(&j, "epochs_run");
+    f->best_epoch = ts_json_count(&j, "best_epoch");
+    f->best_val_loss = ts_json_num(&j, "best_val_loss");
+  }
   const ts_json *cs = ts_json_get(&j, "coefficients");
   if (rc == 0 && cs && cs->type == TS_JARR && cs->n > 0) {
     if (!(f->coef = calloc((size_t)cs->n, sizeof *f->coef))) rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "report survival: model.json");
@@ -266,6 +360,121 @@ static int read_model(const ts_report *r, const char *model, sfold *f) {
   }
   ts_json_clear(&j);
   return rc;
+}
+
+/* curve.csv of a deep model: epoch,train_loss,val_loss,val_c_index,best (empty: undefined). */
+static int read_curve(const ts_report *r, const char *model, sfold *f) {
+  char rel[512];
+  snprintf(rel, sizeof rel, "survival/%s/fold%d/curve.csv", model, f->fold);
+  char *text = ts_report_read_text(r, rel);
+  if (!text) return 0;
+  size_t lines = 1;
+  for (const char *p = text; *p; p++) lines += *p == '\n';
+  if (!(f->ep = calloc(lines, sizeof *f->ep))) {
+    free(text);
+    return ts_error_set(TS_ENOMEM, "NO_MEMORY", "report survival: curve.csv");
+  }
+  char *save = NULL;
+  bool header = true;
+  for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    char *c[8];
+    int nf = ts_report_csv_split(line, c, 8);
+    if (header) {
+      header = false;
+      if (nf != 5 || strcmp(c[0], "epoch") || strcmp(c[2], "val_loss")) break;
+      f->have_curve = true;
+      continue;
+    }
+    double e = csv_num(c[0]);
+    if (nf != 5 || !isfinite(e)) continue;
+    sepoch *q = &f->ep[f->n_ep++];
+    q->epoch = (int64_t)e;
+    q->train_loss = csv_num(c[1]);
+    q->val_loss = csv_num(c[2]);
+    q->val_c = csv_num(c[3]);
+    q->best = !strcmp(c[4], "1");
+  }
+  free(text);
+  return 0;
+}
+
+/* heatmaps.csv of a pathology model: patient_id,group,risk,slide_id (one row per slide of the
+ * highest- and lowest-risk test patients), with heatmaps/<slide>.png and .top.png when there. */
+static int read_heat(const ts_report *r, const char *model, sfold *f) {
+  char rel[600];
+  snprintf(rel, sizeof rel, "survival/%s/fold%d/heatmaps.csv", model, f->fold);
+  char *text = ts_report_read_text(r, rel);
+  if (!text) return 0;
+  size_t lines = 1;
+  for (const char *p = text; *p; p++) lines += *p == '\n';
+  if (!(f->heat = calloc(lines, sizeof *f->heat))) {
+    free(text);
+    return ts_error_set(TS_ENOMEM, "NO_MEMORY", "report survival: heatmaps.csv");
+  }
+  int rc = 0;
+  char *save = NULL;
+  bool header = true;
+  for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    char *c[6];
+    int nf = ts_report_csv_split(line, c, 6);
+    if (header) {
+      header = false;
+      if (nf != 4 || strcmp(c[0], "patient_id") || strcmp(c[3], "slide_id")) break;
+      f->have_heat = true;
+      continue;
+    }
+    if (nf != 4 || !ts_id_is_safe(c[3])) continue;
+    sheat *h = &f->heat[f->n_heat];
+    h->patient = strdup(c[0]);
+    h->group = strdup(c[1]);
+    h->slide = strdup(c[3]);
+    if (!h->patient || !h->group || !h->slide) {
+      free(h->patient), free(h->group), free(h->slide);
+      rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "report survival: heatmaps.csv");
+      break;
+    }
+    f->n_heat++;
+    h->risk = csv_num(c[2]);
+    snprintf(rel, sizeof rel, "survival/%s/fold%d/heatmaps/%s.png", model, f->fold, h->slide);
+    if (ts_report_exists(r, rel)) snprintf(h->png, sizeof h->png, "%s", rel);
+    snprintf(rel, sizeof rel, "survival/%s/fold%d/heatmaps/%s.top.png", model, f->fold, h->slide);
+    if (ts_report_exists(r, rel)) snprintf(h->top, sizeof h->top, "%s", rel);
+  }
+  free(text);
+  return rc;
+}
+
+/* summary.json models[i].pooled_test: {n, c_index, c_index_se, c_index_boot_ci95, bootstrap,
+ * calibration_time, calibration: [{group, n, predicted, observed, observed_ci95}]}. The pooled
+ * figures come from the summary (the stage's bootstrap cannot be redrawn here), at %.17g. */
+static int read_pooled(const ts_json *mj, smodel *m) {
+  const ts_json *p = ts_json_get(mj, "pooled_test");
+  m->p_n = m->p_boot = -1;
+  m->p_c = m->p_se = m->p_lo = m->p_hi = m->p_tcal = NAN;
+  if (!p || p->type != TS_JOBJ) return 0;
+  m->have_pooled = true;
+  m->p_n = ts_json_count(p, "n");
+  m->p_boot = ts_json_count(p, "bootstrap");
+  m->p_c = ts_json_num(p, "c_index");
+  m->p_se = ts_json_num(p, "c_index_se");
+  m->p_lo = ts_json_num_at(p, "c_index_boot_ci95", 0);
+  m->p_hi = ts_json_num_at(p, "c_index_boot_ci95", 1);
+  m->p_tcal = ts_json_num(p, "calibration_time");
+  const ts_json *cal = ts_json_get(p, "calibration");
+  if (!cal || cal->type != TS_JARR || cal->n == 0) return 0;
+  if (!(m->cal = calloc((size_t)cal->n, sizeof *m->cal))) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "report survival: calibration");
+  for (int i = 0; i < cal->n; i++) {
+    const ts_json *e = &cal->kids[i];
+    if (e->type != TS_JOBJ) continue;
+    scal *c = &m->cal[m->n_cal++];
+    c->group = ts_json_count(e, "group");
+    c->n = ts_json_count(e, "n");
+    c->predicted = ts_json_num(e, "predicted");
+    c->observed = ts_json_num(e, "observed");
+    c->lo = ts_json_num_at(e, "observed_ci95", 0);
+    c->hi = ts_json_num_at(e, "observed_ci95", 1);
+  }
+  return 0;
 }
 
 /* splits.csv (fold,set,patient_id,time,event,stratum): each patient once per fold; fold 0's
@@ -355,6 +564,7 @@ static double fold_stat(const sfold *f, int k) {
   case S_AUC0:
   case S_AUC1:
   case S_AUC2: return f->auc[k - S_AUC0];
+  case S_IBS: return f->ibs;
   case S_LR: return f->lr_p;
   default: return f->hr;
   }
@@ -441,6 +651,8 @@ static int surv_load(const ts_report *r, void **data_out) {
       f->fold = k;
       f->n_train = f->n_val = f->n_test = f->test_events = f->n_high = f->n_low = -1;
       f->c = f->c_se = f->uno = f->tau = f->cut = f->lr_p = f->hr = f->hr_lo = f->hr_hi = NAN;
+      f->boot_lo = f->boot_hi = f->boot_sd = f->ibs = f->t_cal = f->best_val_loss = NAN;
+      f->bootstrap = f->weights = f->epochs_run = f->best_epoch = -1;
       for (int q = 0; q < N_AUC; q++) f->at[q] = f->auc[q] = NAN;
       char unit[128];
       snprintf(unit, sizeof unit, "%s:fold%d", m->name, k);
@@ -449,6 +661,9 @@ static int surv_load(const ts_report *r, void **data_out) {
       if (f->have) {
         TS_TRY(read_km(r, m->name, f));
         TS_TRY(read_model(r, m->name, f));
+        TS_TRY(read_curve(r, m->name, f));
+        TS_TRY(read_heat(r, m->name, f));
+        m->deep |= f->deep || f->have_curve;
       }
       bool failed = f->u && !strcmp(f->u->state, "failed");
       m->folds_done += f->have && !failed;
@@ -456,6 +671,7 @@ static int surv_load(const ts_report *r, void **data_out) {
       m->folds_pending += !f->have && !failed;
     }
     TS_TRY(summarise(d, m));
+    TS_TRY(read_pooled(&models->kids[i], m));
   }
   read_study(r, d);
   TS_TRY(read_excluded(r, d));
@@ -501,6 +717,14 @@ static void fold_json(ts_report_out *o, const sfold *f) {
   ts_report_json_num(o, "logrank_p", f->lr_p);
   ts_report_json_num(o, "hr_high_vs_low", f->hr);
   ts_report_json_pair(o, "hr_ci95", f->hr_lo, f->hr_hi);
+  ts_report_json_pair(o, "c_index_boot_ci95", f->boot_lo, f->boot_hi);
+  ts_report_json_num(o, "c_index_boot_sd", f->boot_sd);
+  ts_report_json_count(o, "bootstrap", f->bootstrap);
+  ts_report_json_num(o, "ibs", f->ibs);
+  ts_report_json_nums(o, "brier_times", f->brier_t, (size_t)f->n_brier);
+  ts_report_json_nums(o, "brier", f->brier, (size_t)f->n_brier);
+  ts_report_json_num(o, "calibration_time", f->t_cal);
+  ts_report_json_str(o, "survival_prediction", f->spred);
   ts_report_json_num(o, "seconds", f->u ? f->u->seconds : NAN); /* performance (compare) */
   if (!f->have_km) {
     ts_report_json_null(o, "km");
@@ -537,6 +761,54 @@ static void fold_json(ts_report_out *o, const sfold *f) {
     ts_report_json_end(o);
   }
   ts_report_json_str(o, "fit_warning", f->warning);
+  if (!f->deep) {
+    ts_report_json_null(o, "training");
+  } else {
+    ts_report_json_object(o, "training");
+    ts_report_json_str(o, "arch", f->arch);
+    ts_report_json_str(o, "inputs", f->inputs[0] ? f->inputs : NULL);
+    ts_report_json_str(o, "loss", f->loss[0] ? f->loss : NULL);
+    ts_report_json_count(o, "weights", f->weights);
+    ts_report_json_count(o, "epochs_run", f->epochs_run);
+    ts_report_json_count(o, "best_epoch", f->best_epoch);
+    ts_report_json_num(o, "best_val_loss", f->best_val_loss);
+    ts_report_json_end(o);
+  }
+  if (!f->have_curve) {
+    ts_report_json_null(o, "curve");
+  } else {
+    ts_report_json_object(o, "curve");
+    ts_report_json_array(o, "epoch");
+    for (int i = 0; i < f->n_ep; i++) ts_report_json_int(o, NULL, f->ep[i].epoch);
+    ts_report_json_end(o);
+    const char *ck[3] = {"train_loss", "val_loss", "val_c_index"};
+    for (int k = 0; k < 3; k++) {
+      ts_report_json_array(o, ck[k]);
+      for (int i = 0; i < f->n_ep; i++) ts_report_json_num(o, NULL, k == 0 ? f->ep[i].train_loss : k == 1 ? f->ep[i].val_loss : f->ep[i].val_c);
+      ts_report_json_end(o);
+    }
+    ts_report_json_array(o, "best");
+    for (int i = 0; i < f->n_ep; i++) ts_report_json_bool(o, NULL, f->ep[i].best);
+    ts_report_json_end(o);
+    ts_report_json_end(o);
+  }
+  if (!f->have_heat) {
+    ts_report_json_null(o, "heatmaps");
+  } else {
+    ts_report_json_array(o, "heatmaps");
+    for (int i = 0; i < f->n_heat; i++) {
+      const sheat *h = &f->heat[i];
+      ts_report_json_object(o, NULL);
+      ts_report_json_str(o, "patient_id", h->patient);
+      ts_report_json_str(o, "group", h->group);
+      ts_report_json_num(o, "risk", h->risk);
+      ts_report_json_str(o, "slide_id", h->slide);
+      ts_report_json_str(o, "heatmap", h->png[0] ? h->png : NULL);
+      ts_report_json_str(o, "top_tiles", h->top[0] ? h->top : NULL);
+      ts_report_json_end(o);
+    }
+    ts_report_json_end(o);
+  }
   ts_report_json_end(o);
 }
 
@@ -570,6 +842,31 @@ static int surv_json(const ts_report *r, const void *data, ts_report_out *o) {
     ts_report_json_array(o, "auc_folds");
     for (int k = 0; k < N_AUC; k++) ts_report_json_int(o, NULL, m->nfin[S_AUC0 + k]);
     ts_report_json_end(o);
+    ts_report_json_bool(o, "deep", m->deep);
+    if (!m->have_pooled) {
+      ts_report_json_null(o, "pooled_test");
+    } else {
+      ts_report_json_object(o, "pooled_test");
+      ts_report_json_count(o, "n", m->p_n);
+      ts_report_json_num(o, "c_index", m->p_c);
+      ts_report_json_num(o, "c_index_se", m->p_se);
+      ts_report_json_pair(o, "c_index_boot_ci95", m->p_lo, m->p_hi);
+      ts_report_json_count(o, "bootstrap", m->p_boot);
+      ts_report_json_num(o, "calibration_time", m->p_tcal);
+      ts_report_json_array(o, "calibration");
+      for (int g = 0; g < m->n_cal; g++) {
+        const scal *c = &m->cal[g];
+        ts_report_json_object(o, NULL);
+        ts_report_json_count(o, "group", c->group);
+        ts_report_json_count(o, "n", c->n);
+        ts_report_json_num(o, "predicted", c->predicted);
+        ts_report_json_num(o, "observed", c->observed);
+        ts_report_json_pair(o, "observed_ci95", c->lo, c->hi);
+        ts_report_json_end(o);
+      }
+      ts_report_json_end(o);
+      ts_report_json_end(o);
+    }
     ts_report_json_array(o, "coefficients_mean");
     for (int c = 0; c < m->n_cs; c++) {
       const coef_sum *s = &m->cs[c];
@@ -609,6 +906,18 @@ static void num(ts_report_out *o, const char *fmt, double v) {
   else
     ts_report_html(o, UNDEF);
 }
+/* "[0.61, 0.78]", "[—]" when undefined. */
+static void ci(ts_report_out *o, const char *fmt, double lo, double hi) {
+  if (isfinite(lo) && isfinite(hi)) {
+    ts_report_html(o, "[");
+    ts_report_html(o, fmt, lo);
+    ts_report_html(o, ", ");
+    ts_report_html(o, fmt, hi);
+    ts_report_html(o, "]");
+  } else {
+    ts_report_html(o, "[" UNDEF "]");
+  }
+}
 /* "2.31 [1.10, 4.85]", the interval "[—]" when undefined, UNDEF without an estimate. */
 static void est_ci(ts_report_out *o, const char *fmt, double v, double lo, double hi) {
   if (!isfinite(v)) {
@@ -627,12 +936,21 @@ static void est_ci(ts_report_out *o, const char *fmt, double v, double lo, doubl
   }
 }
 static void cell_begin(ts_report_out *o, const char *key) { ts_report_html(o, "<td class=\"n\" data-k=\"%s\">", key); }
+/* "0.712 ± 0.031", with " (2 folds)" when some done fold lacks the figure; UNDEF without one. */
+static void mean_sd_text(ts_report_out *o, const smodel *m, int k) {
+  num(o, stat_fmt[k], m->mean[k]);
+  if (isfinite(m->mean[k]) && isfinite(m->sd[k])) {
+    ts_report_html(o, " ± ");
+    ts_report_html(o, stat_fmt[k], m->sd[k]);
+  }
+  if (isfinite(m->mean[k]) && m->nfin[k] < m->folds_done) ts_report_html(o, " <small>(%d folds)</small>", m->nfin[k]);
+}
 
 static void metrics_table(ts_report_out *o, const surv_data *d, const smodel *m) {
   ts_report_html(o,
                  "<table class=\"survtab\" id=\"survival-metrics-%s\"><tr><th>fold</th><th>status</th>"
-                 "<th>train / val / test patients (test events)</th><th>Harrell's C (SE)</th><th>Uno's C (τ)</th>"
-                 "<th>AUC(t<sub>25</sub>)</th><th>AUC(t<sub>50</sub>)</th><th>AUC(t<sub>75</sub>)</th>"
+                 "<th>train / val / test patients (test events)</th><th>Harrell's C (SE) [bootstrap 95%% CI]</th><th>Uno's C (τ)</th>"
+                 "<th>AUC(t<sub>25</sub>)</th><th>AUC(t<sub>50</sub>)</th><th>AUC(t<sub>75</sub>)</th><th>IBS</th>"
                  "<th>log-rank p</th><th>HR high vs low [95%% CI]</th><th>high / low</th><th>note</th></tr>\n",
                  m->name);
   for (int k = 0; k < d->folds; k++) {
@@ -659,7 +977,8 @@ static void metrics_table(ts_report_out *o, const surv_data *d, const smodel *m)
     if (isfinite(f->c)) {
       ts_report_html(o, " (");
       num(o, "%.3f", f->c_se);
-      ts_report_html(o, ")");
+      ts_report_html(o, ") ");
+      ci(o, "%.3f", f->boot_lo, f->boot_hi);
     }
     ts_report_html(o, "</td>");
     cell_begin(o, "uno_c");
@@ -676,6 +995,9 @@ static void metrics_table(ts_report_out *o, const surv_data *d, const smodel *m)
       num(o, "%.4g", f->at[q]);
       ts_report_html(o, ")</small></td>");
     }
+    cell_begin(o, "ibs");
+    num(o, "%.3f", f->ibs);
+    ts_report_html(o, "</td>");
     cell_begin(o, "logrank_p");
     num(o, "%.3g", f->lr_p);
     ts_report_html(o, "</td>");
@@ -704,18 +1026,279 @@ static void metrics_table(ts_report_out *o, const surv_data *d, const smodel *m)
   ts_report_html(o, "%d of %d folds done", m->folds_done, d->folds);
   if (m->folds_failed) ts_report_html(o, " <span class=\"bad\">(%d failed)</span>", m->folds_failed);
   ts_report_html(o, "</td>");
-  static const char *const key[N_STAT] = {"c_index", "uno_c", "auc0", "auc1", "auc2", "logrank_p", "hr_high_vs_low"};
+  static const char *const key[N_STAT] = {"c_index", "uno_c", "auc0", "auc1", "auc2", "ibs", "logrank_p", "hr_high_vs_low"};
   for (int k = 0; k < N_STAT; k++) {
     cell_begin(o, key[k]);
-    num(o, stat_fmt[k], m->mean[k]);
-    if (isfinite(m->mean[k]) && isfinite(m->sd[k])) {
-      ts_report_html(o, " ± ");
-      ts_report_html(o, stat_fmt[k], m->sd[k]);
-    }
-    if (isfinite(m->mean[k]) && m->nfin[k] < m->folds_done) ts_report_html(o, " <small>(%d folds)</small>", m->nfin[k]);
+    mean_sd_text(o, m, k);
     ts_report_html(o, "</td>");
   }
   ts_report_html(o, "<td></td><td></td></tr>\n</table>\n");
+}
+
+/* The table a user quotes, model x metric: Harrell's C over the folds, the pooled test C with
+ * its bootstrap CI, Uno's C, the IBS, the folds done. */
+static void summary_table(ts_report_out *o, const surv_data *d) {
+  ts_report_html(o,
+                 "<table class=\"survtab\" id=\"survival-summary\"><tr><th>model</th><th>Harrell's C, mean ± sd over "
+                 "folds</th><th>pooled test C [bootstrap 95%% CI] (patients)</th><th>Uno's C, mean ± sd</th><th>IBS, mean "
+                 "± sd (lower is better)</th><th>folds done</th></tr>\n");
+  for (int i = 0; i < d->n_models; i++) {
+    const smodel *m = &d->m[i];
+    ts_report_html(o, "<tr id=\"survival-summary-%s\"><td><a href=\"#survival-model-%s\">%s</a></td>", m->name, m->name, m->name);
+    cell_begin(o, "c_index");
+    mean_sd_text(o, m, S_C);
+    ts_report_html(o, "</td>");
+    cell_begin(o, "pooled_c");
+    if (isfinite(m->p_c)) {
+      ts_report_html(o, "%.3f ", m->p_c);
+      ci(o, "%.3f", m->p_lo, m->p_hi);
+    } else {
+      ts_report_html(o, UNDEF);
+    }
+    if (m->p_n >= 0) ts_report_html(o, " (%lld)", (long long)m->p_n);
+    ts_report_html(o, "</td>");
+    cell_begin(o, "uno_c");
+    mean_sd_text(o, m, S_UNO);
+    ts_report_html(o, "</td>");
+    cell_begin(o, "ibs");
+    mean_sd_text(o, m, S_IBS);
+    ts_report_html(o, "</td>");
+    cell_begin(o, "folds");
+    ts_report_html(o, "%d of %d", m->folds_done, d->folds);
+    if (m->folds_failed) ts_report_html(o, " <span class=\"bad\">(%d failed)</span>", m->folds_failed);
+    ts_report_html(o, "</td></tr>\n");
+  }
+  int64_t boot = -1;
+  for (int i = 0; i < d->n_models && boot < 0; i++) boot = d->m[i].p_boot;
+  ts_report_html(o,
+                 "</table>\n<p><small>Harrell's, Uno's C and the integrated Brier score (IPCW, over ten times between "
+                 "the 10th and 90th percentiles of the fold's training event times) are of each fold's test patients; "
+                 "mean ± sample sd over the folds where defined. Pooled: every fold's test patients together, each "
+                 "tested once by its fold's model, Harrell's C with a percentile bootstrap CI over the patients");
+  if (boot > 0) ts_report_html(o, " (%lld resamples)", (long long)boot);
+  ts_report_html(o, ".</small></p>\n");
+}
+
+static const char *const fold_col[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
+#define N_FOLD_COL (int)(sizeof fold_col / sizeof fold_col[0])
+
+/* Calibration of the pooled test patients at t_cal: per group (quintiles of predicted S(t_cal))
+ * the mean prediction against the Kaplan-Meier estimate with its 95% CI, and the diagonal. */
+static void calibration(ts_report_out *o, const surv_data *d, const smodel *m) {
+  if (!m->have_pooled) return;
+  const char *spred = NULL;
+  for (int k = 0; k < d->folds && !spred; k++) spred = m->f[k].spred;
+  ts_report_html(o, "<h4>Calibration at t = ");
+  num(o, "%.4g", m->p_tcal);
+  ts_report_html(o, "</h4>\n");
+  if (!m->n_cal) {
+    ts_report_html(o, "<p id=\"survival-cal-%s-none\">No calibration: too few pooled test patients with a predicted S(t) "
+                      "(or no calibration time).</p>\n", m->name);
+    return;
+  }
+  const int S = 200, x0 = 48, y0 = 24, W = x0 + S + 16, H = y0 + S + 44;
+#define PX(v) (x0 + S * (v))
+#define PY(v) (y0 + S - S * (v))
+  ts_report_html(o,
+                 "<div class=\"survkm\"><svg class=\"chart cal\" id=\"survival-cal-%s\" role=\"img\" width=\"%d\" height=\"%d\" "
+                 "viewBox=\"0 0 %d %d\"><title>%s: predicted vs observed survival at t = %.4g</title>"
+                 "<text x=\"0\" y=\"14\" class=\"ct\">%s, S(t = %.4g)</text>"
+                 "<rect class=\"cal-frame\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#99a\"/>"
+                 "<line class=\"cal-diagonal\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#99a\" stroke-dasharray=\"4 3\"/>",
+                 m->name, W, H, W, H, m->name, m->p_tcal, m->name, m->p_tcal, x0, y0, S, S, x0, y0 + S, x0 + S, y0);
+  for (int t = 0; t <= 4; t++) {
+    double v = t / 4.0;
+    ts_report_html(o,
+                   "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" class=\"cv\">%.2g</text><text x=\"%.1f\" y=\"%d\" "
+                   "text-anchor=\"middle\" class=\"cv\">%.2g</text>",
+                   x0 - 5, PY(v) + 4, v, PX(v), y0 + S + 14, v);
+  }
+  ts_report_html(o,
+                 "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cl\">predicted S(t), group mean</text>"
+                 "<text x=\"10\" y=\"%d\" text-anchor=\"middle\" class=\"cl\" transform=\"rotate(-90 10 %d)\">observed "
+                 "(Kaplan-Meier)</text>",
+                 x0 + S / 2, y0 + S + 30, y0 + S / 2, y0 + S / 2);
+  for (int g = 0; g < m->n_cal; g++) {
+    const scal *c = &m->cal[g];
+    if (!isfinite(c->predicted) || !isfinite(c->observed)) continue;
+    if (isfinite(c->lo) && isfinite(c->hi))
+      ts_report_html(o,
+                     "<line class=\"cal-bar\" data-group=\"%lld\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#4f7cc3\"/>"
+                     "<path class=\"cal-cap\" stroke=\"#4f7cc3\" d=\"M%.1f %.1f h6 M%.1f %.1f h6\"/>",
+                     (long long)c->group, PX(c->predicted), PY(c->lo), PX(c->predicted), PY(c->hi), PX(c->predicted) - 3, PY(c->lo),
+                     PX(c->predicted) - 3, PY(c->hi));
+    ts_report_html(o, "<circle class=\"cal-point\" data-group=\"%lld\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#b42318\"/>", (long long)c->group,
+                   PX(c->predicted), PY(c->observed));
+  }
+  ts_report_html(o, "</svg>\n");
+#undef PX
+#undef PY
+  ts_report_html(o, "<table class=\"survtab\" id=\"survival-cal-%s-table\"><tr><th>group</th><th>patients</th><th>predicted</th>"
+                    "<th>observed [95%% CI]</th></tr>\n", m->name);
+  for (int g = 0; g < m->n_cal; g++) {
+    const scal *c = &m->cal[g];
+    ts_report_html(o, "<tr id=\"survival-cal-%s-%d\"><td class=\"n\">%lld</td>", m->name, g, (long long)c->group);
+    cell_begin(o, "n");
+    if (c->n >= 0) ts_report_html(o, "%lld", (long long)c->n);
+    else ts_report_html(o, UNDEF);
+    ts_report_html(o, "</td>");
+    cell_begin(o, "predicted");
+    num(o, "%.3f", c->predicted);
+    ts_report_html(o, "</td>");
+    cell_begin(o, "observed");
+    if (isfinite(c->observed)) est_ci(o, "%.3f", c->observed, c->lo, c->hi);
+    else ts_report_html(o, UNDEF " <small>(follow-up ends before t)</small>");
+    ts_report_html(o, "</td></tr>\n");
+  }
+  ts_report_html(o, "</table></div>\n<p><small>The pooled test patients");
+  if (m->p_n >= 0) ts_report_html(o, " (%lld)", (long long)m->p_n);
+  ts_report_html(o, " in %d groups of predicted S(t) at the calibration time t = ", m->n_cal);
+  num(o, "%.4g", m->p_tcal);
+  ts_report_html(o, " (the median event time of the study); per group the mean prediction (x) against the Kaplan-Meier "
+                    "estimate (y) with its 95%% CI (bars); on the dashed diagonal the model is calibrated. S(t) from: ");
+  if (spred) ts_report_html_text(o, spred);
+  else ts_report_html(o, UNDEF);
+  ts_report_html(o, ".</small></p>\n");
+}
+
+/* A deep model's training: train (solid) and validation (dashed) loss per epoch, the folds
+ * overlaid in their colours, each fold's best epoch (the weights kept and tested) marked. */
+static void curves(ts_report_out *o, const surv_data *d, const smodel *m) {
+  double lo = INFINITY, hi = -INFINITY;
+  int64_t emax = 1;
+  for (int k = 0; k < d->folds; k++)
+    for (int i = 0; i < m->f[k].n_ep; i++) {
+      const sepoch *e = &m->f[k].ep[i];
+      double v[2] = {e->train_loss, e->val_loss};
+      for (int q = 0; q < 2; q++)
+        if (isfinite(v[q])) lo = v[q] < lo ? v[q] : lo, hi = v[q] > hi ? v[q] : hi;
+      emax = e->epoch > emax ? e->epoch : emax;
+    }
+  ts_report_html(o, "<h4>Training curves</h4>\n");
+  if (!isfinite(lo)) {
+    ts_report_html(o, "<p id=\"survival-curve-%s-none\">No curve.csv with a finite loss.</p>\n", m->name);
+    return;
+  }
+  if (hi - lo < 1e-9) lo -= 0.5e-3, hi += 0.5e-3;
+  const int x0 = 50, y0 = 24, PW = 300, PH = 140, W = x0 + PW + 16, H = y0 + PH + 34 + 14 * d->folds;
+  double span = emax > 1 ? (double)(emax - 1) : 1;
+#define CX(e) (x0 + PW * ((double)(e)-1) / span)
+#define CY(v) (y0 + PH - PH * ((v)-lo) / (hi - lo))
+  ts_report_html(o,
+                 "<svg class=\"chart curve\" id=\"survival-curve-%s\" data-lo=\"%.17g\" data-hi=\"%.17g\" data-emax=\"%lld\" "
+                 "role=\"img\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\"><title>%s: loss per epoch, every fold</title>"
+                 "<text x=\"0\" y=\"14\" class=\"ct\">%s: loss per epoch</text>"
+                 "<rect class=\"curve-frame\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#99a\"/>"
+                 "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" class=\"cv\">%.3g</text><text x=\"%d\" y=\"%d\" "
+                 "text-anchor=\"end\" class=\"cv\">%.3g</text><text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cv\">1</text>"
+                 "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cv\">%lld</text><text x=\"%d\" y=\"%d\" "
+                 "text-anchor=\"middle\" class=\"cl\">epoch</text><text x=\"10\" y=\"%d\" text-anchor=\"middle\" class=\"cl\" "
+                 "transform=\"rotate(-90 10 %d)\">loss</text>",
+                 m->name, lo, hi, (long long)emax, W, H, W, H, m->name, m->name, x0, y0, PW, PH, x0 - 4, y0 + 8, hi, x0 - 4, y0 + PH, lo, x0,
+                 y0 + PH + 13, x0 + PW, y0 + PH + 13, (long long)emax, x0 + PW / 2, y0 + PH + 26, y0 + PH / 2, y0 + PH / 2);
+  for (int k = 0; k < d->folds; k++) {
+    const sfold *f = &m->f[k];
+    if (!f->n_ep) continue;
+    const char *col = fold_col[k % N_FOLD_COL];
+    for (int s = 0; s < 2; s++) {
+      ts_report_html(o, "<path class=\"%s\" data-fold=\"%d\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\"%s d=\"", s ? "val-loss" : "train-loss", k,
+                     col, s ? " stroke-dasharray=\"5 3\"" : "");
+      bool pen = false;
+      for (int i = 0; i < f->n_ep; i++) {
+        double v = s ? f->ep[i].val_loss : f->ep[i].train_loss;
+        if (!isfinite(v)) {
+          pen = false;
+          continue;
+        }
+        ts_report_html(o, "%s%.1f %.1f", pen ? " L" : "M", CX(f->ep[i].epoch), CY(v));
+        pen = true;
+      }
+      ts_report_html(o, "\"/>");
+    }
+    int64_t best = f->best_epoch; /* model.json's; else the last epoch that improved */
+    for (int i = 0; best < 0 && i < f->n_ep; i++)
+      if (f->ep[i].best) best = f->ep[i].epoch;
+    for (int i = 0; i < f->n_ep; i++)
+      if (f->ep[i].epoch == best && isfinite(f->ep[i].val_loss))
+        ts_report_html(o, "<circle class=\"best-epoch\" data-fold=\"%d\" data-epoch=\"%lld\" cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"/>", k,
+                       (long long)best, CX(best), CY(f->ep[i].val_loss), col);
+    int lx = 4, ly = y0 + PH + 42 + 14 * k;
+    ts_report_html(o,
+                   "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/><text class=\"cv curve-legend\" "
+                   "data-fold=\"%d\" x=\"%d\" y=\"%d\">fold %d: best epoch ",
+                   lx, ly - 4, lx + 14, ly - 4, col, k, lx + 18, ly, k);
+    if (best >= 0) ts_report_html(o, "%lld", (long long)best);
+    else ts_report_html(o, UNDEF);
+    ts_report_html(o, " of %d, val loss ", f->n_ep);
+    num(o, "%.4g", f->best_val_loss);
+    ts_report_html(o, "</text>");
+  }
+#undef CX
+#undef CY
+  ts_report_html(o, "</svg>\n");
+  const sfold *f = NULL;
+  for (int k = 0; k < d->folds && !f; k++)
+    if (m->f[k].deep) f = &m->f[k];
+  ts_report_html(o, "<p><small>Solid: training loss, dashed: validation loss (the fold's validation patients), one colour per "
+                    "fold; the dot is the best epoch by validation loss, whose weights were kept and tested");
+  if (f) {
+    ts_report_html(o, ". ");
+    ts_report_html_text(o, f->arch);
+    if (f->inputs[0]) ts_report_html(o, " on "), ts_report_html_text(o, f->inputs);
+    if (f->loss[0]) ts_report_html(o, ", loss "), ts_report_html_text(o, f->loss);
+    if (f->weights >= 0) ts_report_html(o, ", %lld weights", (long long)f->weights);
+  }
+  ts_report_html(o, ".</small></p>\n");
+}
+
+/* The attention heatmaps of the highest- and lowest-risk test patients of each fold. */
+static void heatmaps(ts_report_out *o, const surv_data *d, const smodel *m) {
+  int rows = 0, have = 0;
+  for (int k = 0; k < d->folds; k++) {
+    have += m->f[k].have_heat;
+    rows += m->f[k].n_heat;
+  }
+  if (!have) return;
+  ts_report_html(o, "<h4>Attention heatmaps of the highest- and lowest-risk test patients</h4>\n");
+  if (!rows) {
+    ts_report_html(o, "<p id=\"survival-heat-%s-none\">No heatmap (heatmaps.csv lists none).</p>\n", m->name);
+    return;
+  }
+  ts_report_html(o, "<table class=\"survtab survheat\" id=\"survival-heat-%s\"><tr><th>fold</th><th>group</th><th>patient</th><th>risk</th>"
+                    "<th>slide</th><th>heatmap</th><th>top tiles</th></tr>\n", m->name);
+  for (int k = 0; k < d->folds; k++) {
+    const sfold *f = &m->f[k];
+    for (int i = 0; i < f->n_heat; i++) {
+      const sheat *h = &f->heat[i];
+      ts_report_html(o, "<tr id=\"survival-heat-%s-fold%d-%d\"><td class=\"n\">%d</td><td class=\"%s\">", m->name, k, i, k,
+                     !strcmp(h->group, "high") ? "bad" : "ok");
+      ts_report_html_text(o, h->group);
+      ts_report_html(o, "</td><td>");
+      ts_report_html_text(o, h->patient);
+      ts_report_html(o, "</td>");
+      cell_begin(o, "risk");
+      num(o, "%.4g", h->risk);
+      ts_report_html(o, "</td><td>");
+      ts_report_html_text(o, h->slide);
+      ts_report_html(o, "</td>");
+      for (int q = 0; q < 2; q++) {
+        const char *src = q ? h->top : h->png;
+        ts_report_html(o, "<td>");
+        if (src[0]) {
+          char thumb[300];
+          snprintf(thumb, sizeof thumb, "survival.%s.fold%d.%s%s", m->name, k, h->slide, q ? ".top" : "");
+          ts_report_html_thumb(o, src, thumb, src);
+        } else {
+          ts_report_html(o, UNDEF);
+        }
+        ts_report_html(o, "</td>");
+      }
+      ts_report_html(o, "</tr>\n");
+    }
+  }
+  ts_report_html(o, "</table>\n<p><small>Per fold, the test patients of highest and lowest predicted risk (one row per slide), "
+                    "their tiles coloured by attention percentile; the top-tile strip shows the most attended tiles. Click a "
+                    "thumbnail for the full-size image.</small></p>\n");
 }
 
 /* A tick step giving about five ticks over span (1, 2 or 5 times a power of ten). */
@@ -962,7 +1545,8 @@ static int excluded(ts_report_out *o, const surv_data *d) {
 
 static const char surv_style[] =
     "<style>.survkm{display:flex;flex-wrap:wrap;gap:8px}table.survtab tr.mean td{border-top:2px solid #c8ccd4;background:#f8f9fb}"
-    "table.survtab small{color:#667}</style>\n";
+    "table.survtab small{color:#667}table.survheat img{height:96px;width:auto;border:1px solid #ccd}"
+    "table.survheat .missing{width:96px;height:40px}</style>\n";
 
 static int surv_html(const ts_report *r, const void *data, ts_report_out *o) {
   (void)r;
@@ -987,6 +1571,7 @@ static int surv_html(const ts_report *r, const void *data, ts_report_out *o) {
                  "where the figure is defined; " UNDEF " marks a figure that is undefined (a test part without an "
                  "event, one risk group empty, a hazard ratio without a finite estimate).</p>\n",
                  d->n_models, d->folds);
+  summary_table(o, d);
   for (int i = 0; i < d->n_models; i++) {
     const smodel *m = &d->m[i];
     ts_report_html(o, "<h3 id=\"survival-model-%s\">%s</h3>\n", m->name, m->name);
@@ -997,6 +1582,11 @@ static int surv_html(const ts_report *r, const void *data, ts_report_out *o) {
                    "survival/%s/fold&lt;k&gt;/km.csv; ticks: censorings.</p>\n",
                    m->name);
     km_charts(o, d, m);
+    calibration(o, d, m);
+    if (m->deep) {
+      curves(o, d, m);
+      heatmaps(o, d, m);
+    }
     if (m->n_cs) coef_table(o, d, m);
   }
   return excluded(o, d);
