@@ -289,9 +289,10 @@ static int evaluate(trainer *t, int set, double *loss_out, double *risk, double 
         cw = malloc(sizeof *cw * (n + 1));
         if (!e || !bin || !tm || !cw) rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "weights");
         for (size_t i = 0; rc >= 0 && i < n; i++) e[i] = d->set[set][i]->event, tm[i] = d->set[set][i]->time;
-        if (rc >= 0) rc = ts_surv_loss_bins_assign(n, tm, d->edges, d->n_bins ? d->n_bins : (int)t->c->survival.nll_bins, bin);
+        bool itbf = !strcmp(t->c->survival.cox_weights, "inverse_time_bin_frequency"); /* the training part's bins */
+        if (rc >= 0 && itbf) rc = ts_surv_loss_bins_assign(n, tm, d->edges, (int)t->c->survival.nll_bins, bin);
         if (rc >= 0)
-          rc = ts_surv_loss_weights(t->c->survival.cox_weights, n, e, bin, d->n_bins ? d->n_bins : (int)t->c->survival.nll_bins, t->c->survival.event_weight, cw);
+          rc = ts_surv_loss_weights(t->c->survival.cox_weights, n, e, itbf ? bin : NULL, (int)t->c->survival.nll_bins, t->c->survival.event_weight, cw);
         free(e), free(bin), free(tm);
         if (rc < 0) goto out;
       }
