@@ -194,4 +194,16 @@ rm -rf $R
 expect_rc 2 "$TESSERA" run cohort/config.yaml "${sets[@]}" --set survival.covariates=age,ecog
 check "(e) SURV_MISSING_COLUMN names the file and the column" grep -q "SURV_MISSING_COLUMN: .*clinical.csv: no column 'ecog'" "$WORK/out"
 check "(e) nothing fitted" test ! -e $R/survival/splits.csv
+
+# ---- (g) deep models' configuration errors stop the run before anything runs ----
+rm -rf $R
+expect_rc 2 "$TESSERA" run cohort/config.yaml "${sets[@]}" --set survival.models=snn --set cohort.genomic=
+check "(g) snn without cohort.genomic: SURV_NO_GENOMIC_TABLE" grep -q "SURV_NO_GENOMIC_TABLE: .*snn uses genomic data: set cohort.genomic" "$WORK/out"
+expect_rc 2 "$TESSERA" run cohort/config.yaml "${sets[@]}" --set survival.models=amil --set survival.loss=deephit
+check "(g) an unknown loss: CONFIG_RANGE naming the key" grep -q "CONFIG_RANGE: survival.loss: 'deephit' is neither nll nor cox" "$WORK/out"
+expect_rc 2 "$TESSERA" run cohort/config.yaml "${sets[@]}" --set survival.models=amil --set survival.cox_weights=heavy
+check "(g) an unknown weight scheme: CONFIG_RANGE listing the schemes" grep -q "CONFIG_RANGE: survival.cox_weights: 'heavy' is not one of none, events, inverse_time_bin_frequency" "$WORK/out"
+expect_rc 2 "$TESSERA" run cohort/config.yaml "${sets[@]}" --set survival.models=amil,deepsurv
+check "(g) an unknown model: CONFIG_RANGE listing the known ones" grep -q "CONFIG_RANGE: survival.models: unknown model 'deepsurv' (known: cox_clinical, cox_lasso, amil, snn, mmf_concat, mmf_bilinear, coattn)" "$WORK/out"
+check "(g) nothing ran" test ! -e $R/ledger.sqlite
 finish
