@@ -1096,16 +1096,19 @@ static void calibration(ts_report_out *o, const surv_data *d, const smodel *m) {
                       "(or no calibration time).</p>\n", m->name);
     return;
   }
+  char tcal[32];
+  if (isfinite(m->p_tcal)) snprintf(tcal, sizeof tcal, "%.4g", m->p_tcal);
+  else snprintf(tcal, sizeof tcal, UNDEF);
   const int S = 200, x0 = 48, y0 = 24, W = x0 + S + 16, H = y0 + S + 44;
 #define PX(v) (x0 + S * (v))
 #define PY(v) (y0 + S - S * (v))
   ts_report_html(o,
                  "<div class=\"survkm\"><svg class=\"chart cal\" id=\"survival-cal-%s\" role=\"img\" width=\"%d\" height=\"%d\" "
-                 "viewBox=\"0 0 %d %d\"><title>%s: predicted vs observed survival at t = %.4g</title>"
-                 "<text x=\"0\" y=\"14\" class=\"ct\">%s, S(t = %.4g)</text>"
+                 "viewBox=\"0 0 %d %d\"><title>%s: predicted vs observed survival at t = %s</title>"
+                 "<text x=\"0\" y=\"14\" class=\"ct\">%s, S(t = %s)</text>"
                  "<rect class=\"cal-frame\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#99a\"/>"
                  "<line class=\"cal-diagonal\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#99a\" stroke-dasharray=\"4 3\"/>",
-                 m->name, W, H, W, H, m->name, m->p_tcal, m->name, m->p_tcal, x0, y0, S, S, x0, y0 + S, x0 + S, y0);
+                 m->name, W, H, W, H, m->name, tcal, m->name, tcal, x0, y0, S, S, x0, y0 + S, x0 + S, y0);
   for (int t = 0; t <= 4; t++) {
     double v = t / 4.0;
     ts_report_html(o,
