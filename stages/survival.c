@@ -1117,9 +1117,10 @@ out:
 /* ---- finish: the summary over folds ---- */
 
 /* Every fold's test patients together (their risks come from different folds' models: the
- * pooled cross-validated C, each patient tested once), the pooled Harrell C with a percentile
+ * pooled cross-validated C; test parts are disjoint, so a patient is tested at most once, and
+ * all patients only when folds x test_frac >= 1), the pooled Harrell C with a percentile
  * bootstrap CI, and the calibration at the calibration time: test patients in quintiles of
- * predicted S(t_cal), per quintile the mean prediction and the Kaplan-Meier estimate at t_cal
+ * predicted S(t_cal) (thirds below 25 patients, none below 10), per group the mean prediction and the Kaplan-Meier estimate at t_cal
  * with its 95% CI. JSON members appended to fj. */
 static void pooled(const ts_run *run, const char *model, int folds, FILE *fj) {
   size_t n = 0, cap = 0;
