@@ -24,7 +24,9 @@
 #    `python3 clam_like_patching.py` (interpreter start-up and imports included), wall clock.
 #  - in-process: bench/bench_tile (median of 15, per step) against the CLAM-like seg + patch.
 #  - start-up: `tessera --version` (dynamic loading: LibTorch's ~300 libraries and static
-#    initialisers) and a run's whole time minus its stage time.
+#    initialisers) and a run's whole time minus its stage time. A build configured with
+#    -DTS_LAZY_TORCH=ON loads LibTorch only when a stage calls it (see CMakeLists.txt): run the
+#    bench on such a build directory to see the difference.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-${TS_BUILD_DIR:-$here/build}}" && pwd)
