@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn_util.h"
+
 #define MAX_BLOCKS 64
 
 struct conv {
@@ -80,14 +82,7 @@ void ts_encoder_opts_default(ts_encoder_opts *o) {
   o->micro_batch = 4;
 }
 
-/* splitmix64: independent per-tensor seeds from (seed, index); never 0 (0 = global generator). */
-static uint64_t mix_seed(uint64_t seed, uint64_t i) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (i + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
-  return z ? z : 1;
-}
+#define mix_seed ts__nn_mix_seed /* nn/nn_util.c */
 
 /* Add a tensor (ownership passes to the state) and return the state's borrowed handle. */
 static int add_param(ts_encoder *e, const char *name, ts_tensor **t, ts_tensor **borrowed) {

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn_util.h"
+
 /* The architectures: a declaration and a table line each (see ts_mil.h). */
 extern const struct ts_mil_arch ts_mil_arch_abmil;
 extern const struct ts_mil_arch ts_mil_arch_clam_sb;
@@ -60,32 +62,11 @@ void ts_mil_out_free(ts_mil_out *o) {
   ts_tensor_free(&o->inst_loss);
 }
 
-/* splitmix64 (as nn/encoder.c): one private generator seed per (seed, entry); never 0. */
-static uint64_t mix_seed(uint64_t seed, uint64_t i) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (i + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
-  return z ? z : 1;
-}
+#define mix_seed ts__nn_mix_seed /* nn/nn_util.c */
 
 /* Take ownership of *t: make it trainable, add it to the state and the parameter list. */
 static int add_param(ts_mil *m, const char *name, ts_tensor **t, ts_tensor **borrowed) {
-  int rc = 0;
-  TS_TRY(ts_tensor_set_requires_grad(*t, true));
-  TS_TRY(ts_nn_state_add(m->state, name, *t));
-  if (m->n_params == m->cap_params) {
-    int cap = m->cap_params ? 2 * m->cap_params : 16;
-    const ts_tensor **p = realloc(m->params, (size_t)cap * sizeof *p);
-    if (!p) TS_FAIL(TS_ENOMEM, "NN_OOM", "ts_mil: out of memory");
-    m->params = p;
-    m->cap_params = cap;
-  }
-  *borrowed = ts_nn_state_tensor(m->state, ts_nn_state_count(m->state) - 1);
-  m->params[m->n_params++] = *borrowed;
-out:
-  ts_tensor_free(t);
-  return rc;
+  return ts__nn_add_trainable(m->state, &m->params, &m->n_params, &m->cap_params, name, t, borrowed, "ts_mil");
 }
 
 /* U(-bound, bound) from the entry's own generator. */

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn_util.h"
+
 /* ---- The model ---------------------------------------------------------------------------------- */
 
 struct sn_arch {
@@ -68,32 +70,11 @@ void ts__sn_pool_free(ts__sn_pool *p) {
 
 /* ---- Weights ------------------------------------------------------------------------------------ */
 
-/* splitmix64 of (seed, entry index): one private generator per tensor, as nn/mil.c. */
-static uint64_t mix_seed(uint64_t seed, uint64_t i) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (i + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
-  return z ? z : 1;
-}
+#define mix_seed ts__nn_mix_seed /* nn/nn_util.c */
 
 /* Take ownership of *t: trainable, into the state and the parameter list. */
 static int add_param(ts_survnet *m, const char *name, ts_tensor **t, ts_tensor **borrowed) {
-  int rc = 0;
-  TS_TRY(ts_tensor_set_requires_grad(*t, true));
-  TS_TRY(ts_nn_state_add(m->state, name, *t));
-  if (m->n_params == m->cap_params) {
-    int cap = m->cap_params ? 2 * m->cap_params : 32;
-    const ts_tensor **p = realloc(m->params, (size_t)cap * sizeof *p);
-    if (!p) TS_FAIL(TS_ENOMEM, "NN_OOM", "ts_survnet: out of memory");
-    m->params = p;
-    m->cap_params = cap;
-  }
-  *borrowed = ts_nn_state_tensor(m->state, ts_nn_state_count(m->state) - 1);
-  m->params[m->n_params++] = *borrowed;
-out:
-  ts_tensor_free(t);
-  return rc;
+  return ts__nn_add_trainable(m->state, &m->params, &m->n_params, &m->cap_params, name, t, borrowed, "ts_survnet");
 }
 
 static uint64_t next_seed(const ts_survnet *m) {
