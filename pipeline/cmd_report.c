@@ -33,6 +33,7 @@
 #include "ts_cli.h"
 #include "ts_error.h"
 #include "ts_io.h"
+#include "ts_ledger.h"
 #include "ts_report.h"
 #include "ts_slide.h"
 #include "ts_stage.h"
@@ -68,6 +69,13 @@ int ts_cmd_report(int argc, char **argv) {
     return TS_EXIT_USAGE;
   }
   ts_report_opts o = {.peak_rss_kb = 0, .quiet = true};
+  char lp[TS_PATH_MAX];
+  ts_ledger *l = NULL; /* the ledger's checks first (LEDGER_CORRUPT, ...): the report reads it raw */
+  if (ts_io_join(dir, "ledger.sqlite", lp, sizeof lp) == 0 && ts_io_exists(lp) && ts_ledger_open(lp, true, &l) < 0) {
+    fprintf(stderr, "%s\n", ts_error_message());
+    return TS_EXIT_USAGE;
+  }
+  ts_ledger_close(&l);
   if (ts_report_write(dir, ts_stages, &o) < 0) {
     fprintf(stderr, "%s\n", ts_error_message());
     return TS_EXIT_USAGE;

@@ -140,8 +140,12 @@ int ts_cmd_status(int argc, char **argv) {
   char path[TS_PATH_MAX];
   ts_io_join(dir, "ledger.sqlite", path, sizeof path);
   ts_ledger *l = NULL;
-  if (!ts_io_exists(path) || ts_ledger_open(path, true, &l) < 0) {
-    fprintf(stderr, "RUN_NO_LEDGER: %s has no readable ledger.sqlite: is it a tessera run directory?\n", dir);
+  if (!ts_io_exists(path)) {
+    fprintf(stderr, "RUN_NO_LEDGER: %s has no ledger.sqlite: is it a tessera run directory?\n", dir);
+    return TS_EXIT_USAGE;
+  }
+  if (ts_ledger_open(path, true, &l) < 0) { /* LEDGER_CORRUPT, LEDGER_TOO_NEW, ...: say which */
+    fprintf(stderr, "%s\n", ts_error_message());
     return TS_EXIT_USAGE;
   }
   ts_stage_counts *c = NULL;

@@ -4,14 +4,18 @@
  * while a run goes on) never block the writer. Each call is one transaction. */
 #include "ts_ledger.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ts_error.h"
 #include "ts_ledger_sql.h"
+#include "ts_version.h"
 
 struct ts_ledger {
   sqlite3 *db;
@@ -52,38 +56,197 @@ static int upgrade(ts_ledger *l) {
   return 0;
 }
 
-int ts_ledger_open(const char *path, bool readonly, ts_ledger **out) {
-  *out = NULL;
-  ts_ledger *l = calloc(1, sizeof *l);
-  if (!l) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "ledger");
+/* ---- opening: an existing ledger is checked, never rebuilt ----
+ *
+ * The ledger is the only record of what is done, so a ledger tessera cannot trust is refused,
+ * with what to do, before anything is written (nothing here deletes, truncates or rewrites an
+ * existing file):
+ *   LEDGER_NOT_A_LEDGER  not a SQLite file (empty, other bytes), or a database without the
+ *                        ledger's tables (runs, stages, units)
+ *   LEDGER_CORRUPT       a SQLite file cut short, or one PRAGMA integrity_check (read-write
+ *                        opens) or quick_check (read-only ones) finds damaged
+ *   LEDGER_TOO_NEW       PRAGMA user_version above TS_LEDGER_SCHEMA (a newer tessera wrote it)
+ * The run, about to write, pays for integrity_check once per invocation (100k units, 51 MB:
+ * 0.24 s); status and report, which only read and may be polled while a run goes on, use
+ * quick_check (0.11 s): it walks every b-tree page and record (what a torn or overwritten page
+ * breaks) but does not match each index entry to its row.
+ * A leftover -wal/-shm (a run killed by kill -9) is not damage: SQLite replays the WAL.
+ * All three are TS_ECONFIG (exit code 2): the user must act. */
+
+static const char sqlite_magic[16] = "SQLite format 3"; /* with its NUL: the 16-byte header string */
+
+#define WHAT_TO_DO "restore ledger.sqlite from a copy, or move the whole run directory aside and run again (every unit is redone); tessera never rebuilds or overwrites a ledger"
+
+static int not_a_ledger(const char *path, const char *why) {
+  return ts_error_set(TS_ECONFIG, "LEDGER_NOT_A_LEDGER", "%s is not a tessera ledger (%s): %s", path, why, WHAT_TO_DO);
+}
+static int corrupt(const char *path, const char *why) {
+  return ts_error_set(TS_ECONFIG, "LEDGER_CORRUPT", "%s is damaged (%s): %s", path, why, WHAT_TO_DO);
+}
+
+/* The bytes on disk, before SQLite sees them: SQLite takes an empty file for a new database
+ * (it would write a fresh one over it) and reports a short one only on first read. */
+static int check_header(const char *path, int64_t size) {
+  if (size == 0) return not_a_ledger(path, "an empty file, 0 bytes");
+  FILE *f = fopen(path, "rb");
+  if (!f) return ts_error_set(TS_EIO, "LEDGER_OPEN", "cannot open ledger %s: %s", path, strerror(errno));
+  char head[16];
+  size_t n = fread(head, 1, sizeof head, f);
+  fclose(f);
+  char why[96];
+  if (memcmp(head, sqlite_magic, n) != 0) return not_a_ledger(path, "not a SQLite database: its first bytes are not \"SQLite format 3\"");
+  if (n < sizeof head || size < 512) { /* the smallest page is 512 bytes */
+    snprintf(why, sizeof why, "cut short: %lld bytes, a SQLite database is at least 512", (long long)size);
+    return corrupt(path, why);
+  }
+  return 0;
+}
+
+/* A failed SQLite call while checking: damage, or a plain I/O failure. */
+static int check_err(ts_ledger *l, int s, const char *what) {
+  char why[400];
+  snprintf(why, sizeof why, "%s: %s", what, sqlite3_errmsg(l->db));
+  int e = s & 0xff;
+  if (e == SQLITE_CORRUPT || e == SQLITE_NOTADB) return corrupt(l->path, why);
+  return ts_error_set(TS_EIO, "LEDGER_OPEN", "cannot read ledger %s: %s", l->path, why);
+}
+
+/* full: integrity_check rather than quick_check. */
+static int check_db(ts_ledger *l, bool full) {
+  sqlite3_stmt *st = NULL;
+  int rc = 0, s;
+  /* the version first: a newer schema may have other tables */
+  if ((s = sqlite3_prepare_v2(l->db, "PRAGMA user_version", -1, &st, NULL)) != SQLITE_OK) return check_err(l, s, "user_version");
+  s = sqlite3_step(st);
+  int64_t version = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  if (s != SQLITE_ROW) return check_err(l, s, "user_version");
+  if (version > TS_LEDGER_SCHEMA || version < 0)
+    return ts_error_set(TS_ECONFIG, "LEDGER_TOO_NEW",
+                        "%s has ledger schema %lld, this tessera (%s) knows schemas up to %d: use the newer tessera that wrote it "
+                        "(the ledger is left as it is)",
+                        l->path, (long long)version, TS_VERSION, TS_LEDGER_SCHEMA);
+  /* damage: the first problem the check names */
+  const char *check = full ? "integrity_check" : "quick_check";
+  char sql[48];
+  snprintf(sql, sizeof sql, "PRAGMA %s(1)", check);
+  if ((s = sqlite3_prepare_v2(l->db, sql, -1, &st, NULL)) != SQLITE_OK) return check_err(l, s, check);
+  s = sqlite3_step(st);
+  if (s != SQLITE_ROW) {
+    rc = check_err(l, s, check);
+  } else {
+    const char *res = (const char *)sqlite3_column_text(st, 0);
+    if (!res || strcmp(res, "ok")) {
+      char why[400];
+      snprintf(why, sizeof why, "PRAGMA %s: %.360s", check, res ? res : "?");
+      for (char *p = why; *p; p++) /* "*** in database main ***\nPage 8: ...": one line */
+        if (*p == '\n') *p = ' ';
+      rc = corrupt(l->path, why);
+    }
+  }
+  sqlite3_finalize(st);
+  if (rc < 0) return rc;
+  /* ours: the tables every ledger since schema 1 has */
+  if ((s = sqlite3_prepare_v2(l->db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN ('runs','stages','units')",
+                              -1, &st, NULL)) != SQLITE_OK)
+    return check_err(l, s, "tables");
+  s = sqlite3_step(st);
+  int64_t n = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  if (s != SQLITE_ROW) return check_err(l, s, "tables");
+  if (n != 3) return not_a_ledger(l->path, "a SQLite database without the ledger's tables runs, stages and units");
+  return 0;
+}
+
+/* Schema, upgrade and version on an open read-write connection. */
+static int init_schema(ts_ledger *l) {
+  char *msg = NULL;
+  if (sqlite3_exec(l->db, ts_ledger_sql, NULL, NULL, &msg) != SQLITE_OK) {
+    int rc = ts_error_set(TS_EIO, "LEDGER_OPEN", "cannot initialise ledger %s: %s", l->path, msg ? msg : "?");
+    sqlite3_free(msg);
+    return rc;
+  }
+  TS_CALL(upgrade(l));
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version = %d", TS_LEDGER_SCHEMA);
+  if (sqlite3_exec(l->db, sql, NULL, NULL, NULL) != SQLITE_OK) return sql_err(l, "user_version");
+  return 0;
+}
+
+static int open_db(ts_ledger *l, const char *path, int flags) {
   snprintf(l->path, sizeof l->path, "%s", path);
-  int flags = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   if (sqlite3_open_v2(path, &l->db, flags, NULL) != SQLITE_OK) {
-    int rc = ts_error_set(TS_EIO, "LEDGER_OPEN", "cannot open ledger %s: %s", path,
-                          l->db ? sqlite3_errmsg(l->db) : "out of memory");
+    int rc = ts_error_set(TS_EIO, "LEDGER_OPEN", "cannot open ledger %s: %s", path, l->db ? sqlite3_errmsg(l->db) : "out of memory");
     sqlite3_close(l->db);
-    free(l);
+    l->db = NULL;
     return rc;
   }
   sqlite3_busy_timeout(l->db, 10000);
+  return 0;
+}
+
+/* A new ledger is made whole under a temporary name and renamed into place, so that a kill -9
+ * while it is made never leaves a ledger.sqlite that is empty or half made (which the next
+ * open would refuse). A leftover temporary (`*.tmp.*`) is removed by the run's start-up. */
+static int create_new(const char *path) {
+  char tmp[1100], side[1120];
+  TS_CALL(ts_io_tmp_path(path, tmp, sizeof tmp));
+  static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+  for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+    snprintf(side, sizeof side, "%s%s", tmp, sfx[i]);
+    unlink(side); /* our own pid's leftover, if any */
+  }
+  ts_ledger t = {0};
+  int rc = 0;
+  TS_TRY(open_db(&t, tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+  TS_TRY(init_schema(&t));
+  /* closing the only connection checkpoints the WAL into the file and removes it */
+  if (sqlite3_close(t.db) != SQLITE_OK) {
+    TS_FAIL(TS_EIO, "LEDGER_OPEN", "cannot initialise ledger %s: close: %s", path, sqlite3_errmsg(t.db));
+  }
+  t.db = NULL;
+  TS_TRY(ts_io_commit(tmp, path));
+  return 0;
+out:
+  if (t.db) sqlite3_close(t.db);
+  for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+    snprintf(side, sizeof side, "%s%s", tmp, sfx[i]);
+    unlink(side);
+  }
+  return rc;
+}
+
+int ts_ledger_open(const char *path, bool readonly, ts_ledger **out) {
+  *out = NULL;
+  struct stat sb;
+  if (stat(path, &sb) == 0) {
+    if (!S_ISREG(sb.st_mode)) return not_a_ledger(path, "not a regular file");
+    TS_CALL(check_header(path, (int64_t)sb.st_size));
+  } else if (errno != ENOENT) {
+    return ts_error_set(TS_EIO, "LEDGER_OPEN", "cannot open ledger %s: %s", path, strerror(errno));
+  } else if (!readonly) {
+    TS_CALL(create_new(path));
+  } /* read-only and absent: sqlite3_open_v2 says so below */
+  ts_ledger *l = calloc(1, sizeof *l);
+  if (!l) return ts_error_set(TS_ENOMEM, "NO_MEMORY", "ledger");
+  int rc = 0;
+  /* the checks on a read-only connection: closing a read-write one would checkpoint a
+   * leftover WAL into the file we are about to refuse. Never SQLITE_OPEN_CREATE: the file
+   * exists (checked above, or just made). */
+  TS_TRY(open_db(l, path, SQLITE_OPEN_READONLY));
+  TS_TRY(check_db(l, !readonly));
   if (!readonly) {
-    char *msg = NULL;
-    if (sqlite3_exec(l->db, ts_ledger_sql, NULL, NULL, &msg) != SQLITE_OK) {
-      int rc = ts_error_set(TS_EIO, "LEDGER_OPEN", "cannot initialise ledger %s: %s", path, msg ? msg : "?");
-      sqlite3_free(msg);
-      sqlite3_close(l->db);
-      free(l);
-      return rc;
-    }
-    if (upgrade(l) < 0) {
-      int rc = ts_error_code();
-      sqlite3_close(l->db);
-      free(l);
-      return rc;
-    }
+    sqlite3_close(l->db);
+    l->db = NULL;
+    TS_TRY(open_db(l, path, SQLITE_OPEN_READWRITE));
+    TS_TRY(init_schema(l)); /* older ledgers: the schema 2 columns, the version */
   }
   *out = l;
   return 0;
+out:
+  sqlite3_close(l->db);
+  free(l);
+  return rc;
 }
 
 void ts_ledger_close(ts_ledger **l) {

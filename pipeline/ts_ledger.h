@@ -8,7 +8,14 @@
  *     TS_CALL(ts_ledger_unit_done(l, "tile", "S0001", &res, 0));
  *     ts_ledger_close(&l);
  *
- * Tokens: LEDGER_OPEN, LEDGER_SQL.
+ * An existing ledger is checked at every open and refused, never rebuilt, when it cannot be
+ * trusted (TS_ECONFIG, exit code 2; the message says what to do):
+ *   LEDGER_NOT_A_LEDGER  not a SQLite file (empty, other bytes), or without the ledger's tables
+ *   LEDGER_CORRUPT       cut short, or damaged (PRAGMA integrity_check; quick_check when readonly)
+ *   LEDGER_TOO_NEW       PRAGMA user_version above TS_LEDGER_SCHEMA: written by a newer tessera
+ * A leftover -wal/-shm (kill -9) is normal: SQLite replays it.
+ *
+ * Tokens: LEDGER_OPEN (cannot open/read: TS_EIO), LEDGER_SQL, and the three above.
  */
 #ifndef TS_LEDGER_H
 #define TS_LEDGER_H
@@ -22,6 +29,10 @@
 
 typedef struct ts_ledger ts_ledger;
 
+/* The ledger schema this tessera writes and reads (PRAGMA user_version; 0 is a schema 1 or 2
+ * ledger from before the version was recorded, upgraded on its next read-write open). */
+#define TS_LEDGER_SCHEMA 2
+
 /* Per-stage counts of whole units; a unit named "<u>#<anything>" is a part of unit <u> (a shard
  * of a slide, api/ts_stage.h) and is counted apart, in parts_*. items sums every done unit,
  * parts included (the shards count a slide's tiles, its merge none). */
@@ -34,6 +45,9 @@ typedef struct ts_stage_counts {
   char notes[4096]; /* the first of them, "unit\tnote\n" each, in unit order; whole lines only */
 } ts_stage_counts;
 
+/* Open path, creating it (atomically: a temporary renamed into place) when absent and not
+ * readonly; an existing file is checked first (above). readonly never writes: a schema 1
+ * ledger stays one. */
 int ts_ledger_open(const char *path, bool readonly, ts_ledger **out);
 void ts_ledger_close(ts_ledger **l);
 

@@ -233,6 +233,158 @@ static void test_ledger_safe_ids(void) {
   CU_ASSERT_FALSE(ts_id_is_safe("a b"));
 }
 
+/* ---- the open path: an existing ledger that cannot be trusted is refused, untouched ---- */
+
+static void put_file(const char *p, const void *data, size_t n) {
+  FILE *f = fopen(p, "wb");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  if (n) CU_ASSERT_EQUAL(fwrite(data, 1, n, f), n);
+  fclose(f);
+}
+
+static int64_t user_version(const char *p) {
+  sqlite3 *db = NULL;
+  int64_t v = -1;
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+static void sql_on(const char *p, const char *sql) {
+  sqlite3 *db = NULL;
+  CU_ASSERT_EQUAL_FATAL(sqlite3_open(p, &db), SQLITE_OK);
+  CU_ASSERT_EQUAL(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+/* Open bad (read-only and read-write): refused with token, TS_ECONFIG, the path in the message,
+ * and the file byte-identical afterwards. */
+static void expect_refused(const char *bad, const char *token, const char *what) {
+  char *before = NULL, *after = NULL;
+  size_t nb = 0, na = 0;
+  CU_ASSERT_EQUAL_FATAL(ts_io_read_all(bad, &before, &nb), 0);
+  for (int ro = 0; ro < 2; ro++) {
+    ts_ledger *l = NULL;
+    int rc = ts_ledger_open(bad, ro == 1, &l);
+    CU_ASSERT_EQUAL(rc, TS_ECONFIG);
+    CU_ASSERT_PTR_NULL(l);
+    if (strcmp(ts_error_token(), token)) fprintf(stderr, "\n  %s (%s): got %s\n", what, ro ? "ro" : "rw", ts_error_message());
+    CU_ASSERT_STRING_EQUAL(ts_error_token(), token);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ts_error_message(), bad));
+    CU_ASSERT_PTR_NOT_NULL(strstr(ts_error_message(), strcmp(token, "LEDGER_TOO_NEW") ? "restore ledger.sqlite from a copy" : "use the newer tessera"));
+    ts_ledger_close(&l);
+  }
+  CU_ASSERT_EQUAL_FATAL(ts_io_read_all(bad, &after, &na), 0);
+  CU_ASSERT_EQUAL(na, nb);
+  CU_ASSERT(na == nb && memcmp(before, after, nb) == 0);
+  free(before);
+  free(after);
+}
+
+static void test_ledger_open_refuses_untrusted(void) {
+  char good[300], bad[300];
+  snprintf(good, sizeof good, "%s/good.sqlite", dir);
+  snprintf(bad, sizeof bad, "%s/bad.sqlite", dir);
+  ts_ledger *l = NULL;
+  CU_ASSERT_EQUAL_FATAL(ts_ledger_open(good, false, &l), 0);
+  bool reset = false;
+  int64_t run = 0;
+  CU_ASSERT_EQUAL(ts_ledger_stage_prepare(l, "tile", 1, "h", &reset), 0);
+  CU_ASSERT_EQUAL(ts_ledger_run_begin(l, "cfg", "tessera run x", 1, "host", "0.1", &run), 0);
+  CU_ASSERT_EQUAL(ts_ledger_begin(l), 0);
+  for (int i = 0; i < 400; i++) { /* a few pages of units, so that the units b-tree has interior pages */
+    char id[16];
+    snprintf(id, sizeof id, "S%04d", i);
+    CU_ASSERT_EQUAL(ts_ledger_unit_add(l, "tile", id, i), 0);
+    ts_unit_record r = {.output = "tiles/x.h5", .checksum = "0123456789abcdef0123456789abcdef", .bytes = 10, .items = 3};
+    CU_ASSERT_EQUAL(ts_ledger_unit_done(l, "tile", id, 0, 1, run, &r), 0);
+  }
+  CU_ASSERT_EQUAL(ts_ledger_commit(l), 0);
+  ts_ledger_close(&l);
+  CU_ASSERT_EQUAL(user_version(good), TS_LEDGER_SCHEMA); /* a new ledger records its schema */
+  char *img = NULL;
+  size_t n = 0;
+  CU_ASSERT_EQUAL_FATAL(ts_io_read_all(good, &img, &n), 0);
+  CU_ASSERT_FATAL(n > 8 * 4096);
+
+  /* not SQLite: other bytes, an empty file */
+  char *junk = malloc(n);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(junk);
+  for (size_t i = 0; i < n; i++) junk[i] = (char)('a' + i % 26);
+  put_file(bad, junk, n);
+  expect_refused(bad, "LEDGER_NOT_A_LEDGER", "garbage");
+  put_file(bad, "", 0);
+  expect_refused(bad, "LEDGER_NOT_A_LEDGER", "empty");
+  /* cut short: inside the header, inside page 1, at half */
+  put_file(bad, img, 10);
+  expect_refused(bad, "LEDGER_CORRUPT", "10 bytes");
+  put_file(bad, img, 300);
+  expect_refused(bad, "LEDGER_CORRUPT", "300 bytes");
+  put_file(bad, img, n / 2);
+  expect_refused(bad, "LEDGER_CORRUPT", "half");
+  /* a b-tree page in the middle overwritten: the units table's root page's header */
+  put_file(bad, img, n);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  int64_t root = 0, psize = 0;
+  CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(bad, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  if (sqlite3_prepare_v2(db, "SELECT rootpage, (SELECT page_size FROM pragma_page_size) FROM sqlite_master WHERE name='units'", -1, &st,
+                         NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+    root = sqlite3_column_int64(st, 0);
+    psize = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  CU_ASSERT_FATAL(root > 1 && psize >= 512 && (root - 1) * psize + 12 <= (int64_t)n);
+  memcpy(junk, img, n);
+  memset(junk + (root - 1) * psize, 0x7f, 12); /* page type, freeblock, cell count, content offset */
+  put_file(bad, junk, n);
+  expect_refused(bad, "LEDGER_CORRUPT", "b-tree page header");
+  /* a newer schema */
+  put_file(bad, img, n);
+  sql_on(bad, "PRAGMA user_version = 3");
+  expect_refused(bad, "LEDGER_TOO_NEW", "user_version 3");
+  CU_ASSERT_PTR_NOT_NULL(strstr(ts_error_message(), "schema 3"));
+  /* SQLite, but not ours */
+  unlink(bad);
+  sql_on(bad, "PRAGMA journal_mode=DELETE; CREATE TABLE notes(x); INSERT INTO notes VALUES(1)");
+  expect_refused(bad, "LEDGER_NOT_A_LEDGER", "other tables");
+  /* a directory where the ledger should be */
+  char sub[320];
+  snprintf(sub, sizeof sub, "%s/adir.sqlite", dir);
+  CU_ASSERT_EQUAL_FATAL(ts_io_mkdirs(sub, 0755), 0);
+  CU_ASSERT_EQUAL(ts_ledger_open(sub, false, &l), TS_ECONFIG);
+  CU_ASSERT_STRING_EQUAL(ts_error_token(), "LEDGER_NOT_A_LEDGER");
+
+  /* a ledger from before the version was recorded (user_version 0): opens, is upgraded */
+  put_file(bad, img, n);
+  sql_on(bad, "PRAGMA user_version = 0");
+  CU_ASSERT_EQUAL(ts_ledger_open(bad, true, &l), 0); /* read-only: left as it is */
+  ts_ledger_close(&l);
+  CU_ASSERT_EQUAL(user_version(bad), 0);
+  CU_ASSERT_EQUAL_FATAL(ts_ledger_open(bad, false, &l), 0);
+  char state[16];
+  CU_ASSERT_EQUAL(ts_ledger_unit_state(l, "tile", "S0399", state), 0);
+  CU_ASSERT_STRING_EQUAL(state, "done");
+  ts_ledger_close(&l);
+  CU_ASSERT_EQUAL(user_version(bad), TS_LEDGER_SCHEMA);
+  /* a new ledger leaves no temporary behind */
+  char fresh[300], cmd[400];
+  snprintf(fresh, sizeof fresh, "%s/fresh/ledger.sqlite", dir);
+  snprintf(cmd, sizeof cmd, "%s/fresh", dir);
+  CU_ASSERT_EQUAL_FATAL(ts_io_mkdirs(cmd, 0755), 0);
+  CU_ASSERT_EQUAL_FATAL(ts_ledger_open(fresh, false, &l), 0);
+  ts_ledger_close(&l);
+  snprintf(cmd, sizeof cmd, "test -z \"$(ls %s/fresh | grep -v '^ledger.sqlite$')\"", dir);
+  CU_ASSERT_EQUAL(system(cmd), 0);
+  free(junk);
+  free(img);
+}
+
 int ts_test_register(void) {
   CU_pSuite s = CU_add_suite("ledger", setup, teardown);
   if (!s) return -1;
@@ -241,5 +393,6 @@ int ts_test_register(void) {
   CU_add_test(s, "test_ledger_bad_items_stale_retire", test_ledger_bad_items_stale_retire);
   CU_add_test(s, "test_ledger_cohort_csv", test_ledger_cohort_csv);
   CU_add_test(s, "test_ledger_safe_ids", test_ledger_safe_ids);
+  CU_add_test(s, "test_ledger_open_refuses_untrusted", test_ledger_open_refuses_untrusted);
   return 0;
 }
