@@ -1,7 +1,9 @@
 # tests/crash_lib.sh — shared by it_crash.sh and it_sigterm.sh (sourced after lib.sh).
 # Checks that a run directory's ledger and files agree after interruptions.
 
-ledger_q() { $PY -c "import sqlite3,sys; print('\n'.join('|'.join(map(str,r)) for r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2])))" "$1/ledger.sqlite" "$2"; }
+# read-only (mode=ro): a plain connect() of a ledger not made yet would create an empty
+# ledger.sqlite, which tessera then (rightly) refuses as LEDGER_NOT_A_LEDGER
+ledger_q() { $PY -c "import sqlite3,sys; print('\n'.join('|'.join(map(str,r)) for r in sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True).execute(sys.argv[2])))" "$1/ledger.sqlite" "$2"; }
 
 # output checksums of a run directory (everything but the report, which carries times)
 out_sums() { (cd "$1" && find tissue tiles features -type f 2>/dev/null | LC_ALL=C sort | xargs -r sha256sum); }
