@@ -82,8 +82,6 @@ void ts_encoder_opts_default(ts_encoder_opts *o) {
   o->micro_batch = 4;
 }
 
-#define mix_seed ts__nn_mix_seed /* nn/nn_util.c */
-
 /* Add a tensor (ownership passes to the state) and return the state's borrowed handle. */
 static int add_param(ts_encoder *e, const char *name, ts_tensor **t, ts_tensor **borrowed) {
   if (e->device != TS_NN_CPU) {
@@ -107,7 +105,7 @@ static int make_conv(ts_encoder *e, uint64_t seed, const char *name, int64_t out
   int64_t shape[4] = {out_c, in_c, k, k};
   ts_tensor *r = NULL, *w = NULL;
   int rc = 0;
-  TS_TRY(ts_tensor_randn(shape, 4, TS_NN_F32, mix_seed(seed, (uint64_t)ts_nn_state_count(e->state)), &r));
+  TS_TRY(ts_tensor_randn(shape, 4, TS_NN_F32, ts__nn_mix_seed(seed, (uint64_t)ts_nn_state_count(e->state)), &r));
   TS_TRY(ts_nn_mul_scalar(r, sqrt(2.0 / (double)(out_c * k * k)), &w));
   snprintf(full, sizeof full, "%s.weight", name);
   TS_TRY(add_param(e, full, &w, &c->w));

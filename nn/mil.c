@@ -62,8 +62,6 @@ void ts_mil_out_free(ts_mil_out *o) {
   ts_tensor_free(&o->inst_loss);
 }
 
-#define mix_seed ts__nn_mix_seed /* nn/nn_util.c */
-
 /* Take ownership of *t: make it trainable, add it to the state and the parameter list. */
 static int add_param(ts_mil *m, const char *name, ts_tensor **t, ts_tensor **borrowed) {
   return ts__nn_add_trainable(m->state, &m->params, &m->n_params, &m->cap_params, name, t, borrowed, "ts_mil");
@@ -73,7 +71,7 @@ static int add_param(ts_mil *m, const char *name, ts_tensor **t, ts_tensor **bor
 static int uniform(ts_mil *m, const int64_t *shape, int ndim, double bound, ts_tensor **out) {
   ts_tensor *u = NULL, *s = NULL;
   int rc = 0;
-  uint64_t seed = mix_seed(m->opts.seed, (uint64_t)ts_nn_state_count(m->state));
+  uint64_t seed = ts__nn_mix_seed(m->opts.seed, (uint64_t)ts_nn_state_count(m->state));
   TS_TRY(ts_tensor_rand(shape, ndim, m->opts.dtype, seed, &u));
   TS_TRY(ts_nn_mul_scalar(u, 2.0 * bound, &s));
   TS_TRY(ts_nn_add_scalar(s, -bound, out));
@@ -104,7 +102,7 @@ int ts__mil_param_new(ts_mil *m, const char *name, const int64_t *shape, int ndi
   if (std == 0) {
     TS_TRY(ts_tensor_zeros(shape, ndim, m->opts.dtype, &t));
   } else {
-    uint64_t seed = mix_seed(m->opts.seed, (uint64_t)ts_nn_state_count(m->state));
+    uint64_t seed = ts__nn_mix_seed(m->opts.seed, (uint64_t)ts_nn_state_count(m->state));
     TS_TRY(ts_tensor_randn(shape, ndim, m->opts.dtype, seed, &r));
     TS_TRY(ts_nn_mul_scalar(r, std, &t));
   }

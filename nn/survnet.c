@@ -70,15 +70,13 @@ void ts__sn_pool_free(ts__sn_pool *p) {
 
 /* ---- Weights ------------------------------------------------------------------------------------ */
 
-#define mix_seed ts__nn_mix_seed /* nn/nn_util.c */
-
 /* Take ownership of *t: trainable, into the state and the parameter list. */
 static int add_param(ts_survnet *m, const char *name, ts_tensor **t, ts_tensor **borrowed) {
   return ts__nn_add_trainable(m->state, &m->params, &m->n_params, &m->cap_params, name, t, borrowed, "ts_survnet");
 }
 
 static uint64_t next_seed(const ts_survnet *m) {
-  return mix_seed(m->opts.seed, (uint64_t)ts_nn_state_count(m->state));
+  return ts__nn_mix_seed(m->opts.seed, (uint64_t)ts_nn_state_count(m->state));
 }
 
 int ts__sn_param_new(ts_survnet *m, const char *name, const int64_t *shape, int ndim, double value,

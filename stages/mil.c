@@ -119,9 +119,6 @@ static int skip(const ts_run *run, char *why, size_t n) {
   return 0;
 }
 
-#define mix64 ts__stage_mix64 /* stages/stage_util.c */
-#define str_hash ts__stage_str_hash
-
 static int splits_path(const ts_run *run, char *buf, size_t n) { return ts_run_path(run, "splits/splits.csv", buf, n); }
 
 /* Rows of a feature file's `features` (-1 when unreadable). */
@@ -273,7 +270,6 @@ out:
 /* ---- bags: stages/stage_util.c (ts__stage_read_bag, shared with the survival stage) ---- */
 
 typedef ts__stage_bag bag;
-#define bag_clear ts__stage_bag_clear
 
 static int read_bag(const ts_run *run, const char *slide, bag *b) {
   return ts__stage_read_bag(run, run->cfg->mil.features, slide, "MIL", b);
@@ -372,7 +368,7 @@ static int train_epoch(trainer *t, const fold_set *tr, const size_t *order, doub
     ts_mil_out_free(&o);
     ts_tensor_free(&loss);
     ts_tensor_free(&x);
-    bag_clear(&b);
+    ts__stage_bag_clear(&b);
   }
   *loss_out = tr->n ? sum / (double)tr->n : NAN;
   return rc;
@@ -434,7 +430,7 @@ static int evaluate(trainer *t, const fold_set *s, eval_out *e, att_sink sink, v
     ts_tensor_free(&p);
     ts_tensor_free(&tgt);
     ts_tensor_free(&x);
-    bag_clear(&b);
+    ts__stage_bag_clear(&b);
   }
   ts_nn_guard_end(&g);
   e->loss = s->n ? sum / (double)s->n : NAN;
@@ -618,12 +614,12 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
     bag b;
     TS_TRY(read_bag(run, sets[TS_SET_TRAIN].rows[0]->slide_id, &b));
     t.dim = b.d;
-    bag_clear(&b);
+    ts__stage_bag_clear(&b);
   }
   ts_nn_set_num_threads((int)c->mil.threads);
   ts_nn_set_deterministic(true);
   ts_nn_tune_malloc(); /* glibc keeps the activations' memory instead of faulting it in each bag */
-  uint64_t useed = mix64((uint64_t)c->run.seed ^ mix64(str_hash(arch)) ^ mix64((uint64_t)fold + 1));
+  uint64_t useed = ts__stage_mix64((uint64_t)c->run.seed ^ ts__stage_mix64(ts__stage_str_hash(arch)) ^ ts__stage_mix64((uint64_t)fold + 1));
   ts_mil_opts mo;
   ts_mil_opts_default(&mo);
   mo.in_dim = t.dim;
@@ -657,12 +653,12 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   double best_loss = INFINITY;
   int best_epoch = -1, since = 0, epochs_run = 0;
   for (int ep = 0; ep < c->mil.epochs; ep++) {
-    uint64_t es = mix64(useed ^ mix64((uint64_t)ep + 0x5151));
+    uint64_t es = ts__stage_mix64(useed ^ ts__stage_mix64((uint64_t)ep + 0x5151));
     if (c->mil.balanced) { /* draw N bags with replacement, P(bag) ∝ 1 / count(class) */
       double tot = 0;
       for (size_t i = 0; i < tr->n; i++) tot += 1.0 / cls_w[(int)tr->rows[i]->label];
       for (size_t i = 0; i < tr->n; i++) {
-        es = mix64(es);
+        es = ts__stage_mix64(es);
         double x = (double)(es >> 11) / 9007199254740992.0 * tot, acc = 0;
         size_t j = 0;
         for (; j + 1 < tr->n; j++) {
@@ -674,7 +670,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
     } else { /* a shuffle (Fisher–Yates) */
       for (size_t i = 0; i < tr->n; i++) order[i] = i;
       for (size_t i = tr->n; i > 1; i--) {
-        es = mix64(es);
+        es = ts__stage_mix64(es);
         size_t j = (size_t)(es % i);
         size_t tmpi = order[i - 1];
         order[i - 1] = order[j];
@@ -682,7 +678,7 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
       }
     }
     for (size_t i = 0; !regression && i < tr->n; i++) draws[(int)tr->rows[order[i]]->label]++;
-    ts_nn_manual_seed(mix64(es ^ 0xD5));
+    ts_nn_manual_seed(ts__stage_mix64(es ^ 0xD5));
     double tl = 0;
     if ((rc = train_epoch(&t, tr, order, &tl)) < 0) {
       free(cls_w);

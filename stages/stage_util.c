@@ -20,6 +20,14 @@ void ts__stage_jnum(FILE *f, double v, const char *fmt) {
   else fputs("null", f);
 }
 
+void ts__stage_jpair(FILE *f, double a, double b) {
+  fputc('[', f);
+  ts__stage_jnum(f, a, "%.17g");
+  fputs(", ", f);
+  ts__stage_jnum(f, b, "%.17g");
+  fputc(']', f);
+}
+
 int ts__stage_write_output(const ts_run *run, const char *rel, const char *text, size_t len, ts_unit_record *rec) {
   char path[TS_PATH_MAX];
   TS_CALL(ts_run_path(run, rel, path, sizeof path));

@@ -13,6 +13,8 @@
 
 /* A number in FMT, or null where JSON has none (NaN, inf). */
 void ts__stage_jnum(FILE *f, double v, const char *fmt);
+/* [a, b] as two such numbers (%.17g): a confidence interval. */
+void ts__stage_jpair(FILE *f, double a, double b);
 /* Write TEXT to the run-relative REL atomically and name it an output of the unit. */
 int ts__stage_write_output(const ts_run *run, const char *rel, const char *text, size_t len, ts_unit_record *rec);
 /* Parse the run-relative JSON file REL into *out (ts_json_clear it); -1 (no error kept) when

@@ -699,6 +699,12 @@ static int cmp_trow_desc(const void *a, const void *b) {
   return x->t < y->t ? 1 : x->t > y->t ? -1 : 0;
 }
 
+/* Ascending by t, then r (pooled(): t the prediction, r the row). */
+static int cmp_trow_pred(const void *a, const void *b) {
+  const trow *x = a, *y = b;
+  return x->t < y->t ? -1 : x->t > y->t ? 1 : x->r < y->r ? -1 : x->r > y->r;
+}
+
 /* Breslow's H0 at the training part's distinct event times, O(n log n). */
 static int breslow(surv_pred *sp, const part *tr) {
   size_t n = tr->n;
@@ -1007,11 +1013,9 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
     ts__stage_jnum(m, fit->se[j], "%.17g");
     fprintf(m, ", \"hr\": ");
     ts__stage_jnum(m, fit->hr[j], "%.17g");
-    fprintf(m, ", \"hr_ci95\": [");
-    ts__stage_jnum(m, fit->hr_lower[j], "%.17g");
-    fprintf(m, ", ");
-    ts__stage_jnum(m, fit->hr_upper[j], "%.17g");
-    fprintf(m, "], \"p\": ");
+    fprintf(m, ", \"hr_ci95\": ");
+    ts__stage_jpair(m, fit->hr_lower[j], fit->hr_upper[j]);
+    fprintf(m, ", \"p\": ");
     ts__stage_jnum(m, fit->pvalue[j], "%.17g");
     fprintf(m, "}");
   }
@@ -1059,11 +1063,9 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   ts__stage_jnum(m, hc.c, "%.17g");
   fprintf(m, ", \"c_index_se\": ");
   ts__stage_jnum(m, hc.std_err, "%.17g");
-  fprintf(m, ", \"c_index_boot_ci95\": [");
-  ts__stage_jnum(m, boot_lo, "%.17g");
-  fprintf(m, ", ");
-  ts__stage_jnum(m, boot_hi, "%.17g");
-  fprintf(m, "], \"c_index_boot_sd\": ");
+  fprintf(m, ", \"c_index_boot_ci95\": ");
+  ts__stage_jpair(m, boot_lo, boot_hi);
+  fprintf(m, ", \"c_index_boot_sd\": ");
   ts__stage_jnum(m, boot_sd, "%.17g");
   fprintf(m, ", \"bootstrap\": %lld", (long long)run->cfg->survival.bootstrap);
   fprintf(m, ",\n \"ibs\": ");
@@ -1089,11 +1091,9 @@ static int work(const ts_run *run, const ts_unit *u, ts_unit_record *rec) {
   ts__stage_jnum(m, lr_p, "%.17g");
   fprintf(m, ", \"hr_high_vs_low\": ");
   ts__stage_jnum(m, hr, "%.17g");
-  fprintf(m, ", \"hr_ci95\": [");
-  ts__stage_jnum(m, hr_lo, "%.17g");
-  fprintf(m, ", ");
-  ts__stage_jnum(m, hr_hi, "%.17g");
-  fprintf(m, "]}\n");
+  fprintf(m, ", \"hr_ci95\": ");
+  ts__stage_jpair(m, hr_lo, hr_hi);
+  fprintf(m, "}\n");
   fclose(m);
   snprintf(rel, sizeof rel, "survival/%s/fold%d/metrics.json", model, fold);
   rc = ts__stage_write_output(run, rel, js, jl, rec);
@@ -1176,22 +1176,17 @@ static void pooled(const ts_run *run, const char *model, int folds, FILE *fj) {
   ts__stage_jnum(fj, cc.c, "%.17g");
   fprintf(fj, ", \"c_index_se\": ");
   ts__stage_jnum(fj, cc.std_err, "%.17g");
-  fprintf(fj, ", \"c_index_boot_ci95\": [");
-  ts__stage_jnum(fj, lo, "%.17g");
-  fprintf(fj, ", ");
-  ts__stage_jnum(fj, hi, "%.17g");
-  fprintf(fj, "], \"bootstrap\": %lld, \"calibration_time\": ", (long long)run->cfg->survival.bootstrap);
+  fprintf(fj, ", \"c_index_boot_ci95\": ");
+  ts__stage_jpair(fj, lo, hi);
+  fprintf(fj, ", \"bootstrap\": %lld, \"calibration_time\": ", (long long)run->cfg->survival.bootstrap);
   ts__stage_jnum(fj, t_cal, "%.17g");
   fprintf(fj, ", \"calibration\": [");
-  /* quintiles of the prediction (ties stay together by sorting (pred, index)) */
-  size_t *o = malloc(sizeof *o * (n + 1)), nv = 0;
+  /* quintiles of the prediction, sorted by (pred, index) */
+  trow *o = malloc(sizeof *o * (n + 1));
+  size_t nv = 0;
   for (size_t i = 0; o && i < n; i++)
-    if (isfinite(sv[i])) o[nv++] = i;
-  for (size_t i = 1; o && i < nv; i++) /* insertion sort by prediction: pooled test parts are small */
-    for (size_t j = i; j > 0 && sv[o[j]] < sv[o[j - 1]]; j--) {
-      size_t x = o[j];
-      o[j] = o[j - 1], o[j - 1] = x;
-    }
+    if (isfinite(sv[i])) o[nv++] = (trow){.t = sv[i], .r = (double)i};
+  if (o) qsort(o, nv, sizeof *o, cmp_trow_pred);
   int G = nv >= 25 ? 5 : nv >= 10 ? 3 : 0, w = 0;
   for (int g = 0; g < G && isfinite(t_cal); g++) {
     size_t a = nv * (size_t)g / (size_t)G, b = nv * (size_t)(g + 1) / (size_t)G, k = b - a;
@@ -1202,7 +1197,10 @@ static void pooled(const ts_run *run, const char *model, int folds, FILE *fj) {
       free(gt), free(ge);
       break;
     }
-    for (size_t i = 0; i < k; i++) gt[i] = tm[o[a + i]], ge[i] = ev[o[a + i]], mean += sv[o[a + i]] / (double)k;
+    for (size_t i = 0; i < k; i++) {
+      size_t r = (size_t)o[a + i].r;
+      gt[i] = tm[r], ge[i] = ev[r], mean += sv[r] / (double)k;
+    }
     double obs = NAN, olo = NAN, ohi = NAN;
     if (ts_km_fit_new(&(ts_surv_data){.n = k, .time = gt, .event = ge}, 0.95, &km) >= 0 && km->ncurve == 1) {
       const ts_km_curve *kc = &km->curve[0];
@@ -1215,11 +1213,9 @@ static void pooled(const ts_run *run, const char *model, int folds, FILE *fj) {
     ts_km_free(&km);
     fprintf(fj, "%s{\"group\": %d, \"n\": %zu, \"predicted\": %.17g, \"observed\": ", w++ ? ", " : "", g + 1, k, mean);
     ts__stage_jnum(fj, obs, "%.17g");
-    fprintf(fj, ", \"observed_ci95\": [");
-    ts__stage_jnum(fj, olo, "%.17g");
-    fprintf(fj, ", ");
-    ts__stage_jnum(fj, ohi, "%.17g");
-    fprintf(fj, "]}");
+    fprintf(fj, ", \"observed_ci95\": ");
+    ts__stage_jpair(fj, olo, ohi);
+    fprintf(fj, "}");
     free(gt), free(ge);
   }
   fprintf(fj, "]}");

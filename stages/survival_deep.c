@@ -251,6 +251,30 @@ out:
   return rc;
 }
 
+/* The Cox loss's case weights of a whole set by survival.cox_weights (*out NULL for "none");
+ * inverse_time_bin_frequency bins by the training part's edges. The same function makes the
+ * training part's once (ts__surv_deep_fit) and the validation part's for its loss. */
+static int case_weights(const trainer *t, int set, double **out) {
+  const ts__surv_deep *d = t->d;
+  const char *scheme = t->c->survival.cox_weights;
+  size_t n = d->n[set];
+  *out = NULL;
+  if (!strcmp(scheme, "none")) return 0;
+  int rc = 0, K = (int)t->c->survival.nll_bins;
+  bool itbf = !strcmp(scheme, "inverse_time_bin_frequency");
+  int *e = malloc(sizeof *e * (n + 1));
+  int64_t *bin = malloc(sizeof *bin * (n + 1));
+  double *tm = malloc(sizeof *tm * (n + 1)), *w = malloc(sizeof *w * (n + 1));
+  if (!e || !bin || !tm || !w) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "weights");
+  for (size_t i = 0; i < n; i++) e[i] = d->set[set][i]->event, tm[i] = d->set[set][i]->time;
+  if (itbf) TS_TRY(ts_surv_loss_bins_assign(n, tm, d->edges, K, bin));
+  TS_TRY(ts_surv_loss_weights(scheme, n, e, itbf ? bin : NULL, K, t->c->survival.event_weight, w));
+  *out = w, w = NULL;
+out:
+  free(e), free(bin), free(tm), free(w);
+  return rc;
+}
+
 /* A set through the best (or current) weights without gradients: its loss, risks, survival
  * (nll) and, when att is not NULL, every patient's raw attention and geometry. */
 static int evaluate(trainer *t, int set, double *loss_out, double *risk, double *surv, float **att, pbag *geo) {
@@ -282,20 +306,7 @@ static int evaluate(trainer *t, int set, double *loss_out, double *risk, double 
     for (size_t i = 0; i < n; i++) ev += d->set[set][i]->event;
     if (!t->nll && ev == 0) *loss_out = NAN; /* no partial likelihood without an event */
     else {
-      if (!t->nll && strcmp(t->c->survival.cox_weights, "none")) { /* the scheme's weights on this set */
-        int *e = malloc(sizeof *e * (n + 1));
-        int64_t *bin = malloc(sizeof *bin * (n + 1));
-        double *tm = malloc(sizeof *tm * (n + 1));
-        cw = malloc(sizeof *cw * (n + 1));
-        if (!e || !bin || !tm || !cw) rc = ts_error_set(TS_ENOMEM, "NO_MEMORY", "weights");
-        for (size_t i = 0; rc >= 0 && i < n; i++) e[i] = d->set[set][i]->event, tm[i] = d->set[set][i]->time;
-        bool itbf = !strcmp(t->c->survival.cox_weights, "inverse_time_bin_frequency"); /* the training part's bins */
-        if (rc >= 0 && itbf) rc = ts_surv_loss_bins_assign(n, tm, d->edges, (int)t->c->survival.nll_bins, bin);
-        if (rc >= 0)
-          rc = ts_surv_loss_weights(t->c->survival.cox_weights, n, e, itbf ? bin : NULL, (int)t->c->survival.nll_bins, t->c->survival.event_weight, cw);
-        free(e), free(bin), free(tm);
-        if (rc < 0) goto out;
-      }
+      if (!t->nll) TS_TRY(case_weights(t, set, &cw));
       TS_TRY(batch_loss(t, cat, set, idx, n, cw, &loss));
       TS_TRY(ts_tensor_item(loss, loss_out));
     }
@@ -470,7 +481,6 @@ int ts__surv_deep_fit(ts__surv_deep *d, FILE *mj, ts_unit_record *rec) {
   size_t ntr = d->n[TS_SET_TRAIN];
   double *cw = NULL, *ttm = NULL;
   int *tev = NULL;
-  int64_t *tbin = NULL;
   size_t *order = NULL;
   ts_nn_state *best = NULL;
   char *curve = NULL, rel[512], path[TS_PATH_MAX], dir_rel[256];
@@ -481,7 +491,7 @@ int ts__surv_deep_fit(ts__surv_deep *d, FILE *mj, ts_unit_record *rec) {
   snprintf(dir_rel, sizeof dir_rel, "survival/%s/fold%d", d->model, d->fold);
   /* targets: bins on the training part */
   int K = (int)c->survival.nll_bins;
-  if (!(ttm = malloc(sizeof *ttm * (ntr + 1))) || !(tev = malloc(sizeof *tev * (ntr + 1))) || !(tbin = malloc(sizeof *tbin * (ntr + 1))) ||
+  if (!(ttm = malloc(sizeof *ttm * (ntr + 1))) || !(tev = malloc(sizeof *tev * (ntr + 1))) ||
       !(order = malloc(sizeof *order * (ntr + 1))))
     TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
   for (size_t i = 0; i < ntr; i++) ttm[i] = d->set[TS_SET_TRAIN][i]->time, tev[i] = d->set[TS_SET_TRAIN][i]->event;
@@ -491,16 +501,10 @@ int ts__surv_deep_fit(ts__surv_deep *d, FILE *mj, ts_unit_record *rec) {
       rc = ts_error_set(TS_EINPUT, ts_error_token(), "fold %d's training part: %s (lower survival.nll_bins)", d->fold, ts_error_detail());
       goto out;
     }
-    d->n_bins = K;
-    TS_TRY(ts_surv_loss_bins_assign(ntr, ttm, d->edges, K, tbin));
   }
-  if (!t.nll) {
-    if (!(cw = malloc(sizeof *cw * (ntr + 1)))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
-    TS_TRY(ts_surv_loss_weights(c->survival.cox_weights, ntr, tev, need_bins ? tbin : NULL, K, c->survival.event_weight, cw));
-    if (!strcmp(c->survival.cox_weights, "none")) free(cw), cw = NULL;
-  }
+  if (!t.nll) TS_TRY(case_weights(&t, TS_SET_TRAIN, &cw));
   t.K = t.nll ? K : 1;
-  if (!t.nll) d->n_bins = 0;
+  d->n_bins = t.nll ? K : 0; /* cox with inverse_time_bin_frequency keeps the edges, not a bin model */
   for (int k = 0; k < 3; k++) {
     if (!(d->risk[k] = calloc(d->n[k] + 1, sizeof *d->risk[k]))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
     if (t.nll && !(d->surv[k] = calloc(d->n[k] * (size_t)K + 1, sizeof *d->surv[k]))) TS_FAIL(TS_ENOMEM, "NO_MEMORY", "survival");
@@ -616,7 +620,7 @@ out:
   ts_nn_state_free(&best);
   ts_optim_free(&t.opt);
   ts_survnet_free(&t.m);
-  free(cw), free(ttm), free(tev), free(tbin), free(order);
+  free(cw), free(ttm), free(tev), free(order);
   malloc_trim(0);
   return rc;
 }

@@ -59,10 +59,14 @@ def rows(model):
 
 def burden(p): return np.mean([float(sl[s]["tumour_burden"]) for s in slides_of[p]])
 
-# every patient left out is one whose slides have no tile (blank)
+# every patient left out is one whose slides have no tile (the tile stage's files say so)
+import h5py
 for r in csv.DictReader(open(run + "/excluded.csv")):
-    ok &= r["token"] == "SURV_NO_FEATURES"
-    print("left out", r["patient_id"], r["token"], "blank per truth:", [sl[s]["blank"] for s in slides_of[r["patient_id"]]])
+    tiles = [h5py.File(f"{d}/run/tiles/{s}.h5", "r")["coords"].shape[0] for s in slides_of[r["patient_id"]]]
+    good = r["token"] == "SURV_NO_FEATURES" and sum(tiles) == 0
+    ok &= good
+    print("left out", r["patient_id"], r["token"], "tiles per slide:", tiles, "blank per truth:", [sl[s]["blank"] for s in slides_of[r["patient_id"]]],
+          "ok" if good else "WRONG")
 
 test = {}
 for m in ["cox_clinical", "amil", "snn", "mmf_bilinear"]:
